@@ -1,0 +1,61 @@
+"""The ``kokoro-nb`` command line.
+
+Exit codes: 0 success; 1 unexpected failure; 2 bad input or usage (message on stderr, no
+traceback). Each stage module registers its own sub-commands through ``register_cli``; command
+bodies only hand off to library functions, and heavy imports (torch, transformers) stay inside
+them so that ``kokoro-nb --help`` is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from . import __version__
+from .errors import KokoroError
+
+# Modules that add sub-commands, in --help order. Each defines register_cli(subparsers).
+_COMMAND_MODULES = ("corpus", "stats")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="kokoro-nb",
+        description="Companion tools for the KokoroChat paper: data, statistics, SFT data, evaluation.",
+        epilog="Exit codes: 0 ok, 1 unexpected error, 2 bad input or usage.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"kokoro_nb.{name}").register_cli(sub)
+    return parser
+
+
+def print_json(obj) -> None:
+    """Print *obj* as one JSON object on stdout (non-ASCII kept readable)."""
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of raising."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quiet:
+        import os
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        return int(args.func(args) or 0)
+    except KokoroError as exc:
+        print(f"kokoro-nb: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kokoro-nb: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

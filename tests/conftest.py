@@ -1,0 +1,63 @@
+"""Shared fixtures: synthetic corpora for unit tests, the real data for integration tests.
+
+Real-data tests skip with a visible reason when the data is absent, and fail instead of
+skipping when KOKORO_REQUIRE_DATA=1 (CI sets it).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kokoro_nb import config
+from kokoro_nb.synthetic import write_kokorochat, write_psy_insight
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's parsed-table cache out of the user's real cache folder."""
+    if not os.environ.get("KOKORO_TEST_SHARED_CACHE"):
+        monkeypatch.setenv(config.CACHE_ENV, str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def _real(env: str, marker_file: str) -> Path:
+    path = os.environ.get(env)
+    if path and (Path(path) / marker_file).exists():
+        return Path(path)
+    reason = f"real data not available: set {env} to the released data set"
+    if config.data_required():
+        pytest.fail(f"{reason} (KOKORO_REQUIRE_DATA=1 forbids skipping)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def kokorochat_dir() -> Path:
+    """Return the real KokoroChat folder, or skip (fail under KOKORO_REQUIRE_DATA=1)."""
+    return _real(config.KOKOROCHAT_ENV, "kokorochat_dialogues")
+
+
+@pytest.fixture(scope="session")
+def psy_insight_dir() -> Path:
+    """Return the real Psy-Insight folder, or skip (fail under KOKORO_REQUIRE_DATA=1)."""
+    return _real(config.PSY_INSIGHT_ENV, "data")
+
+
+@pytest.fixture(scope="session")
+def real_corpus(kokorochat_dir, tmp_path_factory):
+    """The real KokoroChat corpus, loaded once per test session."""
+    import kokoro_nb
+    os.environ.setdefault(config.CACHE_ENV, str(tmp_path_factory.getbasetemp() / "cache"))
+    return kokoro_nb.load_kokorochat(kokorochat_dir, progress=False)
+
+
+@pytest.fixture
+def synthetic_kokorochat_dir(tmp_path) -> Path:
+    """A fresh synthetic KokoroChat folder (20 dialogues, upstream layout)."""
+    return write_kokorochat(tmp_path / "kokorochat", n_dialogues=20)
+
+
+@pytest.fixture
+def synthetic_psy_insight_dir(tmp_path) -> Path:
+    """A fresh synthetic Psy-Insight folder (data/en_… and data/cn_…)."""
+    return write_psy_insight(tmp_path / "psy-insight")
