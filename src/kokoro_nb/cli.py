@@ -16,7 +16,7 @@ from . import __version__
 from .errors import KokoroError
 
 # Modules that add sub-commands, in --help order. Each defines register_cli(subparsers).
-_COMMAND_MODULES = ("corpus", "stats")
+_COMMAND_MODULES = ("corpus", "stats", "sft", "train", "generate", "metrics", "book")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,11 +42,14 @@ def print_json(obj) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.quiet:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # tqdm reads TQDM_DISABLE when it is imported, so -q must act before the stage modules load.
+    head = argv[: next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))]
+    if "-q" in head or "--quiet" in head:
         import os
         os.environ["TQDM_DISABLE"] = "1"
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KokoroError as exc:

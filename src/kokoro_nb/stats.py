@@ -212,3 +212,386 @@ def _cmd_stats(args) -> int:
     for s in f.get("skipped_reasons", []):
         print(f"  skipped {s['reason']}")
     return 0
+
+
+# --------------------------------------------------------------------------- book chapters 1-5
+# Helpers for the descriptive chapters: labels, score rules, bootstrap intervals, item
+# correlations, variance components, regression, and the dataset comparison of Table 1.
+
+def label(kind: str, key: str, lang: str = "en") -> str:
+    """Return the display label of a topic, item or feature in English or Japanese.
+
+    >>> label("item", "D1", "ja"), label("topic", "Others", "ja"), label("feature", "client_utterances")
+    ('聴いてもらえた、わかってもらえたと感じた', 'その他', 'Client utterance count')
+    """
+    from .schema import ITEMS, TOPICS
+    if lang not in ("en", "ja"):
+        raise ValueError(f"lang must be 'en' or 'ja', got {lang!r}")
+    ja = lang == "ja"
+    if kind == "topic":
+        return TOPICS.get(key, key) if ja else key
+    if kind == "item":
+        it = {i.code: i for i in ITEMS}[key]
+        return it.key_jp if ja else it.label_en
+    if kind == "feature":
+        return (FEATURES_JA if ja else FEATURES)[key]
+    raise ValueError(f"kind must be topic, item or feature, got {kind!r}")
+
+
+def item_sum(dialogues: pd.DataFrame) -> pd.Series:
+    """Return the sum of the 20 item scores per dialogue (the total before any screening rule)."""
+    return dialogues[list(ITEM_CODES)].astype("Int64").sum(axis=1, min_count=len(ITEM_CODES))
+
+
+HALVING_RULES = {"floor": lambda s: s // 2, "ceil": lambda s: -(-s // 2),
+                 "round_half_even": lambda s: np.round(s / 2).astype("Int64")}
+
+
+def score_rule_check(dialogues: pd.DataFrame, halving: str = "floor") -> pd.DataFrame:
+    """Classify each dialogue by the Appendix A.3 rule that applies and check its released score.
+
+    Rules: flag (1) or (2) -> total 0; else flag (3) -> item sum halved (rounded by *halving*);
+    else the total is the item sum. Returns one row per dialogue with ``rule``, ``item_sum``,
+    ``expected``, ``score`` and ``follows``.
+    """
+    flags = dialogues[list(FLAG_KEYS)].fillna(False).astype(bool)
+    zero = flags[FLAG_KEYS[0]] | flags[FLAG_KEYS[1]]
+    halve = flags[FLAG_KEYS[2]] & ~zero
+    total = item_sum(dialogues)
+    expected = total.copy()
+    expected[halve] = HALVING_RULES[halving](total[halve])
+    expected[zero] = 0
+    rule = np.select([zero.to_numpy(), halve.to_numpy()], ["zero (flag 1 or 2)", "halve (flag 3)"],
+                     "item sum (no flag)")
+    score = dialogues["score"].astype("Int64")
+    return pd.DataFrame({"dialogue_id": dialogues["dialogue_id"].astype(str).to_numpy(), "rule": rule,
+                         "item_sum": total.to_numpy(), "expected": expected.to_numpy(),
+                         "score": score.to_numpy(),
+                         "follows": (score == expected).fillna(False).to_numpy(bool)})
+
+
+def score_rule_summary(dialogues: pd.DataFrame) -> pd.DataFrame:
+    """Count dialogues per screening rule, and how many released totals follow it.
+
+    Also counts, for the halved dialogues with an odd item sum, which rounding reproduces them.
+    """
+    check = score_rule_check(dialogues)
+    out = check.groupby("rule").agg(dialogues=("follows", "size"), follows=("follows", "sum"))
+    out["differs"] = out["dialogues"] - out["follows"]
+    halved = check[check["rule"] == "halve (flag 3)"]
+    odd = halved["item_sum"] % 2 == 1
+    out["odd_item_sum"] = 0
+    if len(halved):
+        out.loc["halve (flag 3)", "odd_item_sum"] = int(odd.sum())
+        for name, fn in HALVING_RULES.items():
+            out[f"odd_{name}"] = 0
+            out.loc["halve (flag 3)", f"odd_{name}"] = int(
+                (fn(halved.loc[odd, "item_sum"]).astype("Int64") == halved.loc[odd, "score"]).sum())
+    order = ["item sum (no flag)", "halve (flag 3)", "zero (flag 1 or 2)"]
+    return out.reindex([r for r in order if r in out.index]).astype(int)
+
+
+def score_shape(dialogues: pd.DataFrame) -> dict:
+    """Describe the shape of the score distribution: skewness, modes, and the skew without flags.
+
+    ``modes`` are the local maxima of a Gaussian kernel density (Scott's bandwidth) on 0-100.
+    """
+    s = dialogues["score"].dropna().astype(float).to_numpy()
+    flagged = dialogues[list(FLAG_KEYS)].fillna(False).astype(bool).any(axis=1).to_numpy()
+    unflagged = dialogues["score"].astype(float).to_numpy()[~flagged]
+    unflagged = unflagged[~np.isnan(unflagged)]
+    modes: list[float] = []
+    if len(s) >= 3 and np.ptp(s) > 0:
+        grid = np.linspace(SCORE_RANGE[0], SCORE_RANGE[1], 1001)
+        y = sps.gaussian_kde(s)(grid)
+        peaks = np.flatnonzero((y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:])) + 1
+        modes = [float(grid[i]) for i in peaks]
+    return {"skew": float(sps.skew(s)) if len(s) > 2 else float("nan"),
+            "skew_unflagged": float(sps.skew(unflagged)) if len(unflagged) > 2 else float("nan"),
+            "mean_minus_median": float(np.mean(s) - np.median(s)) if len(s) else float("nan"),
+            "modes": modes, "n_modes": len(modes),
+            "share_at_zero": float(np.mean(s == 0)) if len(s) else float("nan")}
+
+
+SCORE_RANGE = (0, 100)
+
+
+def topic_score_test(dialogues: pd.DataFrame, min_group: int = 5) -> dict:
+    """Kruskal-Wallis test of the score across topics (topics with < *min_group* dialogues left out).
+
+    Returns H, its p value, the degrees of freedom, epsilon-squared (H / (n - 1), an effect size
+    between 0 and 1) and the topics used; NaN statistics when fewer than two topics qualify.
+    """
+    d = dialogues[["topic", "score"]].dropna()
+    sizes = d.groupby("topic").size()
+    used = sorted(sizes[sizes >= min_group].index)
+    groups = [d.loc[d["topic"] == t, "score"].astype(float).to_numpy() for t in used]
+    n = int(sum(len(g) for g in groups))
+    out = {"topics": used, "left_out": sorted(set(sizes.index) - set(used)), "n": n,
+           "df": max(len(used) - 1, 0), "H": float("nan"), "p": float("nan"), "epsilon2": float("nan")}
+    if len(groups) >= 2 and n > len(groups) and np.ptp(np.concatenate(groups)) > 0:
+        h, p = sps.kruskal(*groups)
+        out.update(H=float(h), p=float(p), epsilon2=float(h / (n - 1)))
+    return out
+
+
+def bootstrap_spearman(features: pd.DataFrame, target: str = "score", *, n_resamples: int = 1000,
+                       seed: int = 42, confidence: float = 0.95, chunk: int = 250) -> pd.DataFrame:
+    """Return Spearman's rho of each feature with *target* and a percentile bootstrap interval.
+
+    Dialogues are resampled with replacement (pairs kept together) and every replicate is a true
+    Spearman coefficient: the mid-ranks of a resample are computed from per-value counts (one
+    ``bincount`` per chunk of resamples), which avoids sorting each resample.
+    """
+    rng = np.random.default_rng(seed)
+    alpha = (1 - confidence) / 2
+    rows = []
+    for name in [c for c in features.columns if c != target]:
+        pair = features[[name, target]].dropna().astype(float)
+        x, y = pair[name].to_numpy(), pair[target].to_numpy()
+        n = len(x)
+        rho = float(sps.spearmanr(x, y).statistic) if n > 2 else float("nan")
+        gx, gy = np.unique(x, return_inverse=True)[1], np.unique(y, return_inverse=True)[1]
+        reps = [_resample_spearman(gx, gy, rng.integers(0, n, size=(min(chunk, n_resamples - s), n)))
+                for s in range(0, n_resamples if n > 2 else 0, chunk)]
+        reps = np.concatenate(reps) if reps else np.array([np.nan])
+        ok = reps[np.isfinite(reps)]
+        lo, hi = np.quantile(ok, [alpha, 1 - alpha]) if ok.size else (np.nan, np.nan)
+        rows.append({"feature": name, "n": n, "rho": rho, "lo": float(lo), "hi": float(hi)})
+    return pd.DataFrame(rows).set_index("feature")
+
+
+def _midranks(codes: np.ndarray) -> np.ndarray:
+    """Return, per row of *codes* (value-group indices of one resample), each draw's mid-rank."""
+    b, n = codes.shape
+    m = int(codes.max()) + 1
+    counts = np.bincount((codes + m * np.arange(b)[:, None]).ravel(), minlength=b * m).reshape(b, m)
+    upper = np.cumsum(counts, axis=1)
+    rank_of_value = upper - (counts - 1) / 2.0        # average rank of the tied block
+    return np.take_along_axis(rank_of_value, codes, axis=1)
+
+
+def _resample_spearman(gx: np.ndarray, gy: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    rx, ry = _midranks(gx[idx]), _midranks(gy[idx])
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(axis=1) / np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+
+
+def item_correlations(dialogues: pd.DataFrame) -> pd.DataFrame:
+    """Return the 20 x 20 Spearman correlation matrix of the feedback items D1..D20 (Figure 11)."""
+    return dialogues[list(ITEM_CODES)].astype(float).corr(method="spearman")
+
+
+def item_correlation_facts(corr: pd.DataFrame, threshold: float = 0.6) -> dict:
+    """Summarise an item correlation matrix: share of pairs above *threshold*, min/median/max,
+    and each item's three strongest partners."""
+    codes = list(corr.index)
+    r = corr.to_numpy()
+    iu = np.triu_indices(len(codes), 1)
+    off = r[iu]
+    partners = {c: list(corr[c].drop(c).sort_values(ascending=False).index[:3]) for c in codes}
+    return {"pairs": int(off.size), "share_above": float(np.mean(off > threshold)) if off.size else float("nan"),
+            "threshold": threshold, "min": float(np.nanmin(off)), "median": float(np.nanmedian(off)),
+            "max": float(np.nanmax(off)), "top3": partners}
+
+
+# ---- variance components of crossed random effects (REML through the mixed-model equations)
+
+def crossed_variance_components(y, factors: dict[str, np.ndarray], X=None) -> dict:
+    """Fit y = X b + sum_k Z_k u_k + e with independent crossed random intercepts by REML.
+
+    The same model as statsmodels ``MixedLM`` with one group and variance components (the tests
+    check the two agree), but the REML criterion is evaluated through the mixed-model equations:
+    the factor with the most levels has a diagonal block that is eliminated in closed form, so
+    only the remaining levels (~420 counselors here) need a dense Cholesky factor. 6,589
+    dialogues fit in about a second, where ``MixedLM`` takes minutes. Returns the variances
+    (residual last), the fixed effects and the REML log-likelihood.
+    """
+    from scipy import linalg, optimize
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    X = np.ones((n, 1)) if X is None else np.asarray(X, dtype=float)
+    p = X.shape[1]
+    names = sorted(factors, key=lambda k: -len(pd.unique(np.asarray(factors[k]))))
+    codes, sizes = [], []
+    for name in names:
+        c, levels = pd.factorize(np.asarray(factors[name]))
+        codes.append(c)
+        sizes.append(len(levels))
+    # Level-by-level cross products, built from counts (Z is never formed).
+    a = codes[0]
+    na = np.bincount(a, minlength=sizes[0]).astype(float)
+    ZaX = np.stack([np.bincount(a, X[:, j], sizes[0]) for j in range(p)], axis=1)
+    Zay = np.bincount(a, y, sizes[0])
+    off = np.cumsum([0] + sizes[1:])
+    qb = int(off[-1])
+    rest = np.concatenate([c + o for c, o in zip(codes[1:], off[:-1])]) if qb else np.zeros(0, int)
+    rows = np.tile(np.arange(n), len(codes) - 1)
+    ZbZb = np.zeros((qb, qb))
+    N = np.zeros((sizes[0], qb))
+    if qb:
+        np.add.at(ZbZb, (rest.reshape(len(codes) - 1, n)[:, None, :].repeat(len(codes) - 1, 1).reshape(-1),
+                         np.tile(rest.reshape(len(codes) - 1, n), (len(codes) - 1, 1)).reshape(-1)), 1.0)
+        np.add.at(N, (np.tile(a, len(codes) - 1), rest), 1.0)
+    ZbX = np.zeros((qb, p))
+    Zby = np.zeros(qb)
+    if qb:
+        for j in range(p):
+            ZbX[:, j] = np.bincount(rest, X[rows, j], qb)
+        Zby = np.bincount(rest, y[rows], qb)
+    XtX, Xty, yty = X.T @ X, X.T @ y, y @ y
+    which_b = np.repeat(np.arange(1, len(sizes)), sizes[1:])
+
+    def parts(theta):
+        sa, sb = theta[0], theta[which_b]
+        da = 1 + sa ** 2 * na                                   # diagonal block, I + sa^2 Za'Za
+        C = sa * N * sb[None, :]
+        rhs_a = np.column_stack([sa * ZaX, sa * Zay])
+        rhs_b = np.column_stack([sb[:, None] * ZbX, sb * Zby])
+        logdet = np.log(da).sum()
+        sol_b = np.zeros((qb, p + 1))
+        if qb:
+            S = np.eye(qb) + sb[:, None] * ZbZb * sb[None, :] - C.T @ (C / da[:, None])
+            cf = linalg.cho_factor(S, lower=True)
+            logdet += 2 * np.log(np.diag(cf[0])).sum()
+            sol_b = linalg.cho_solve(cf, rhs_b - C.T @ (rhs_a / da[:, None]))
+        sol_a = (rhs_a - C @ sol_b) / da[:, None]
+        quad = rhs_a.T @ sol_a + rhs_b.T @ sol_b                 # [sZ'X sZ'y]' M^-1 [sZ'X sZ'y]
+        XhX = XtX - quad[:p, :p]
+        Xhy = Xty - quad[:p, p]
+        yhy = yty - quad[p, p]
+        beta = np.linalg.solve(XhX, Xhy)
+        rss = yhy - Xhy @ beta
+        return logdet, XhX, beta, rss
+
+    def neg_reml(theta):
+        logdet, XhX, _, rss = parts(theta)
+        return 0.5 * (logdet + np.linalg.slogdet(XhX)[1] + (n - p) * np.log(max(rss, 1e-300)))
+
+    # One BLAS thread: the matrices are small, and on a busy machine threads cost 10x (measured).
+    with _one_blas_thread():
+        res = optimize.minimize(neg_reml, np.full(len(sizes), 0.5), method="L-BFGS-B",
+                                bounds=[(0, None)] * len(sizes))
+    _, _, beta, rss = parts(res.x)
+    sigma2 = rss / (n - p)
+    fitted = dict(zip(names, res.x))
+    var = {name: float(sigma2 * fitted[name] ** 2) for name in factors}
+    var["residual"] = float(sigma2)
+    llf = -(res.fun + 0.5 * (n - p) * (1 + np.log(2 * np.pi * sigma2)))
+    return {"variances": var, "beta": beta, "reml_llf": float(llf), "converged": bool(res.success),
+            "levels": {k: len(pd.unique(np.asarray(factors[k]))) for k in factors}, "n": n}
+
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only a speed-up
+        from contextlib import nullcontext
+        return nullcontext()
+    return threadpool_limits(1)
+
+
+def score_variance_decomposition(dialogues: pd.DataFrame, response: str = "score") -> pd.DataFrame:
+    """Split the variance of the total score into client-role rater, counselor and residual.
+
+    *response* is ``"score"`` (released totals) or ``"item_sum"`` (before the screening rules).
+    Returns one row per component with its variance and share of the total.
+    """
+    d = dialogues.assign(item_sum=item_sum(dialogues))
+    d = d[[response, "client_id", "counselor_id"]].dropna()
+    fit = crossed_variance_components(d[response].astype(float).to_numpy(),
+                                      {"client-role rater": d["client_id"].to_numpy(),
+                                       "counselor": d["counselor_id"].to_numpy()})
+    v = pd.Series(fit["variances"], name="variance")
+    out = v.to_frame()
+    out["share"] = v / v.sum()
+    out["levels"] = pd.Series({**fit["levels"], "residual": fit["n"]})
+    out.index.name = "component"
+    out.attrs.update(n=fit["n"], converged=fit["converged"], mean=float(fit["beta"][0]))
+    return out
+
+
+def feature_regression(features: pd.DataFrame, dialogues: pd.DataFrame, *, log: bool = True):
+    """OLS of the score on the five standardised (log1p) features with two-way cluster-robust SEs.
+
+    Standard errors are clustered by client-role rater and by counselor (a dialogue shares both
+    with others). Falls back to HC3 when there are fewer than 5 clusters of either kind. Returns
+    the statsmodels results and a tidy table (coefficient = score points per 1 SD of the feature).
+    """
+    import statsmodels.api as sm
+    ids = dialogues.set_index(dialogues["dialogue_id"].astype(str))[["client_id", "counselor_id"]]
+    f = features.join(ids).dropna()
+    cols = list(FEATURES)
+    Xr = f[cols].astype(float)
+    if log:
+        Xr = np.log1p(Xr.clip(lower=0))
+    sd = Xr.std(ddof=0).replace(0, np.nan)
+    Xs = ((Xr - Xr.mean()) / sd).dropna(axis=1)
+    X = sm.add_constant(Xs)
+    groups = f[["client_id", "counselor_id"]].astype(int).to_numpy()
+    enough = min(len(np.unique(groups[:, 0])), len(np.unique(groups[:, 1]))) >= 5
+    model = sm.OLS(f["score"].astype(float), X)
+    res = model.fit(cov_type="cluster", cov_kwds={"groups": groups}) if enough else model.fit(cov_type="HC3")
+    ci = res.conf_int()
+    tidy = pd.DataFrame({"coef": res.params, "se": res.bse, "lo": ci[0], "hi": ci[1], "p": res.pvalues})
+    tidy.attrs.update(cov_type="two-way cluster (rater, counselor)" if enough else "HC3",
+                      n=int(res.nobs), r2=float(res.rsquared))
+    return res, tidy
+
+
+# ---- dataset comparison (paper Table 1)
+
+LANGUAGE_NAMES = {"ja": "Japanese", "en": "English", "zh": "Chinese"}
+
+
+def corpus_profile(corpus: Corpus, top: int = 3) -> dict:
+    """Return the Table 1 columns computed from a corpus, plus characters per utterance and top topics.
+
+    Topic shares are over dialogues with a topic label.
+    """
+    d, u = corpus.dialogues, corpus.utterances
+    items_present = [c for c in ITEM_CODES if d[c].notna().any()]
+    langs = sorted(d["language"].dropna().unique())
+    shares = d["topic"].dropna().value_counts(normalize=True).mul(100)
+    shares = shares.sort_index().sort_values(ascending=False, kind="stable")
+    return {"dialogues": len(d), "language": ", ".join(LANGUAGE_NAMES.get(x, x) for x in langs),
+            "has_score": bool(d["score"].notna().any()), "score_items": len(items_present) or None,
+            "avg_utterances": _div(len(u), len(d)), "avg_chars_per_utterance": _div(u["n_chars"].sum(), len(u)),
+            "top_topics": [(str(t), float(p)) for t, p in shares.head(top).items()]}
+
+
+def label_distribution(corpus: Corpus, column: str, by: str = "language", top: int | None = None) -> pd.DataFrame:
+    """Return counts and shares of a label column ('|'-joined multi-labels exploded), per *by* group.
+
+    *column* may be a dialogue column (``psychotherapy``, ``topic``) or an utterance column
+    (``strategy``, ``emotion``).
+    """
+    d = corpus.dialogues
+    if column in ("strategy", "emotion"):
+        src = corpus.utterances[["dialogue_id", column]].merge(d[["dialogue_id", by]], on="dialogue_id")
+    else:
+        src = d[["dialogue_id", column, by]]
+    lab = src[column].dropna().astype(str).str.split("|")
+    df = src.loc[lab.index, [by]].assign(label=lab).explode("label")
+    counts = df.groupby([by, "label"]).size().rename("count").reset_index()
+    counts["percent"] = 100 * counts["count"] / counts.groupby(by)["count"].transform("sum")
+    counts = counts.sort_values([by, "count", "label"], ascending=[True, False, True])
+    if top is not None:
+        counts = counts.groupby(by).head(top)
+    return counts.reset_index(drop=True)
+
+
+def example_excerpt(corpus: Corpus, n_messages: int = 6, topic: str | None = "Career and Educational Issues",
+                    seed: int = 42, max_chars: int = 120) -> pd.DataFrame:
+    """Return the opening messages of one dialogue (chosen with *seed*), texts cut to *max_chars*."""
+    d = corpus.dialogues
+    pool = d[d["topic"] == topic] if topic is not None and (d["topic"] == topic).any() else d
+    did = str(pool["dialogue_id"].sample(n=1, random_state=seed).iloc[0])
+    u = corpus.utterances
+    u = u[u["dialogue_id"] == did].head(n_messages)
+    text = u["text"].astype(str)
+    text = text.where(text.str.len() <= max_chars, text.str.slice(0, max_chars) + "…")
+    return pd.DataFrame({"dialogue_id": did, "role": u["role"].astype(str).to_numpy(),
+                         "time": u["time"].dt.strftime("%H:%M:%S").to_numpy(), "text": text.to_numpy()})

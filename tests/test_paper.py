@@ -1,0 +1,145 @@
+"""The table of published values and the reproduction ledger."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+import kokoro_nb
+from kokoro_nb import paper, stats
+
+
+@pytest.mark.parametrize("path, places", [
+    ("figure3_score_distribution.median", 2),          # written 64.00
+    ("figure3_score_distribution.mean", 2),
+    ("table3_overall_statistics.avg_utterances_per_dialogue.total", 2),   # 91.20
+    ("table1_dataset_comparison.KokoroChat.5", 1),     # 91.2
+    ("figure2_topic_share_percent.Workplace Issues", 1),  # 17.0
+    ("table3_overall_statistics.dialogues", 0),
+])
+def test_published_precision(path, places):
+    assert paper.decimals(path) == places
+
+
+def test_value_paths():
+    assert paper.value("table1_dataset_comparison.KokoroChat.4") == 6589
+    with pytest.raises(KeyError, match="stopped at 'nope'"):
+        paper.value("table3_overall_statistics.nope")
+    # the plain loader still gives plain numbers
+    assert type(paper.value("figure3_score_distribution.mean")) is float
+
+
+def test_match_topic():
+    labels = ["Ongoing Depression", "Partner Relationship Issues", "Job Crisis"]
+    assert paper.match_topic("Depression", labels) == "Ongoing Depression"
+    assert paper.match_topic("Job Crisis", labels) == "Job Crisis"
+    assert paper.match_topic("Bullying", labels) is None
+
+
+@pytest.fixture
+def synthetic(synthetic_kokorochat_dir, synthetic_psy_insight_dir):
+    return (kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, progress=False),
+            kokoro_nb.load_psy_insight(synthetic_psy_insight_dir))
+
+
+def test_ledger_shape_on_synthetic_data(synthetic):
+    kc, psy = synthetic
+    table = paper.ledger(kc, psy)
+    assert tuple(table.columns) == paper.LEDGER_COLUMNS
+    assert set(table["status"]) <= set(paper.STATUSES)
+    assert table["key"].is_unique
+    assert {"Table 3", "Figure 2 (text)", "Figure 3", "Figure 4", "Figure 11", "Appendix A.3", "Table 1",
+            "Psy-Insight"} <= set(table["section"])
+    assert len(paper.ledger(kc)) == len(table) - (table["section"] == "Psy-Insight").sum()
+    s = paper.ledger_summary(table)
+    assert s["rows"] == len(table) == s["exact"] + s["holds"] + s["differs"]
+
+
+def _values_with(path, new):
+    values = copy.deepcopy(paper.load())
+    node = values
+    *parents, last = path.split(".")
+    for p in parents:
+        node = node[p]
+    node[last] = new
+    return values
+
+
+def _row(table, key):
+    return table.set_index("key").loc[key]
+
+
+def test_ledger_flags_a_difference(synthetic):
+    kc, _ = synthetic
+    n = len(kc.dialogues)
+    key = "table3_overall_statistics.dialogues"
+    same = paper.ledger(kc, values=_values_with(key, n))
+    assert _row(same, key)["status"] == "exact" and _row(same, key)["difference"] == 0
+    off = paper.ledger(kc, values=_values_with(key, n + 1))
+    assert _row(off, key)["status"] == "differs" and _row(off, key)["difference"] == -1
+
+
+def test_ledger_compares_at_published_precision(synthetic):
+    kc, _ = synthetic
+    mean = stats.score_summary(kc.dialogues)["mean"]
+    key = "figure3_score_distribution.mean"
+    assert _row(paper.ledger(kc, values=_values_with(key, round(mean, 2))), key)["status"] == "exact"
+    assert _row(paper.ledger(kc, values=_values_with(key, round(mean, 2) + 0.01)), key)["status"] == "differs"
+
+
+def test_ledger_statements_and_notes(synthetic):
+    kc, _ = synthetic
+    d = kc.dialogues
+    # the synthetic generator halves flagged totals by floor: the rule check holds
+    table = paper.ledger(kc)
+    assert _row(table, "appendix_a3_adjustment_rules.halve (flag 3)")["status"] == "holds"
+    # a broken total makes it differ
+    broken = kc.subset(d["dialogue_id"])
+    broken.dialogues.loc[broken.dialogues["unwilling_to_continue"].fillna(False).astype(bool).idxmax(), "score"] += 1
+    assert _row(paper.ledger(broken), "appendix_a3_adjustment_rules.halve (flag 3)")["status"] == "differs"
+    # a known difference carries its note
+    key = "table3_overall_statistics.dialogues"
+    values = _values_with(key, len(d) + 5)
+    values["known_differences"] = {key: "explained"}
+    assert _row(paper.ledger(kc, values=values), key)["note"] == "explained"
+
+
+def test_table1_marks_cited_and_computed(synthetic):
+    kc, psy = synthetic
+    t = paper.table1(kc, psy)
+    assert set(t["source"]) == {"cited", "computed"}
+    computed = t[t["source"].str.startswith("computed")].set_index("dataset")
+    assert list(computed.index) == ["KokoroChat", "Psy-Insight (en)", "Psy-Insight (zh)"]
+    assert computed.loc["KokoroChat", "dialogues"] == 20 and computed.loc["KokoroChat", "score_items"] == 20
+    assert len(t[t["source"].str.startswith("cited")]) == len(paper.value("table1_dataset_comparison"))
+
+
+# --------------------------------------------------------------------------- real data
+
+@pytest.fixture(scope="module")
+def real_psy(psy_insight_dir):
+    return kokoro_nb.load_psy_insight(psy_insight_dir)
+
+
+@pytest.mark.realdata
+def test_every_ledger_row_is_reproduced(real_corpus, real_psy):
+    table = paper.ledger(real_corpus, real_psy)
+    known = paper.value("known_differences")
+    assert len(table) >= 60
+    unexplained = table[(table["status"] == "differs") & ~table["key"].isin(known)]
+    assert unexplained.empty, unexplained[["key", "paper", "reproduced"]].to_string()
+    # each documented difference is real (remove it from the YAML file once it is fixed)
+    for key in known:
+        assert _row(table, key)["status"] == "differs", key
+        assert _row(table, key)["note"]
+    s = paper.ledger_summary(table)
+    assert s["reproduced"] == len(table) - len(known)
+
+
+@pytest.mark.realdata
+def test_real_table1_row_matches_the_paper(real_corpus):
+    t = paper.table1(real_corpus).set_index(["dataset", "source"])
+    cited = t.loc[("KokoroChat", "cited")]
+    ours = t.loc[("KokoroChat", "computed")]
+    for col in ("has_score", "score_items", "language", "dialogues", "avg_utterances"):
+        assert cited[col] == ours[col], col
