@@ -9,7 +9,7 @@ PSY_INSIGHT_DIR ?= $(abspath ../shared/data/psy-insight)
 export KOKOROCHAT_DIR PSY_INSIGHT_DIR
 PYTEST_ARGS ?=
 
-.PHONY: install book preview test bench clean
+.PHONY: install book preview test bench colab shots clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,22 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 install: $(VENV)/.installed
 
-book: install                     ## run every notebook on the full data and build the HTML book
-	$(VENV)/bin/kokoro-nb book build --data $(KOKOROCHAT_DIR)
+BOOK_ARGS ?=
+# Psy-Insight is optional for the build (only the dataset-comparison chapter reads it)
+PSY_ARG = $(if $(wildcard $(PSY_INSIGHT_DIR)),--psy-insight $(PSY_INSIGHT_DIR))
 
-preview: install                  ## quick preview on a 300-dialogue sample
-	$(VENV)/bin/kokoro-nb book build --data $(KOKOROCHAT_DIR) --sample 300
+book: install                     ## run changed notebooks on the full data, build _build/html (warnings are errors)
+	$(VENV)/bin/kokoro-nb book build --data $(KOKOROCHAT_DIR) $(PSY_ARG) $(BOOK_ARGS)
+
+preview: install                  ## the same on a 300-dialogue sample, into _build/preview
+	$(VENV)/bin/kokoro-nb book build --data $(KOKOROCHAT_DIR) $(PSY_ARG) \
+		--sample 300 --build-dir _build/preview $(BOOK_ARGS)
+
+colab: install                    ## regenerate notebooks/colab/*.ipynb from the sources (commit them)
+	$(VENV)/bin/kokoro-nb book sync-colab
+
+shots:                            ## screenshots of the built chapters for a look (needs Debian chromium)
+	$(PY) scripts/screenshot_book.py --out _build/shots $(patsubst _build/html/%,%,$(wildcard _build/html/notebooks/*.html))
 
 test: install                     ## unit tests, notebook tests and real-data tests
 	$(PY) -m pytest $(PYTEST_ARGS)

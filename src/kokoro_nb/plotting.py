@@ -1,0 +1,64 @@
+"""Figure defaults for the book: one seaborn theme and a font that renders Japanese.
+
+Every chapter calls :func:`setup` once, right after its imports, so that figure defaults live
+in one place (not per figure) and Japanese labels never turn into tofu boxes.
+
+>>> from kokoro_nb import plotting
+>>> plotting.label("ja", en="Score", ja="スコア")
+'スコア'
+"""
+from __future__ import annotations
+
+# IPAexGothic ships with matplotlib-fontja (IPA Font License); it covers kana, kanji and Latin.
+# DejaVu Sans is matplotlib's own font and backs up anything IPAexGothic lacks.
+JAPANESE_FONT = "IPAexGothic"
+FONT_STACK = (JAPANESE_FONT, "DejaVu Sans")
+LANGS = ("en", "ja")
+DPI = 120
+
+
+def setup(*, style: str = "whitegrid", context: str = "notebook", dpi: int = DPI) -> None:
+    """Set the book's seaborn theme and a Japanese-capable font; call once per notebook."""
+    import matplotlib_fontja  # noqa: F401  (importing it registers IPAexGothic with matplotlib)
+    import seaborn as sns
+
+    sns.set_theme(style=style, context=context, palette="colorblind", font="sans-serif",
+                  rc={"font.sans-serif": list(FONT_STACK),
+                      # Japanese fonts lack U+2212, the minus sign matplotlib uses by default
+                      "axes.unicode_minus": False,
+                      "figure.dpi": dpi, "savefig.dpi": dpi,
+                      "figure.figsize": (7.0, 4.2),
+                      "savefig.bbox": "tight"})
+    _register_inline_png()
+
+
+def _register_inline_png() -> None:
+    """Make figures display (and glue) as PNG even when MPLBACKEND is a non-inline backend."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python: nothing to register
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+    set_matplotlib_formats("png", bbox_inches="tight")
+
+
+def glue_figure(name: str, fig) -> None:
+    """Glue a figure for ``{glue:figure}`` and close it, so it is not shown a second time inline.
+
+    *fig* is a matplotlib Figure, an Axes, or a seaborn grid (anything with ``.figure``).
+    """
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+    fig = getattr(fig, "figure", fig)
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def label(lang: str, *, en: str, ja: str) -> str:
+    """Return the English or Japanese text for a label, by the notebook's ``lang`` parameter."""
+    if lang not in LANGS:
+        raise ValueError(f"lang={lang!r}: expected one of {', '.join(LANGS)}")
+    return ja if lang == "ja" else en

@@ -1,0 +1,372 @@
+"""The book pipeline: toc and Colab copies of the real repository, stamps and skips, rendering.
+
+Pipeline tests build tiny throw-away books in tmp folders (one small notebook, synthetic data);
+the real book on the real data is built by the `realdata` test at the end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kokoro_nb import book
+from kokoro_nb.cli import main
+from kokoro_nb.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+REPO_URL, BRANCH = book.repository(ROOT)
+
+
+def notebook_source(body: str, *, front: str = "", prose: str = "",
+                    params: str = 'data_dir = None\nsample = None\n'
+                    'seed = 42\nlang = "en"\noutput_dir = "outputs"') -> str:
+    """Return a jupytext MyST notebook with a parameters cell and *body* as its code cells."""
+    cells = "".join(f"```{{code-cell}} ipython3\n{c.strip()}\n```\n\n" for c in body.split("\n---\n") if c.strip())
+    return (f"---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n"
+            f"  display_name: Python 3\n  language: python\n  name: python3\n{front}---\n\n"
+            f"# Demo chapter\n\nSome prose.\n\n```{{code-cell}} ipython3\n:tags: [parameters]\n\n"
+            f"{params}\n```\n\n{cells}{prose}\n")
+
+
+DEMO = notebook_source(textwrap.dedent("""
+    import os, pathlib
+    from myst_nb import glue
+    from kokoro_nb import plotting
+    pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
+    n = len(os.listdir(os.path.join(data_dir, "kokorochat_dialogues")))
+    glue("demo_files", n, display=False)
+    print("sample", sample)
+    """), prose="The data folder has {glue:text}`demo_files` dialogue files.")
+
+
+@pytest.fixture
+def mini_root(tmp_path, synthetic_kokorochat_dir):
+    """A throw-away project: the real _config.yml and bib, a toc with one page and one notebook."""
+    root = tmp_path / "proj"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "book").mkdir()
+    for f in ("_config.yml", "references.bib"):
+        shutil.copy(ROOT / f, root / f)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   "  - file: notebooks/01_demo\n", encoding="utf-8")
+    (root / "book" / "intro.md").write_text("# Intro\n\nSee {doc}`../notebooks/01_demo`.\n",
+                                            encoding="utf-8")
+    (root / "notebooks" / "01_demo.md").write_text(DEMO, encoding="utf-8")
+    return root
+
+
+# --------------------------------------------------------------------------- the real repository
+
+def test_toc_lists_every_notebook_and_nothing_else():
+    listed = book.chapters(ROOT)
+    assert len(listed) == len(set(listed)), "a notebook is listed twice in _toc.yml"
+    assert set(listed) == {p.stem for p in book.notebook_sources(ROOT)}, \
+        "every notebooks/*.md must be in _toc.yml (and every toc notebook must exist)"
+
+
+def test_toc_pages_exist():
+    for entry in book.toc_files(ROOT):
+        stem = ROOT / entry
+        assert stem.with_suffix(".md").is_file() or stem.with_suffix(".ipynb").is_file(), entry
+
+
+def test_colab_copies_are_in_sync():
+    assert book.sync_colab(ROOT, check=True) == [], "run `kokoro-nb book sync-colab`"
+
+
+@pytest.mark.parametrize("source", book.notebook_sources(ROOT), ids=lambda p: p.stem)
+def test_colab_copy_is_output_free_and_installs_the_package(source):
+    copy = ROOT / book.COLAB_DIR / f"{source.stem}.ipynb"
+    nb = nbformat.read(copy, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    setup = [c for c in code if book.COLAB_SETUP_TAG in c.metadata.get("tags", [])]
+    assert len(setup) == 1 and f"git+{REPO_URL}" in setup[0].source
+    assert code.index(setup[0]) == 0, "the setup cell must be the first code cell"
+    assert "jupytext" not in nb.metadata
+
+
+def test_every_notebook_follows_the_conventions():
+    for source in book.notebook_sources(ROOT):
+        nb = book.read_notebook(source)            # raises on a missing parameters cell
+        declared = book.declared_parameters(book.parameters_cell(nb).source)
+        missing = {"data_dir", "sample", "seed", "lang", "output_dir"} - set(declared)
+        assert not missing, f"{source.name}: parameters cell lacks {sorted(missing)}"
+
+
+# --------------------------------------------------------------------------- reading notebooks
+
+@pytest.mark.parametrize("code, names", [
+    ("", []),
+    ("data_dir = None", ["data_dir"]),
+    ("a = 1\nb: int = 2  # note\nc = d = 3", ["a", "b", "c", "d"]),
+    ("x.y = 1\nimport os\nfor i in range(2): pass", []),
+    ("a, b = 1, 2\nz = 0", ["z"]),          # tuple targets are not papermill parameters
+])
+def test_declared_parameters(code, names):
+    assert book.declared_parameters(code) == names
+
+
+@pytest.mark.parametrize("text, field", [
+    (notebook_source("x = 1").replace(":tags: [parameters]\n", ""), "tags"),
+    (notebook_source("x = 1", front="kokoro_nb:\n  colour: red\n"), "kokoro_nb"),
+    (notebook_source("x = 1", front="kokoro_nb:\n  smoke_parameters: {max_steps: 2}\n"),
+     "kokoro_nb.smoke_parameters"),
+    (notebook_source("x = 1", front="kokoro_nb:\n  book_parameters: [1]\n"), "kokoro_nb.book_parameters"),
+])
+def test_read_notebook_names_file_and_field(tmp_path, text, field):
+    path = tmp_path / "05_bad.md"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        book.read_notebook(path)
+    assert err.value.file == str(path) and err.value.field == field
+
+
+def _nb(tmp_path, text):
+    path = tmp_path / "07_p.md"
+    path.write_text(text, encoding="utf-8")
+    return book.read_notebook(path)
+
+
+def test_parameters_precedence(tmp_path):
+    nb = _nb(tmp_path, notebook_source("x = 1", params="data_dir = None\nsample = None\nmax_steps = 500",
+                                       front="kokoro_nb:\n  book_parameters: {max_steps: 30}\n"))
+    p = book.notebook_parameters(nb, "07_p", data_dir=tmp_path, psy_insight_dir=tmp_path, sample=None,
+                                 lang="ja", output_root=tmp_path / "out")
+    # declared pipeline values only; book_parameters over the notebook default; sample None: not set
+    assert p == {"max_steps": 30, "data_dir": str(tmp_path.resolve())}
+    p = book.notebook_parameters(nb, "07_p", sample=5, output_root=tmp_path, extra={"max_steps": 2})
+    assert p == {"max_steps": 2, "data_dir": None, "sample": 5}
+
+
+def test_book_sample_of_a_chapter_wins_over_preview_sample(tmp_path):
+    nb = _nb(tmp_path, notebook_source("x = 1", front="kokoro_nb:\n  book_parameters: {sample: 20}\n"))
+    p = book.notebook_parameters(nb, "07_p", sample=300, lang="ja", output_root=tmp_path)
+    assert p["sample"] == 20 and p["lang"] == "ja" and p["output_dir"] == str(tmp_path / "07_p")
+
+
+# --------------------------------------------------------------------------- stamps
+
+def test_stale_reason_names_what_changed():
+    base = book.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")
+    assert book.stale_reason(None, base) == "new"
+    assert book.stale_reason(base, book.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")) is None
+    assert book.stale_reason(base, book.make_stamp("src2", {"sample": None}, {"data_dir": "a"}, "c1")) \
+        == "source changed"
+    assert book.stale_reason(base, book.make_stamp("src", {"sample": 3}, {"data_dir": "b"}, "c1")) \
+        == "parameters, data changed"
+    assert book.stale_reason(base, book.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c2")) \
+        == "code changed"
+
+
+def test_tree_fingerprint_sees_edits_additions_and_removals(tmp_path):
+    (tmp_path / "a.json").write_text("1")
+    fp0 = book.tree_fingerprint(tmp_path)
+    assert book.tree_fingerprint(tmp_path) == fp0
+    (tmp_path / "a.json").write_text("22")
+    fp1 = book.tree_fingerprint(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.json").write_text("x")
+    fp2 = book.tree_fingerprint(tmp_path)
+    (tmp_path / "sub" / "b.json").unlink()
+    assert len({fp0, fp1, fp2}) == 3 and book.tree_fingerprint(tmp_path) == fp1
+
+
+def _statuses(report):
+    return [(r.name, r.status, r.reason) for r in report.results]
+
+
+def test_rebuild_skips_unchanged_and_reruns_what_changed(mini_root, synthetic_kokorochat_dir, tmp_path):
+    data, out = synthetic_kokorochat_dir, tmp_path / "build"
+    run = lambda **kw: book.build(mini_root, data_dir=data, build_dir=out, html=False, n_jobs=1,
+                                  progress=False, **kw)
+    assert _statuses(run()) == [("01_demo", "ran", "new")]
+    executed = nbformat.read(out / "executed" / "01_demo.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "remove-cell" in injected[0].metadata["tags"]
+    assert (out / "outputs" / "01_demo").is_dir()          # output_dir was injected
+
+    stamp = json.loads((out / "executed" / "01_demo.stamp.json").read_text())
+    # only the code the kernel imported counts: training code edits leave this chapter alone
+    assert "kokoro_nb.plotting" in stamp["modules"] and "kokoro_nb.train" not in stamp["modules"]
+    assert stamp["code"] == book.code_fingerprint(stamp["modules"]) != book.code_fingerprint()
+
+    t0 = time.perf_counter()
+    assert _statuses(run()) == [("01_demo", "skipped", None)]
+    assert time.perf_counter() - t0 < 5
+
+    src = mini_root / "notebooks" / "01_demo.md"
+    src.write_text(src.read_text() + "\nMore prose.\n")
+    assert _statuses(run()) == [("01_demo", "ran", "source changed")]
+    assert _statuses(run(sample=5)) == [("01_demo", "ran", "parameters changed")]
+    cells = nbformat.read(out / "executed" / "01_demo.ipynb", as_version=4).cells
+    assert "sample 5" in json.dumps([c.outputs for c in cells if c.cell_type == "code"][-1])
+    injected = [c for c in cells if "injected-parameters" in c.metadata.get("tags", [])][0]
+    # readers see the sample this page ran with, not the local paths
+    assert "sample = 5" in injected.source and str(data) not in injected.source
+    assert "remove-cell" not in injected.metadata["tags"]
+
+    extra = data / "kokorochat_dialogues" / "999.json"
+    shutil.copy(next((data / "kokorochat_dialogues").glob("1.json")), extra)
+    assert _statuses(run(sample=5)) == [("01_demo", "ran", "data changed")]
+    assert _statuses(run(sample=5)) == [("01_demo", "skipped", None)]
+    assert _statuses(run(sample=5, force=True)) == [("01_demo", "ran", "forced")]
+
+
+def test_failed_notebook_is_reported_and_rerun(mini_root, synthetic_kokorochat_dir, tmp_path):
+    src = mini_root / "notebooks" / "01_demo.md"
+    src.write_text(notebook_source("x = 1\n---\nraise ValueError('boom in cell two')"))
+    out = tmp_path / "build"
+    report = book.build(mini_root, data_dir=synthetic_kokorochat_dir, build_dir=out, n_jobs=1,
+                        progress=False)
+    (r,) = report.results
+    assert not report.ok and r.status == "failed" and report.html is None
+    assert "ValueError: boom in cell two" in r.error and "01_demo.failed.ipynb" in r.error
+    assert (out / "executed" / "01_demo.failed.ipynb").is_file()
+    assert not (out / "executed" / "01_demo.stamp.json").exists()   # so the next build retries
+
+
+def test_cli_build_exit_codes(mini_root, synthetic_kokorochat_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(mini_root)
+    assert main(["book", "build", "--data", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["book", "build", "--data", str(synthetic_kokorochat_dir), "--sample", "0"]) == 2
+    assert "--sample 0" in capsys.readouterr().err
+    (mini_root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                        "  - file: notebooks/09_missing\n")
+    assert main(["book", "build", "--data", str(synthetic_kokorochat_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "_toc.yml" in err and "09_missing.md" in err
+
+
+# --------------------------------------------------------------------------- rendering
+
+def test_html_build_with_colab_button_and_warnings_as_errors(mini_root, synthetic_kokorochat_dir, tmp_path):
+    out = tmp_path / "build"
+    run = lambda: book.build(mini_root, data_dir=synthetic_kokorochat_dir, build_dir=out,
+                             n_jobs=1, progress=False, colab=False)
+    report = run()          # no Colab copy yet: the button would 404, a warning, so an error
+    assert not report.ok and report.sphinx_rc != 0
+    assert "notebooks/colab/01_demo.ipynb" in report.warnings and "sync-colab" in report.warnings
+
+    assert book.sync_colab(mini_root) == ["notebooks/colab/01_demo.ipynb"]
+    report = run()
+    assert report.ok, report.warnings
+    # the default build keeps the Colab copies in step with the sources
+    src = mini_root / "notebooks" / "01_demo.md"
+    src.write_text(src.read_text() + "\nA new paragraph.\n")
+    assert book.sync_colab(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb"]
+    report = book.build(mini_root, data_dir=synthetic_kokorochat_dir, build_dir=out, n_jobs=1,
+                        progress=False)
+    assert report.ok and book.sync_colab(mini_root, check=True) == []
+    html = (out / "html" / "notebooks" / "01_demo.html").read_text(encoding="utf-8")
+    assert book.colab_url(REPO_URL, BRANCH, "01_demo") in html
+    assert f"https://colab.research.google.com/github/{REPO_URL.split('github.com/')[1]}/blob/{BRANCH}/notebooks/colab/01_demo.ipynb" in html
+    assert "The data folder has 20 dialogue files." in re.sub(r"<[^>]+>", "", html)  # glue resolved
+    assert "injected-parameters" not in html and str(synthetic_kokorochat_dir) not in html
+
+    (mini_root / "book" / "intro.md").write_text("# Intro\n\nSee {doc}`nonexistent-page`.\n")
+    report = run()
+    assert not report.ok and "nonexistent-page" in report.warnings
+
+
+# --------------------------------------------------------------------------- Colab copies
+
+def test_sync_colab_writes_checks_and_prunes(mini_root):
+    colab = mini_root / "notebooks" / "colab"
+    assert book.sync_colab(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb"]
+    assert not colab.exists()                          # --check writes nothing
+    assert book.sync_colab(mini_root) == ["notebooks/colab/01_demo.ipynb"]
+    first = (colab / "01_demo.ipynb").read_bytes()
+    assert book.sync_colab(mini_root) == [] and (colab / "01_demo.ipynb").read_bytes() == first
+
+    nb = nbformat.reads(first.decode(), as_version=4)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="leaked output")]
+    nbformat.write(nb, colab / "01_demo.ipynb")
+    (colab / "02_gone.ipynb").write_text(first.decode())
+    assert book.sync_colab(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb",
+                                                      "notebooks/colab/02_gone.ipynb"]
+    book.sync_colab(mini_root)
+    assert sorted(p.name for p in colab.iterdir()) == ["01_demo.ipynb"]
+    assert (colab / "01_demo.ipynb").read_bytes() == first
+
+
+def test_colab_copy_extras_gpu_and_own_setup_cell(tmp_path):
+    src = tmp_path / "10_train.md"
+    src.write_text(notebook_source("x = 1", front="kokoro_nb:\n  colab_extras: [train]\n  colab_gpu: true\n"))
+    nb = nbformat.reads(book.colab_notebook(src, REPO_URL, BRANCH), as_version=4)
+    assert f'"kokoro-nb[train] @ git+{REPO_URL}@{BRANCH}"' in nb.cells[1].source
+    assert nb.metadata["accelerator"] == "GPU"
+
+    own = notebook_source("x = 1").replace("# Demo chapter\n\nSome prose.\n\n",
+                                           "# Demo chapter\n\n```{code-cell} ipython3\n:tags: [colab-setup]\n"
+                                           "%pip install something-else\n```\n\n")
+    src.write_text(own)
+    nb = nbformat.reads(book.colab_notebook(src, REPO_URL, BRANCH), as_version=4)
+    setups = [c for c in nb.cells if book.COLAB_SETUP_TAG in c.metadata.get("tags", [])]
+    assert [c.source for c in setups] == ["%pip install something-else"]
+
+
+def test_cli_sync_colab_check(mini_root, monkeypatch, capsys):
+    monkeypatch.chdir(mini_root)
+    assert main(["book", "sync-colab", "--check"]) == 1
+    assert "out of date: notebooks/colab/01_demo.ipynb" in capsys.readouterr().err
+    assert main(["book", "sync-colab"]) == 0
+    assert main(["book", "sync-colab", "--check"]) == 0
+
+
+# --------------------------------------------------------------------------- the real book
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_whole_book_builds_on_real_data(kokorochat_dir, psy_insight_dir, tmp_path):
+    report = book.build(ROOT, data_dir=kokorochat_dir, psy_insight_dir=psy_insight_dir,
+                        build_dir=tmp_path / "build", n_jobs=2, progress=False, colab=False)
+    failed = [r.error for r in report.results if r.status == "failed"]
+    assert not failed, failed
+    assert report.ok, report.warnings                   # Sphinx warnings are errors
+    for name in book.chapters(ROOT):
+        assert (tmp_path / "build" / "html" / "notebooks" / f"{name}.html").is_file()
+
+
+def test_other_input_folders_join_the_stamp(mini_root, synthetic_kokorochat_dir, tmp_path):
+    """A chapter that reads results_dir re-runs when results appear there (GPU runs)."""
+    src = mini_root / "notebooks" / "01_demo.md"
+    src.write_text(notebook_source("x = 1", params='data_dir = None\nresults_dir = "results"'))
+    out = tmp_path / "build"
+
+    def reason():
+        (job,) = book.plan(mini_root, ["01_demo"], out, data_dir=synthetic_kokorochat_dir)
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        job.target.write_text("{}")
+        stamp_file = job.target.with_suffix(".stamp.json")
+        stamp_file.write_text(json.dumps(job.stamp))        # as if it had run
+        return job.reason, job.stamp["data"]["results_dir"]
+
+    assert reason() == ("new", "absent")
+    assert reason()[0] is None
+    (mini_root / "results").mkdir()
+    (mini_root / "results" / "responses.jsonl").write_text("{}\n")
+    why, fp = reason()
+    assert why == "data changed" and fp != "absent"
+    assert reason()[0] is None
+
+
+@pytest.mark.parametrize("markdown, expected", [
+    ("[scores](21_scores.md)", "[scores](21_scores.ipynb)"),
+    ("[s](./21_scores.md#table-5)", "[s](21_scores.ipynb#table-5)"),
+    ("[perf](../book/performance.md)", "[perf](../book/performance.md)"),   # a page, not a chapter
+    ("[other](99_absent.md)", "[other](99_absent.md)"),                     # no such chapter
+    ("{doc}`21_scores`", "{doc}`21_scores`"),
+])
+def test_links_to_chapter_sources_point_at_executed_notebooks(tmp_path, markdown, expected):
+    (tmp_path / "21_scores.md").write_text("")
+    assert book._link_executed(markdown, tmp_path) == expected

@@ -1,0 +1,103 @@
+"""Greedy generation of the test turns: prompts, JSONL format, resume, tiny model on CPU."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import kokoro_nb
+from kokoro_nb import baselines, config, generate, sft
+from kokoro_nb.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from kokoro_nb.synthetic import write_kokorochat
+    root = write_kokorochat(tmp_path_factory.mktemp("gen") / "k", n_dialogues=6)
+    return kokoro_nb.load_kokorochat(root, cache=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny(corpus, tmp_path_factory):
+    # unquantised here for speed; the 4-bit path is exercised by tests/test_train.py and the notebooks
+    return generate.load_generator(config.TINY_MODEL, corpus=corpus, work_dir=tmp_path_factory.mktemp("tiny"),
+                                   load_in_4bit=False)
+
+
+def test_prompts_are_the_baseline_turns_with_full_history(corpus):
+    ids = [str(i) for i in corpus.dialogues["dialogue_id"][:2]]
+    prompts = generate.response_prompts(corpus, ids)
+    want = baselines.response_turns(corpus, ids)
+    assert [(p["dialogue_id"], p["turn"], p["reference"]) for p in prompts] == \
+        list(zip(want["dialogue_id"], want["turn"].astype(int), want["reference"]))
+    turns = sft.dialogue_turns(corpus, ids)
+    for p in prompts:
+        assert p["messages"][1:] == sft.to_messages(turns[p["dialogue_id"]][:p["turn"]], None)
+        assert p["messages"][-1]["content"] == turns[p["dialogue_id"]][p["turn"] - 1][1]
+
+
+def _keys(path):
+    return [(r["dialogue_id"], r["turn"]) for r in generate.read_responses(path)]
+
+
+def test_generates_every_turn_greedily_and_resumes(corpus, tiny, tmp_path):
+    model, tok = tiny
+    prompts = generate.response_prompts(corpus, [str(i) for i in corpus.dialogues["dialogue_id"][:2]])[-14:]
+    full = tmp_path / "full.jsonl"
+    info = generate.generate_responses(model, tok, prompts, full, batch_size=8, max_new_tokens=8,
+                                       max_length=256, progress=False)
+    assert info["written"] == len(prompts) == info["total"] and info["shortened"] > 0
+    rows = generate.read_responses(full)
+    assert all(set(r) == set(generate.RESPONSE_FIELDS) and isinstance(r["hypothesis"], str) for r in rows)
+    assert sorted(_keys(full)) == sorted((p["dialogue_id"], p["turn"]) for p in prompts)
+
+    # interrupted: the first 5 records and half a line are on disk
+    part = tmp_path / "part.jsonl"
+    lines = full.read_text(encoding="utf-8").splitlines(keepends=True)
+    part.write_text("".join(lines[:5]) + lines[5][:10], encoding="utf-8")
+    again = generate.generate_responses(model, tok, prompts, part, batch_size=3, max_new_tokens=8,
+                                        max_length=256, progress=False)
+    assert again["skipped"] == 5 and again["written"] == len(prompts) - 5
+    assert sorted(_keys(part)) == sorted(_keys(full)) and len(_keys(part)) == len(prompts)
+    by_key = lambda p: {(r["dialogue_id"], r["turn"]): r["hypothesis"] for r in generate.read_responses(p)}
+    assert by_key(part) == by_key(full)                 # greedy: the same text whatever the batching
+    done = generate.generate_responses(model, tok, prompts, part, max_new_tokens=8, progress=False)
+    assert done["written"] == 0 and done["skipped"] == len(prompts)
+
+
+def test_bad_line_in_the_middle_is_an_error(tmp_path):
+    p = tmp_path / "r.jsonl"
+    p.write_text('{"dialogue_id": "1", "turn": 1}\nnot json\n{"dialogue_id": "1", "turn": 3}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="r.jsonl:2"):
+        generate.done_keys(p)
+
+
+def test_adapter_folder_is_checked(tmp_path):
+    with pytest.raises(DataError, match="adapter_config.json"):
+        generate.load_generator(adapter=tmp_path)
+
+
+def test_tiny_model_needs_the_corpus():
+    with pytest.raises(DataError, match="corpus"):
+        generate.load_generator(config.TINY_MODEL)
+
+
+def test_score_predictions_keep_raw_output_and_count_failures(corpus, tiny, tmp_path):
+    model, tok = tiny
+    examples = sft.score_examples(corpus, [str(i) for i in corpus.dialogues["dialogue_id"][:3]])
+    out = tmp_path / "scores.jsonl"
+    info = generate.generate_scores(model, tok, examples, out, max_new_tokens=6, max_length=1100, progress=False)
+    rows = generate.read_responses(out)
+    assert info["written"] == 3 and sum(info["parsed"].values()) == 3
+    for r, e in zip(sorted(rows, key=lambda r: r["dialogue_id"]), sorted(examples, key=lambda e: e["dialogue_id"])):
+        assert r["gold"] == e["gold"] and len(r["pred"]) == 20
+        assert r["pred"] == sft.parse_scores(r["output"]).values
+    from kokoro_nb import metrics
+    assert metrics.find_results(tmp_path)["scores"] == [out]        # the evaluation chapter finds it
+
+
+def test_evaluation_ids_are_the_response_test_split(corpus):
+    from kokoro_nb.stats import response_splits
+    assert generate.evaluation_dialogue_ids(corpus) == [str(i) for i in response_splits(corpus.dialogues)["test"]]
+    low = generate.evaluation_dialogue_ids(corpus, min_score=60)
+    assert generate.evaluation_dialogue_ids(corpus, 2, min_score=60) == low[:2]

@@ -1,0 +1,125 @@
+"""Every chapter in notebooks/ runs top to bottom under papermill on a small synthetic corpus.
+
+New chapters are picked up by the glob. Parameters are the ones the book build injects
+(data_dir, psy_insight_dir, output_dir; sample=None) plus the chapter's own front matter:
+``kokoro_nb.book_parameters`` (also used by the book) and ``kokoro_nb.smoke_parameters`` (only
+here), e.g. fewer training steps. The test also checks that every ``{glue}`` reference in the
+prose was glued, which the book build would otherwise only catch at render time.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kokoro_nb import book
+from kokoro_nb.synthetic import write_kokorochat, write_psy_insight
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = book.notebook_sources(ROOT)
+N_DIALOGUES = 60          # enough for every split and a bootstrap, small enough to stay fast
+CELL_TIMEOUT = 600
+
+# {glue}`key`, {glue:text}`key:,.2f`, and the {glue:figure} key directive (also :::{glue:figure})
+_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
+_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("synthetic")
+    return (write_kokorochat(base / "kokorochat", n_dialogues=N_DIALOGUES),
+            write_psy_insight(base / "psy-insight"))
+
+
+def glue_references(nb) -> set[str]:
+    """Return the glue keys the markdown cells of *nb* refer to."""
+    refs = set()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
+    return refs
+
+
+def glued_keys(nb) -> dict[str, str]:
+    """Return {key: text/plain value} for every key glued by an executed notebook."""
+    keys = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("scrapbook", {})
+            if meta.get("name"):
+                keys[meta["name"]] = out.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain", "")
+    return keys
+
+
+def formatted_references(nb) -> set[str]:
+    """Return the glue keys referenced with a number format, e.g. {glue:text}`mean:.2f`."""
+    return {m.group(1) for cell in nb.cells if cell.cell_type == "markdown"
+            for m in re.finditer(r"\{glue:text\}`([^`:]+):[^`]+`", cell.source)}
+
+
+def test_glue_reference_patterns():
+    md = nbformat.v4.new_markdown_cell(
+        "A {glue:text}`n_dialogues:,` and {glue}`mean` and {glue:md}`tbl`.\n\n"
+        "```{glue:figure} fig-topics\n:name: fig-topics\n```\n:::{glue:figure} fig-b\n:::\n")
+    nb = nbformat.v4.new_notebook(cells=[md])
+    assert glue_references(nb) == {"n_dialogues", "mean", "tbl", "fig-topics", "fig-b"}
+
+
+def test_glued_values_and_double_figures_are_detected():
+    glue_out = lambda name, data: nbformat.v4.new_output(
+        "display_data", data={f"application/papermill.record/{k}": v for k, v in data.items()},
+        metadata={"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}})
+    fig_cell = nbformat.v4.new_code_cell("glue('fig-a', fig)", execution_count=3, outputs=[
+        glue_out("fig-a", {"image/png": "iVBO", "text/plain": "<Figure>"}),
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBO", "text/plain": "<Figure>"})])
+    num_cell = nbformat.v4.new_code_cell("glue('rho', x)", execution_count=4, outputs=[
+        glue_out("rho", {"text/plain": "np.float64(0.42)"})])
+    md = nbformat.v4.new_markdown_cell("rho = {glue:text}`rho:.2f`, n = {glue:text}`n`")
+    nb = nbformat.v4.new_notebook(cells=[fig_cell, num_cell, md])
+    assert shown_and_glued(nb) == [3]
+    assert glued_keys(nb) == {"fig-a": "<Figure>", "rho": "np.float64(0.42)"}
+    assert formatted_references(nb) == {"rho"} and glue_references(nb) == {"rho", "n"}
+
+
+def test_there_are_notebooks():
+    assert SOURCES, "notebooks/ has no chapter sources"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_runs_on_synthetic_corpus(source, synthetic_data, tmp_path):
+    kokorochat, psy = synthetic_data
+    nb = book.read_notebook(source)
+    smoke = book.notebook_options(nb, source).get("smoke_parameters", {})
+    params = book.notebook_parameters(nb, source.stem, data_dir=kokorochat, psy_insight_dir=psy,
+                                      sample=None, output_root=tmp_path / "outputs", extra=smoke)
+    target = tmp_path / f"{source.stem}.ipynb"
+    book.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
+    executed = nbformat.read(target, as_version=4)
+    glued = glued_keys(executed)
+    missing = glue_references(executed) - set(glued)
+    assert not missing, f"{source.name}: prose refers to keys never glued: {sorted(missing)}"
+    for key in formatted_references(executed):
+        try:
+            float(glued[key].replace(",", ""))
+        except ValueError:
+            pytest.fail(f"{source.name}: {{glue:text}}`{key}:...` formats {glued[key]!r}, which the "
+                        "book cannot read as a number; glue float(x) or int(x), not a numpy scalar")
+    twice = shown_and_glued(executed)
+    assert not twice, (f"{source.name}: cells {twice} glue a figure and also show it inline; "
+                       "use kokoro_nb.plotting.glue_figure(name, fig), which closes it")
+
+
+def shown_and_glued(nb) -> list[int]:
+    """Return the execution counts of cells that glue a figure and also display a PNG inline."""
+    bad = []
+    for cell in nb.cells:
+        outs = cell.get("outputs", [])
+        glued = [o for o in outs if "scrapbook" in o.get("metadata", {})
+                 and any(k.endswith("image/png") for k in o.get("data", {}))]
+        shown = [o for o in outs if "scrapbook" not in o.get("metadata", {}) and "image/png" in o.get("data", {})]
+        if glued and shown:
+            bad.append(cell.get("execution_count"))
+    return bad

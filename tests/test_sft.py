@@ -1,0 +1,293 @@
+"""SFT data: examples, splits, chat template masks, per_turn/session equivalence, score format, CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import kokoro_nb
+from kokoro_nb import sft
+from kokoro_nb.cli import main
+from kokoro_nb.errors import DataError
+from kokoro_nb.schema import ITEM_CODES
+
+
+@pytest.fixture
+def corpus(synthetic_kokorochat_dir):
+    return kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tokenizer trained in-process and a random 2-layer Llama (hidden 64), fp32."""
+    from kokoro_nb.synthetic import write_kokorochat
+    from kokoro_nb.train import tiny_llama, train_tokenizer
+    root = write_kokorochat(tmp_path_factory.mktemp("tiny") / "k", n_dialogues=20)
+    c = kokoro_nb.load_kokorochat(root, cache=False, progress=False)
+    tok = train_tokenizer(c.turns()["text"].astype(str).tolist() + [sft.SYSTEM_PROMPT], vocab_size=400)
+    return c, tok, tiny_llama(tok).eval()
+
+
+# --------------------------------------------------------------------------- response examples
+
+def test_per_turn_has_one_example_per_counselor_turn(corpus):
+    ex = sft.response_examples(corpus, mode="per_turn")
+    tu = corpus.turns()
+    assert len(ex) == int((tu["role"] == "counselor").sum())
+    for e in ex:
+        m = e["messages"]
+        assert m[0] == {"role": "system", "content": sft.SYSTEM_PROMPT}
+        assert m[-1]["role"] == "assistant"
+        assert len(m) == e["turn"] + 2                    # system + turns 0..turn
+
+
+def test_session_is_the_longest_per_turn_example(corpus):
+    per_turn = sft.response_examples(corpus, mode="per_turn")
+    session = sft.response_examples(corpus, mode="session")
+    assert len(session) == len(corpus.dialogues)
+    last = {}
+    for e in per_turn:
+        last[e["dialogue_id"]] = e
+    for s in session:
+        assert s["messages"] == last[s["dialogue_id"]]["messages"]
+
+
+def test_roles_map_and_texts_are_the_merged_turns(corpus):
+    did = str(corpus.dialogues["dialogue_id"].iloc[0])
+    ex = sft.response_examples(corpus, [did], mode="session", system_prompt=None)[0]
+    tu = corpus.turns()
+    tu = tu[tu["dialogue_id"] == did]
+    want = [{"role": {"client": "user", "counselor": "assistant"}[r], "content": t}
+            for r, t in zip(tu["role"].astype(str), tu["text"].astype(str))]
+    assert ex["messages"] == want[:len(ex["messages"])]
+    assert all(m["role"] == "user" for m in want[len(ex["messages"]):])   # only trailing client turns dropped
+
+
+def test_system_prompt_is_configurable(corpus):
+    ex = sft.response_examples(corpus, mode="session", system_prompt="別の指示")
+    assert ex[0]["messages"][0]["content"] == "別の指示"
+
+
+@pytest.mark.parametrize("bad", [{"mode": "per_dialogue"}])
+def test_unknown_mode_is_named(corpus, bad):
+    with pytest.raises(DataError, match="per_dialogue"):
+        sft.response_examples(corpus, **bad)
+
+
+def test_train_validation_split_is_disjoint_seeded_and_order_free():
+    ids = [str(i) for i in range(1, 101)]
+    a = sft.train_validation_split(ids, seed=1)
+    assert len(a["validation"]) == 10 and len(a["train"]) == 90
+    assert set(a["train"]).isdisjoint(a["validation"]) and set(a["train"]) | set(a["validation"]) == set(ids)
+    assert sft.train_validation_split(list(reversed(ids)), seed=1) == a
+    assert sft.train_validation_split(ids, seed=2) != a
+
+
+def test_response_split_ids_follow_the_score_rules(corpus):
+    d = corpus.dialogues.set_index(corpus.dialogues["dialogue_id"].astype(str))["score"]
+    for subset, (lo, hi) in {"low": (0, 69), "high": (70, 98), "full": (0, 98)}.items():
+        s = sft.response_split_ids(corpus, subset)
+        got = s["train"] + s["validation"]
+        assert sorted(got) == sorted(d.index[(d >= lo) & (d <= hi)])
+    with pytest.raises(DataError, match="subset"):
+        sft.response_split_ids(corpus, "middle")
+
+
+# --------------------------------------------------------------------------- chat template and masks
+
+def _counselor_texts(messages):
+    return [m["content"].strip() + "<|eot_id|>" for m in messages if m["role"] == "assistant"]
+
+
+def test_trl_assistant_mask_covers_exactly_the_counselor_turns(tiny, tmp_path):
+    """TRL's tokenization (assistant_only_loss) trains on every counselor turn and its <|eot_id|>, nothing else."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+    c, tok, model = tiny
+    ex = sft.response_examples(c, mode="session")[:3]
+    args = SFTConfig(output_dir=str(tmp_path), assistant_only_loss=True, max_length=None, report_to="none",
+                     use_cpu=True, per_device_train_batch_size=1, activation_checkpointing=False)
+    tr = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([{"messages": e["messages"]} for e in ex]),
+                    processing_class=tok)
+    assert tr.chat_template is None                         # our template already has generation markers
+    for e, row in zip(ex, tr.train_dataset):
+        ids = np.asarray(row["input_ids"])
+        mask = np.asarray(row["labels"]) != -100            # TRL folds the assistant mask into labels
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+        spans = [tok.decode(ids[a:b]) for a, b in zip(edges[::2], edges[1::2])]
+        assert spans == _counselor_texts(e["messages"])
+        assert "<|start_header_id|>" not in tok.decode(ids[mask])
+
+
+def test_template_renders_llama31_format(tiny):
+    _, tok, _ = tiny
+    text = tok.apply_chat_template([{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
+                                    {"role": "assistant", "content": "A"}], tokenize=False)
+    assert text == ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+                    "December 2023\nToday Date: 26 Jul 2024\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>"
+                    "\n\nU<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|>")
+
+
+def test_message_lengths_add_up_and_fit_history_fits(tiny):
+    c, tok, _ = tiny
+    session = sft.response_examples(c, mode="session")[0]["messages"]
+    head, lens = sft.message_lengths(session, tok)
+    full = tok.apply_chat_template(session, tokenize=True, return_dict=True)["input_ids"]
+    assert head + sum(lens) == len(full)
+    per_turn = sft.response_examples(c, mode="per_turn")
+    fitted, n_cut = sft.fit_history(per_turn, tok, 120)
+    assert n_cut > 0
+    for before, after in zip(per_turn, fitted):
+        assert after["messages"][-1] == before["messages"][-1] and after["messages"][0] == before["messages"][0]
+        n = len(tok.apply_chat_template(after["messages"], tokenize=True, return_dict=True)["input_ids"])
+        assert n <= 120 or len(after["messages"]) == 2
+
+
+def test_per_turn_and_session_give_identical_target_losses(tiny):
+    """Causal attention: each counselor token sees the same prefix in both modes, so losses match."""
+    import torch
+    c, tok, model = tiny
+    did = str(c.dialogues["dialogue_id"].iloc[0])
+
+    def token_losses(messages):
+        enc = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        ids = torch.tensor([enc["input_ids"]])
+        with torch.no_grad():
+            logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
+        nll = torch.nn.functional.cross_entropy(logits.double(), ids[0, 1:], reduction="none")
+        mask = torch.tensor(enc["assistant_masks"][1:], dtype=torch.bool)
+        return ids[0, 1:][mask], nll[mask], mask
+
+    s_ids, s_loss, _ = token_losses(sft.response_examples(c, [did], mode="session")[0]["messages"])
+    # each per-turn example contributes the targets of its last (new) counselor turn
+    p_ids, p_loss, seen = [], [], 0
+    for e in sft.response_examples(c, [did], mode="per_turn"):
+        ids, loss, _ = token_losses(e["messages"])
+        p_ids.append(ids[seen:])
+        p_loss.append(loss[seen:])
+        seen = len(ids)
+    p_ids, p_loss = torch.cat(p_ids), torch.cat(p_loss)
+    assert len(s_ids) > 50
+    assert torch.equal(p_ids, s_ids)
+    torch.testing.assert_close(p_loss, s_loss, rtol=0, atol=1e-5)
+    assert s_loss.std() > 0                              # a real, non-constant comparison
+
+
+def test_epoch_budget_counts(tiny):
+    c, tok, _ = tiny
+    b = sft.epoch_budget(c, tokenizer=tok)
+    per_turn = sft.response_examples(c, mode="per_turn")
+    session = sft.response_examples(c, mode="session")
+    chars = lambda exs: sum(len(m["content"]) for e in exs for m in e["messages"])
+    toks = lambda exs: sum(len(tok.apply_chat_template(e["messages"], tokenize=True, return_dict=True)["input_ids"])
+                           for e in exs)
+    assert b.loc["per_turn", "examples"] == len(per_turn) and b.loc["session", "examples"] == len(session)
+    assert b.loc["per_turn", "characters"] == chars(per_turn)
+    assert b.loc["session", "characters"] == chars(session)
+    assert b.loc["per_turn", "tokens"] == toks(per_turn)
+    assert b.loc["session", "tokens"] == toks(session)
+    assert b.loc["per_turn", "target_tokens"] == b.loc["session", "target_tokens"] > 0
+
+
+# --------------------------------------------------------------------------- score prediction
+
+SCORE_CASES = [
+    ("20 lines", sft.format_scores([i % 6 for i in range(20)]), "ok", [i % 6 for i in range(20)]),
+    ("full-width colon, spaces", "\n".join(f" D{i}：{i % 6} " for i in range(1, 21)), "ok",
+     [i % 6 for i in range(1, 21)]),
+    ("prose around lines", "評価:\n" + sft.format_scores([2] * 20) + "\n以上です。", "ok", [2] * 20),
+    ("one missing", "\n".join(f"D{i}: 3" for i in range(1, 20)), "partial", [3] * 19 + [None]),
+    ("out of range", sft.format_scores([3] * 19 + [5]).replace("D20: 5", "D20: 7"), "partial", [3] * 19 + [None]),
+    ("conflicting duplicate", sft.format_scores([1] * 20) + "\nD1: 4", "partial", [None] + [1] * 19),
+    ("no item lines", "よくわかりません", "unparseable", [None] * 20),
+    ("empty", "", "unparseable", [None] * 20),
+]
+
+
+@pytest.mark.parametrize("name,text,status,values", SCORE_CASES, ids=[c[0] for c in SCORE_CASES])
+def test_parse_scores(name, text, status, values):
+    p = sft.parse_scores(text)
+    assert (p.status, p.values) == (status, values)
+    assert (p.problem == "") == (status == "ok")
+
+
+def test_parse_score_outputs_counts_failures():
+    values, counts = sft.parse_score_outputs([sft.format_scores([1] * 20), "", "D1: 2"])
+    assert counts == {"ok": 1, "partial": 1, "unparseable": 1}
+    assert values[1] == [None] * 20
+
+
+def test_score_examples_round_trip_the_gold_scores(corpus):
+    ex = sft.score_examples(corpus)
+    d = corpus.dialogues.set_index(corpus.dialogues["dialogue_id"].astype(str))
+    for e in ex:
+        assert e["gold"] == [int(v) for v in d.loc[e["dialogue_id"], list(ITEM_CODES)]]
+        assert sft.parse_scores(e["messages"][-1]["content"]).values == e["gold"]
+        assert [m["role"] for m in e["messages"]] == ["system", "user", "assistant"]
+        assert "D20" in e["messages"][1]["content"] and "カウンセラー: " in e["messages"][1]["content"]
+
+
+def test_score_datasets_use_the_fixed_test_set(corpus):
+    a, b = sft.score_datasets(corpus, seed=0), sft.score_datasets(corpus, seed=1)
+    ids = lambda ds, k: sorted(e["dialogue_id"] for e in ds[k])
+    assert ids(a, "test") == ids(b, "test")
+    assert ids(a, "validation") != ids(b, "validation")
+    assert [len(a[k]) for k in ("train", "validation", "test")] == [16, 2, 2]
+
+
+def test_cut_middle_keeps_head_and_tail():
+    text = "あ" * 50 + "い" * 100 + "う" * 50
+    cut = sft.cut_middle(text, 100)
+    assert cut.startswith("あ" * 50) and cut.endswith("う" * 50) and "（中略）" in cut
+    assert sft.cut_middle(text, None) == text
+
+
+# --------------------------------------------------------------------------- CLI
+
+def test_cli_sft_data_writes_jsonl(synthetic_kokorochat_dir, tmp_path, capsys):
+    out = tmp_path / "sft"
+    rc = main(["-q", "sft-data", "--data-dir", str(synthetic_kokorochat_dir), "--mode", "session",
+               "--output-dir", str(out), "--json"])
+    assert rc == 0
+    info = json.loads(capsys.readouterr().out)
+    lines = (out / "response_train.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == info["examples"]["train"] == info["dialogues"]["train"]
+    assert json.loads(lines[0])["messages"][0]["role"] == "system"
+
+
+def test_cli_sft_data_text_output_and_errors(synthetic_kokorochat_dir, tmp_path, capsys):
+    assert main(["-q", "sft-data", "--data-dir", str(synthetic_kokorochat_dir), "--task", "score",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "16 dialogues" in out and not (tmp_path / "sft").exists()
+    assert main(["-q", "sft-data", "--data-dir", str(synthetic_kokorochat_dir), "--max-chars", "5"]) == 2
+    assert "--max-chars" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["sft-data", "--subset", "middle"])
+    assert exc.value.code == 2
+
+
+# --------------------------------------------------------------------------- real data
+
+@pytest.mark.realdata
+def test_real_split_sizes_match_the_paper(real_corpus):
+    from kokoro_nb import paper
+    want = paper.load()["response_generation_splits"]
+    got = {k: len(sft.response_split_ids(real_corpus, k)["train"]) + len(sft.response_split_ids(real_corpus, k)["validation"])
+           for k in sft.SUBSETS}
+    assert got == {"low": want["kokoro_low"]["dialogues"], "high": want["kokoro_high"]["dialogues"],
+                   "full": want["kokoro_full"]["dialogues"]}
+    assert len(sft.response_split_ids(real_corpus, "full")["test"]) == want["test"]["dialogues"]
+    info = sft.write_sft_data(real_corpus, None, task="score")
+    n = len(real_corpus.dialogues)
+    assert info["dialogues"] == {"train": n - 2 * round(n / 10), "validation": round(n / 10), "test": round(n / 10)}
+
+
+@pytest.mark.realdata
+def test_real_session_mode_reads_about_18x_fewer_characters(real_corpus):
+    from kokoro_nb.stats import response_splits
+    b = sft.epoch_budget(real_corpus, response_splits(real_corpus.dialogues)["full"])
+    ratio = b.loc["per_turn", "characters"] / b.loc["session", "characters"]
+    assert 15 < ratio < 22
+    assert b.loc["per_turn", "target_characters"] == b.loc["session", "target_characters"]

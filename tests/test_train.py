@@ -1,0 +1,219 @@
+"""QLoRA training: Appendix D defaults, CPU smoke run (4-bit + 8-bit optimiser), artifacts, resume."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import kokoro_nb
+from kokoro_nb import config, paper, sft, train
+from kokoro_nb.cli import main
+from kokoro_nb.errors import DataError
+
+SHARED_VALUES = Path("/work/shared/papers/kokorochat-paper-values.yaml")
+SECRET = "hf_THIS_IS_NOT_A_REAL_TOKEN_0123456789"
+
+
+def _appendix_d() -> list[dict]:
+    """Appendix D from the package's table and, when present, the shared transcription."""
+    import yaml
+    out = [paper.load()["appendix_d_training"]]
+    if SHARED_VALUES.exists():
+        out.append(yaml.safe_load(SHARED_VALUES.read_text(encoding="utf-8"))["appendix_d_training"])
+    return out
+
+
+@pytest.mark.parametrize("d", _appendix_d())
+def test_defaults_are_appendix_d_line_by_line(d):
+    rg, sp = d["response_generation"], d["score_prediction"]
+    r, s = train.ResponseTrainConfig(), train.ScoreTrainConfig()
+    assert r.model_name == s.model_name == d["base_model"] == config.BASE_MODEL
+    for c in (r, s):                                            # QLoRA, the same for both tasks
+        assert (c.load_in_4bit, c.bnb_4bit_quant_type, c.bnb_4bit_compute_dtype) == \
+            (rg["quantization"]["bits"] == 4, rg["quantization"]["type"], rg["quantization"]["compute_dtype"])
+        assert (c.lora_r, c.lora_alpha, c.lora_dropout) == (rg["lora"]["r"], rg["lora"]["alpha"], rg["lora"]["dropout"])
+        assert list(c.lora_target_modules) == rg["lora"]["target_modules"]
+    assert (r.optim, r.learning_rate, r.warmup_steps, r.batch_size, r.epochs) == \
+        (rg["optimizer"], rg["learning_rate"], rg["warmup_steps"], rg["batch_size"], rg["epochs"])
+    assert (r.eval_strategy, r.eval_steps) == ("steps", rg["eval_every_steps"])
+    assert rg["model_selection"] == "lowest validation loss"
+    assert (r.metric_for_best_model, r.greater_is_better) == ("eval_loss", False)
+    assert (s.optim, s.learning_rate, s.warmup_steps, s.batch_size, s.epochs) == \
+        (sp["optimizer"], sp["learning_rate"], sp["warmup_steps"], sp["batch_size"], sp["epochs"])
+    assert "highest validation accuracy" in sp["model_selection"] and "epoch" in sp["model_selection"]
+    assert (s.eval_strategy, s.metric_for_best_model, s.greater_is_better) == ("epoch", "eval_item_accuracy", True)
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"subset": "middle"}, "subset"), ({"mode": "packed"}, "mode"), ({"batch_size": 0}, "batch_size"),
+    ({"max_length": 8}, "max_length"), ({"learning_rate": 0}, "learning_rate"), ({"nope": 1}, "nope"),
+])
+def test_bad_settings_name_the_field(overrides, field):
+    with pytest.raises(DataError, match=field):
+        train.make_config("response", **overrides)
+
+
+def test_parse_overrides_types_values():
+    got = train.parse_overrides(["max_steps=40", "learning_rate=5e-3", "mode=session", "max_length=null"], "response")
+    assert got == {"max_steps": 40, "learning_rate": 5e-3, "mode": "session", "max_length": None}
+    with pytest.raises(DataError, match="NAME=VALUE"):
+        train.parse_overrides(["max_steps"], "response")
+
+
+def test_hf_token_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    assert train.hf_token() == SECRET
+
+
+def test_score_positions_find_the_twenty_digits(tmp_path):
+    tok = train.train_tokenizer([sft.format_scores([i % 6 for i in range(20)]), sft.score_instruction()], 300)
+    answer = sft.format_scores([i % 6 for i in range(20)]) + "<|eot_id|>"
+    ids = tok(answer, add_special_tokens=False)["input_ids"]
+    pos = train.score_positions([-100, -100] + ids, tok)
+    assert [int(tok.decode([ids[p - 2]])) for p in pos] == [i % 6 for i in range(20)]
+
+
+# --------------------------------------------------------------------------- real training runs (tiny model)
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from kokoro_nb.synthetic import write_kokorochat
+    root = write_kokorochat(tmp_path_factory.mktemp("train") / "k", n_dialogues=24)
+    return kokoro_nb.load_kokorochat(root, cache=False, progress=False)
+
+
+def _smoke(out: Path, **kw) -> train.TrainConfig:
+    base = dict(model_name=config.TINY_MODEL, output_dir=str(out), mode="session", max_length=192, max_steps=12,
+                batch_size=4, per_device_batch_size=4, learning_rate=5e-3, warmup_steps=2, eval_steps=6,
+                logging_steps=2, max_eval_examples=4)
+    return train.make_config("response", **{**base, **kw})
+
+
+RESUME_KW = dict(max_steps=8, eval_steps=4, logging_steps=1, save_total_limit=None)
+
+
+@pytest.fixture(scope="module")
+def straight(corpus, tmp_path_factory):
+    """One uninterrupted smoke run (HF token set), with everything it printed."""
+    import contextlib
+    import io
+    import os
+    out, buf = tmp_path_factory.mktemp("straight") / "run", io.StringIO()
+    old = os.environ.get("HF_TOKEN")
+    os.environ["HF_TOKEN"] = SECRET
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            m = train.train(_smoke(out, **RESUME_KW), corpus, progress=True)
+    finally:
+        os.environ.pop("HF_TOKEN") if old is None else os.environ.__setitem__("HF_TOKEN", old)
+    return m, out, buf.getvalue()
+
+
+def test_smoke_run_trains_4bit_with_8bit_optimizer_and_writes_artifacts(straight):
+    m, out, printed = straight
+    assert m["last_logged_loss"] < m["first_logged_loss"]                  # the loss fell
+    assert any("4-bit nf4" in n for n in m["notes"]) and any("adamw_8bit" in n for n in m["notes"])
+    assert m["optimizer_class"] == "AdamW" and m["global_step"] == 8
+    import bitsandbytes as bnb
+    base = train.load_base_model(str(out / "base_model"))[0]
+    assert isinstance(base.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
+    for f in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "config.json", "metrics.json"):
+        assert (out / f).exists(), f
+    assert json.loads((out / "config.json").read_text())["mode"] == "session"
+    log = [json.loads(x) for x in (out / "training_log.jsonl").read_text().splitlines()]
+    assert any("tokens_per_s" in r and "est_minutes_per_epoch" in r and "peak_rss_gb" in r for r in log)
+    assert any("eval_loss" in r for r in log)
+    assert "tok/s" in printed and "4-bit" in printed
+    everything = printed + "".join(p.read_text(errors="ignore") for p in out.glob("*.json*"))
+    assert SECRET not in everything
+
+
+class _Disconnect(Exception):
+    pass
+
+
+def _disconnect_after(step: int):
+    from transformers import TrainerCallback
+
+    class Cb(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == step:
+                raise _Disconnect
+
+    return Cb()
+
+
+def _adapter_weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_resume_ends_in_the_same_state_as_an_uninterrupted_run(corpus, straight, tmp_path):
+    import torch
+    kw = RESUME_KW
+    a, straight, _ = straight
+    broken = tmp_path / "broken"
+    with pytest.raises(_Disconnect):
+        train.train(_smoke(broken, **kw), corpus, callbacks=[_disconnect_after(4)], progress=False)
+    assert train.last_checkpoint(broken).endswith("checkpoint-4")
+    b = train.train(_smoke(broken, **kw), corpus, progress=False)
+    assert b["resumed_from"].endswith("checkpoint-4") and b["global_step"] == a["global_step"] == 8
+    wa = _adapter_weights(straight / "checkpoints" / "checkpoint-8")
+    wb = _adapter_weights(broken / "checkpoints" / "checkpoint-8")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
+    assert any(not torch.equal(wa[k], _adapter_weights(broken / "checkpoints" / "checkpoint-4")[k]) for k in wa)
+    la = dict(train.logged_losses(straight))
+    lb = dict(train.logged_losses(broken))
+    assert {s: round(v, 5) for s, v in la.items()} == {s: round(v, 5) for s, v in lb.items()}
+    assert a["best_metric"] == pytest.approx(b["best_metric"], abs=1e-6)
+
+
+def test_score_task_selects_by_item_accuracy(corpus, tmp_path):
+    cfg = train.make_config("score", model_name=config.TINY_MODEL, output_dir=str(tmp_path / "score"),
+                            max_length=1024, max_steps=2, batch_size=2, per_device_batch_size=2,
+                            learning_rate=5e-3, warmup_steps=0, eval_strategy="steps", eval_steps=2,
+                            logging_steps=1, max_eval_examples=2, optim="adamw_torch")
+    m = train.train(cfg, corpus, progress=False)
+    ev = m["eval_history"][-1]
+    assert ev["eval_items_scored"] == 2 * 20
+    assert 0 <= ev["eval_item_accuracy"] <= ev["eval_item_accuracy_soft"] <= 1
+    assert m["best_metric"] == ev["eval_item_accuracy"]
+
+
+def test_cli_train_rejects_unknown_setting(capsys):
+    assert main(["train", "response", "--set", "warmup=3"]) == 2
+    assert "warmup_steps" in capsys.readouterr().err
+
+
+def test_llama_31_8b_shape_has_8b_parameters():
+    """The random-weights GPU benchmark model has Llama-3.1-8B's exact size (meta device: no memory)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    class Vocab:                                  # Llama 3.1's vocabulary size and special ids
+        bos_token_id, eos_token_id, pad_token_id = 128000, 128009, 128004
+
+        def __len__(self):
+            return 128256
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(train.llama_config(Vocab(), "llama-3.1-8b"))
+    assert sum(p.numel() for p in model.parameters()) == 8_030_261_248
+    with pytest.raises(DataError, match="llama-3.1-8b"):
+        train.llama_config(Vocab(), "llama-9")
+
+
+def test_build_random_llama_keeps_the_full_vocabulary_rows(tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoConfig
+    monkeypatch.setitem(train.ARCHITECTURES, "mini", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                                          num_attention_heads=2, num_key_value_heads=1))
+    path = train.build_random_llama(["こんにちは、よろしくお願いします。"] * 20, tmp_path / "m", "mini",
+                                    vocab_size=300, model_vocab_size=512)
+    cfg = AutoConfig.from_pretrained(path)
+    assert cfg.vocab_size == 512 and cfg.hidden_size == 32
+    assert torch.get_default_dtype() == torch.float32           # restored after building in bf16
