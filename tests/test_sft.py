@@ -263,6 +263,9 @@ def test_cli_sft_data_text_output_and_errors(synthetic_kokorochat_dir, tmp_path,
     assert "train" in out and "16 dialogues" in out and not (tmp_path / "sft").exists()
     assert main(["-q", "sft-data", "--data-dir", str(synthetic_kokorochat_dir), "--max-chars", "5"]) == 2
     assert "--max-chars" in capsys.readouterr().err
+    for bad in (["--validation-fraction", "1.5"], ["--task", "score", "--validation-fraction", "0.2"]):
+        assert main(["-q", "sft-data", "--data-dir", str(synthetic_kokorochat_dir), "--dry-run", *bad]) == 2
+        assert "validation_fraction" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["sft-data", "--subset", "middle"])
     assert exc.value.code == 2

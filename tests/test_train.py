@@ -217,3 +217,14 @@ def test_build_random_llama_keeps_the_full_vocabulary_rows(tmp_path, monkeypatch
     cfg = AutoConfig.from_pretrained(path)
     assert cfg.vocab_size == 512 and cfg.hidden_size == 32
     assert torch.get_default_dtype() == torch.float32           # restored after building in bf16
+
+
+def test_cli_train_runs_the_smoke_configuration(synthetic_kokorochat_dir, tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = main(["-q", "train", "response", "--data-dir", str(synthetic_kokorochat_dir),
+               "--set", "model_name=tiny-random-llama", "--set", f"output_dir={out}", "--set", "mode=session",
+               "--set", "max_length=128", "--set", "max_steps=2", "--set", "batch_size=2",
+               "--set", "per_device_batch_size=2", "--set", "eval_steps=2", "--set", "max_eval_examples=2", "--json"])
+    assert rc == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["global_step"] == 2 and (out / "adapter" / "adapter_config.json").exists()

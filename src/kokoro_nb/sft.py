@@ -405,6 +405,9 @@ def write_sft_data(corpus: Corpus, output_dir: str | Path | None, *, task: str =
                 "dialogues": {k: len(v) for k, v in ids.items()}}
     else:
         from .baselines import score_split
+        if validation_fraction != VALIDATION_FRACTION:
+            raise DataError("the score split is the paper's fixed 8:1:1; --validation-fraction applies "
+                            "to the response task only", field="validation_fraction")
         seed = config.SCORE_SPLIT_SEEDS[0] if seed is None else seed
         ids = score_split(corpus.dialogues["dialogue_id"].astype(str), seed, config.SEED)
         prompt = SCORE_SYSTEM_PROMPT if system_prompt is None else system_prompt

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import config, sft
-from .errors import DataError, KokoroError
+from .errors import DataError, MissingDependencyError
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TINY_SPECIAL_TOKENS = ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
@@ -729,10 +729,13 @@ def _cmd_train(args) -> int:
     from .corpus import load_kokorochat
     cfg = make_config(args.task, **parse_overrides(args.set, args.task))
     corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
-    try:
-        metrics = train(cfg, corpus, progress=not os.environ.get("TQDM_DISABLE"))
+    import contextlib
+    import sys
+    try:                                          # with --json, stdout carries only the JSON
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            metrics = train(cfg, corpus, progress=not os.environ.get("TQDM_DISABLE"))
     except ImportError as exc:
-        raise KokoroError(f"{exc}; install the training extras: pip install 'kokoro-nb[train]'") from None
+        raise MissingDependencyError(f"{exc}; install the training extras: pip install 'kokoro-nb[train]'") from None
     if args.json:
         from .cli import print_json
         print_json(_jsonable(metrics))
