@@ -206,7 +206,8 @@ def register_cli(sub) -> None:
     p = sub.add_parser("generate", help="greedy responses for the test dialogues (resumable JSONL)",
                        description="Generate every counselor turn of the test dialogues (score 99-100) "
                                    "from its full history and append to a responses JSONL.")
-    p.add_argument("--data-dir", help=f"KokoroChat folder (default: ${config.KOKOROCHAT_ENV})")
+    p.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH",
+                   help=f"KokoroChat folder or archive (default: ${config.KOKOROCHAT_ENV})")
     p.add_argument("--model", default=config.BASE_MODEL, help="hub id, local path, or tiny-random-llama")
     p.add_argument("--adapter", default=None, help="LoRA adapter folder (from kokoro-nb train)")
     p.add_argument("--output", default="outputs/generate/responses.jsonl")

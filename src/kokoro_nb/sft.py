@@ -429,7 +429,8 @@ def register_cli(sub) -> None:
     p = sub.add_parser("sft-data", help="write SFT data (JSONL) and print the split sizes",
                        description="Build response-generation or score-prediction SFT examples from "
                                    "KokoroChat, write <task>_<split>.jsonl and print the split sizes.")
-    p.add_argument("--data-dir", help=f"KokoroChat folder (default: ${config.KOKOROCHAT_ENV})")
+    p.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH",
+                   help=f"KokoroChat folder or archive (default: ${config.KOKOROCHAT_ENV})")
     p.add_argument("--task", choices=TASKS, default="response")
     p.add_argument("--subset", choices=SUBSETS, default="full", help="response training subset (paper 5.1.1)")
     p.add_argument("--mode", choices=MODES, default="per_turn", help="one example per counselor turn or per dialogue")

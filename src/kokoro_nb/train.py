@@ -702,7 +702,8 @@ def register_cli(sub) -> None:
                        description="Fine-tune with QLoRA; defaults are the paper's Appendix D. Multi-GPU: "
                                    "accelerate launch --num_processes N -m kokoro_nb.cli train ...")
     p.add_argument("task", choices=sft.TASKS)
-    p.add_argument("--data-dir", help=f"KokoroChat folder (default: ${config.KOKOROCHAT_ENV})")
+    p.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH",
+                   help=f"KokoroChat folder or archive (default: ${config.KOKOROCHAT_ENV})")
     p.add_argument("--sample", type=int, default=None, help="use N random dialogues")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a TrainConfig field, e.g. --set model_name=tiny-random-llama --set max_steps=40")
