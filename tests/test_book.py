@@ -6,7 +6,6 @@ the real book on the real data is built by the `realdata` test at the end.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import textwrap

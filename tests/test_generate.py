@@ -1,7 +1,6 @@
 """Greedy generation of the test turns: prompts, JSONL format, resume, tiny model on CPU."""
 from __future__ import annotations
 
-import json
 
 import pytest
 

@@ -12,7 +12,6 @@ of the source files, so a second load does no JSON parsing.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tarfile

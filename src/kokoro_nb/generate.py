@@ -189,14 +189,8 @@ def generate_scores(model, tokenizer, examples: list[dict], out_path: str | Path
 
 def read_responses(path: str | Path) -> list[dict]:
     """Read a JSONL written here (responses or scores) into a list of dicts (errors name the line)."""
-    rows = []
-    for no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise DataError("not JSON", file=str(path), line=no) from None
-    return rows
+    from .metrics import read_records
+    return [obj for _, obj in read_records(path)]
 
 
 # --------------------------------------------------------------------------- CLI

@@ -552,7 +552,7 @@ def evaluate_scores(gold, pred, dialogue_ids: Sequence | None = None, *, n_boot:
 
 # --------------------------------------------------------------------------- files
 
-def _records(path: str | Path) -> Iterable[tuple[int, dict]]:
+def read_records(path: str | Path) -> Iterable[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line; DataError on bad JSON."""
     path = Path(path)
     if not path.is_file():
@@ -584,7 +584,7 @@ def _field(obj: dict, key: str, types: tuple, file: str, no: int, what: str):
 def read_responses(path: str | Path) -> pd.DataFrame:
     """Read a responses JSONL: one ``{"dialogue_id", "turn", "reference", "hypothesis"}`` per line."""
     rows, seen, f = [], {}, str(path)
-    for no, obj in _records(path):
+    for no, obj in read_records(path):
         did = _field(obj, "dialogue_id", (str, int), f, no, "a dialogue id (string)")
         turn = _field(obj, "turn", (int,), f, no, "a turn index (integer >= 0)")
         if turn < 0:
@@ -628,7 +628,7 @@ def read_scores(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     could not be parsed.
     """
     ids, gold, pred, seen, f = [], [], [], {}, str(path)
-    for no, obj in _records(path):
+    for no, obj in read_records(path):
         did = str(_field(obj, "dialogue_id", (str, int), f, no, "a dialogue id (string)"))
         if did in seen:
             raise DataError(f"duplicate dialogue_id {did!r} (first on line {seen[did]})",

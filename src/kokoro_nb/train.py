@@ -27,7 +27,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -408,7 +408,6 @@ def make_score_metrics(tokenizer):
     the share of exact digits, ``item_accuracy_soft`` within 1 (paper ACC / ACC_soft, but
     teacher-forced: cheap enough to run at every evaluation; generated scores are evaluated later).
     """
-    import numpy as np
     inv = {tokenizer.convert_tokens_to_ids(str(d)): d for d in range(10)}
 
     def preprocess(logits, labels):
@@ -638,24 +637,23 @@ def _jsonable(obj):
     return obj
 
 
-def logged_losses(output_dir: str | Path) -> list[tuple[int, float]]:
-    """Return (step, training loss) pairs from ``training_log.jsonl``."""
+def _training_log(output_dir: str | Path) -> list[dict]:
     path = Path(output_dir) / "training_log.jsonl"
     if not path.exists():
         raise DataError("no training log; run training first", file=str(path))
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def logged_losses(output_dir: str | Path) -> list[tuple[int, float]]:
+    """Return (step, training loss) pairs from ``training_log.jsonl``."""
+    return [(r["step"], r["loss"]) for r in _training_log(output_dir) if "loss" in r]
 
 
 def training_curves(output_dir: str | Path) -> "pd.DataFrame":
     """Return the logged losses in long form: step, split ("train" | "validation"), loss."""
     import pandas as pd
-    path = Path(output_dir) / "training_log.jsonl"
-    if not path.exists():
-        raise DataError("no training log; run training first", file=str(path))
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
+    for r in _training_log(output_dir):
         if "loss" in r:
             rows.append((r["step"], "train", r["loss"]))
         if "eval_loss" in r:
