@@ -1,6 +1,7 @@
 # The README's two commands are `make book` and `make test`; both install what they need first.
-# Install: a virtual environment in .venv with requirements.txt (torch pinned to the CPU build
-# on the project's machines) and this package in editable mode.
+# Install: a virtual environment in .venv from the lock (requirements-lock.txt, every package
+# pinned) plus torch from requirements-torch.txt, and this package in editable mode.
+# `make lock` refreshes the lock from the ranges in pyproject.toml (needs uv).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,14 +10,26 @@ PSY_INSIGHT_DIR ?= $(abspath ../shared/data/psy-insight)
 export KOKOROCHAT_DIR PSY_INSIGHT_DIR
 PYTEST_ARGS ?=
 
-.PHONY: install book preview test bench colab shots clean
+.PHONY: install lock book preview test bench colab shots clean
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements-lock.txt requirements-torch.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-torch.txt
+	$(PY) -m pip install --quiet -r requirements-lock.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+# Packages that only torch's CUDA build needs stay out of the lock: torch is installed apart.
+LOCK_OMIT := torch triton cuda-bindings cuda-pathfinder cuda-toolkit nvidia-cublas nvidia-cuda-cupti \
+	nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft nvidia-cufile nvidia-curand \
+	nvidia-cusolver nvidia-cusparse nvidia-cusparselt-cu13 nvidia-nccl-cu13 nvidia-nvjitlink \
+	nvidia-nvshmem-cu13 nvidia-nvtx
+
+lock:                             ## refresh requirements-lock.txt from pyproject.toml (Python 3.11 and 3.12)
+	uv pip compile pyproject.toml --extra train --extra book --extra test --universal \
+		--python-version 3.11 --fork-strategy fewest -c requirements-torch.txt \
+		$(foreach p,$(LOCK_OMIT),--no-emit-package $(p)) --custom-compile-command "make lock" \
+		-o requirements-lock.txt
 
 install: $(VENV)/.installed
 

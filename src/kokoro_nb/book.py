@@ -431,7 +431,8 @@ def _show_injected(cell, parameters: dict) -> None:
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline",
-               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+               "KOKORO_BOOK_BUILD": "1"}       # kokoro_nb.notebook.glue -> myst-nb's glue
 
 
 class NotebookFailed(KokoroError):

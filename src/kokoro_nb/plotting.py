@@ -51,9 +51,10 @@ def glue_figure(name: str, fig) -> None:
     *fig* is a matplotlib Figure, an Axes, or a seaborn grid (anything with ``.figure``).
     """
     import matplotlib.pyplot as plt
-    from myst_nb import glue
+
+    from .notebook import glue
     fig = getattr(fig, "figure", fig)
-    glue(name, fig, display=False)
+    glue(name, fig, display=False)        # outside a book build this shows the figure
     plt.close(fig)
 
 
