@@ -15,12 +15,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kokoro_nb import book
+from kokoro_nb import book, colab
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
-REPO_URL, BRANCH = book.repository(ROOT)
+REPO_URL, BRANCH = colab.repository(ROOT)
 
 
 def notebook_source(body: str, *, front: str = "", prose: str = "",
@@ -36,7 +36,7 @@ def notebook_source(body: str, *, front: str = "", prose: str = "",
 
 DEMO = notebook_source(textwrap.dedent("""
     import os, pathlib
-    from myst_nb import glue
+    from kokoro_nb.notebook import glue
     from kokoro_nb import plotting
     pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
     n = len(os.listdir(os.path.join(data_dir, "kokorochat_dialogues")))
@@ -77,18 +77,20 @@ def test_toc_pages_exist():
 
 
 def test_colab_copies_are_in_sync():
-    assert book.sync_colab(ROOT, check=True) == [], "run `kokoro-nb book sync-colab`"
+    assert colab.sync(ROOT, check=True) == [], "run `kokoro-nb book sync-colab`"
 
 
 @pytest.mark.parametrize("source", book.notebook_sources(ROOT), ids=lambda p: p.stem)
 def test_colab_copy_is_output_free_and_installs_the_package(source):
-    copy = ROOT / book.COLAB_DIR / f"{source.stem}.ipynb"
+    copy = ROOT / colab.COLAB_DIR / f"{source.stem}.ipynb"
     nb = nbformat.read(copy, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code)
-    setup = [c for c in code if book.COLAB_SETUP_TAG in c.metadata.get("tags", [])]
-    assert len(setup) == 1 and f"git+{REPO_URL}" in setup[0].source
+    setup = [c for c in code if colab.SETUP_TAG in c.metadata.get("tags", [])]
+    assert len(setup) == 1 and f'REPO_URL = "{REPO_URL}"' in setup[0].source
+    assert "-c {repo}/requirements-lock.txt" in setup[0].source      # the lock's versions
+    assert "import myst_nb" not in "".join(c.source for c in code)   # book-only package
     assert code.index(setup[0]) == 0, "the setup cell must be the first code cell"
     assert "jupytext" not in nb.metadata
 
@@ -256,18 +258,18 @@ def test_html_build_with_colab_button_and_warnings_as_errors(mini_root, syntheti
     assert not report.ok and report.sphinx_rc != 0
     assert "notebooks/colab/01_demo.ipynb" in report.warnings and "sync-colab" in report.warnings
 
-    assert book.sync_colab(mini_root) == ["notebooks/colab/01_demo.ipynb"]
+    assert colab.sync(mini_root) == ["notebooks/colab/01_demo.ipynb"]
     report = run()
     assert report.ok, report.warnings
     # the default build keeps the Colab copies in step with the sources
     src = mini_root / "notebooks" / "01_demo.md"
     src.write_text(src.read_text() + "\nA new paragraph.\n")
-    assert book.sync_colab(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb"]
+    assert colab.sync(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb"]
     report = book.build(mini_root, data_dir=synthetic_kokorochat_dir, build_dir=out, n_jobs=1,
                         progress=False)
-    assert report.ok and book.sync_colab(mini_root, check=True) == []
+    assert report.ok and colab.sync(mini_root, check=True) == []
     html = (out / "html" / "notebooks" / "01_demo.html").read_text(encoding="utf-8")
-    assert book.colab_url(REPO_URL, BRANCH, "01_demo") in html
+    assert colab.colab_url(REPO_URL, BRANCH, "01_demo") in html
     assert f"https://colab.research.google.com/github/{REPO_URL.split('github.com/')[1]}/blob/{BRANCH}/notebooks/colab/01_demo.ipynb" in html
     assert "The data folder has 20 dialogue files." in re.sub(r"<[^>]+>", "", html)  # glue resolved
     assert "injected-parameters" not in html and str(synthetic_kokorochat_dir) not in html
@@ -280,37 +282,37 @@ def test_html_build_with_colab_button_and_warnings_as_errors(mini_root, syntheti
 # --------------------------------------------------------------------------- Colab copies
 
 def test_sync_colab_writes_checks_and_prunes(mini_root):
-    colab = mini_root / "notebooks" / "colab"
-    assert book.sync_colab(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb"]
-    assert not colab.exists()                          # --check writes nothing
-    assert book.sync_colab(mini_root) == ["notebooks/colab/01_demo.ipynb"]
-    first = (colab / "01_demo.ipynb").read_bytes()
-    assert book.sync_colab(mini_root) == [] and (colab / "01_demo.ipynb").read_bytes() == first
+    copies = mini_root / "notebooks" / "colab"
+    assert colab.sync(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb"]
+    assert not copies.exists()                          # --check writes nothing
+    assert colab.sync(mini_root) == ["notebooks/colab/01_demo.ipynb"]
+    first = (copies / "01_demo.ipynb").read_bytes()
+    assert colab.sync(mini_root) == [] and (copies / "01_demo.ipynb").read_bytes() == first
 
     nb = nbformat.reads(first.decode(), as_version=4)
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="leaked output")]
-    nbformat.write(nb, colab / "01_demo.ipynb")
-    (colab / "02_gone.ipynb").write_text(first.decode())
-    assert book.sync_colab(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb",
+    nbformat.write(nb, copies / "01_demo.ipynb")
+    (copies / "02_gone.ipynb").write_text(first.decode())
+    assert colab.sync(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb",
                                                       "notebooks/colab/02_gone.ipynb"]
-    book.sync_colab(mini_root)
-    assert sorted(p.name for p in colab.iterdir()) == ["01_demo.ipynb"]
-    assert (colab / "01_demo.ipynb").read_bytes() == first
+    colab.sync(mini_root)
+    assert sorted(p.name for p in copies.iterdir()) == ["01_demo.ipynb"]
+    assert (copies / "01_demo.ipynb").read_bytes() == first
 
 
 def test_colab_copy_extras_gpu_and_own_setup_cell(tmp_path):
     src = tmp_path / "10_train.md"
     src.write_text(notebook_source("x = 1", front="kokoro_nb:\n  colab_extras: [train]\n  colab_gpu: true\n"))
-    nb = nbformat.reads(book.colab_notebook(src, REPO_URL, BRANCH), as_version=4)
-    assert f'"kokoro-nb[train] @ git+{REPO_URL}@{BRANCH}"' in nb.cells[1].source
+    nb = nbformat.reads(colab.colab_notebook(src, REPO_URL, BRANCH), as_version=4)
+    assert '"{repo}[train]"' in nb.cells[1].source and f'BRANCH = "{BRANCH}"' in nb.cells[1].source
     assert nb.metadata["accelerator"] == "GPU"
 
     own = notebook_source("x = 1").replace("# Demo chapter\n\nSome prose.\n\n",
                                            "# Demo chapter\n\n```{code-cell} ipython3\n:tags: [colab-setup]\n"
                                            "%pip install something-else\n```\n\n")
     src.write_text(own)
-    nb = nbformat.reads(book.colab_notebook(src, REPO_URL, BRANCH), as_version=4)
-    setups = [c for c in nb.cells if book.COLAB_SETUP_TAG in c.metadata.get("tags", [])]
+    nb = nbformat.reads(colab.colab_notebook(src, REPO_URL, BRANCH), as_version=4)
+    setups = [c for c in nb.cells if colab.SETUP_TAG in c.metadata.get("tags", [])]
     assert [c.source for c in setups] == ["%pip install something-else"]
 
 

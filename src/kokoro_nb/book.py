@@ -46,13 +46,11 @@ from pathlib import Path
 
 import yaml
 
-from . import config
+from . import colab, config
 from .errors import DataError, KokoroError
 
 PIPELINE_VERSION = "2"          # bump to invalidate every stamp after a pipeline change
 NOTEBOOK_DIR = "notebooks"
-COLAB_DIR = "notebooks/colab"
-COLAB_PATH = COLAB_DIR + "/{name}.ipynb"
 BOOK_PAGES_DIR = "book"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 # Parameters the pipeline injects, each only into notebooks whose parameters cell declares it.
@@ -62,8 +60,6 @@ INPUT_SUFFIXES = ("_dir", "_path", "_file")
 PATH_PARAMETERS = ("data_dir", "psy_insight_dir", "output_dir")
 OPTION_KEYS = ("book_parameters", "smoke_parameters", "colab_extras", "colab_gpu")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
-COLAB_SETUP_TAG = "colab-setup"
-DEFAULT_REPOSITORY = "https://github.com/kokoro-nb/kokorochat-companion"
 
 
 # --------------------------------------------------------------------------- locating things
@@ -673,6 +669,7 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
         raise DataError(f"--sample {sample}: must be a positive number of dialogues", field="sample")
     names = chapters(root)
     if colab:
+        from .colab import sync as sync_colab
         for path in sync_colab(root):
             if progress:
                 print(f"  updated Colab copy {path}", file=sys.stderr)
@@ -703,83 +700,27 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
     return report
 
 
-# --------------------------------------------------------------------------- Colab copies
-
-def repository(root: Path) -> tuple[str, str]:
-    """Return (url, branch) of the repository from ``_config.yml``."""
-    cfg = yaml.safe_load((Path(root) / "_config.yml").read_text(encoding="utf-8")) or {}
-    repo = cfg.get("repository") or {}
-    return str(repo.get("url") or DEFAULT_REPOSITORY).rstrip("/"), str(repo.get("branch") or "main")
-
-
-def colab_setup_source(repo_url: str, branch: str, extras: list[str] | tuple = ()) -> str:
-    """Return the code of the Colab setup cell: install this package from the repository."""
-    spec = f"kokoro-nb[{','.join(extras)}]" if extras else "kokoro-nb"
-    return ("# Colab setup: install the companion package (does nothing outside Colab).\n"
-            "import sys\n"
-            "if \"google.colab\" in sys.modules:\n"
-            f"    %pip install --quiet \"{spec} @ git+{repo_url}@{branch}\"")
-
-
-def colab_notebook(source: Path, repo_url: str, branch: str) -> str:
-    """Return the output-free ``.ipynb`` text Colab opens for one jupytext source."""
-    import nbformat
-    nb = read_notebook(source)
-    opts = notebook_options(nb, source)
-    if not any(COLAB_SETUP_TAG in c.metadata.get("tags", []) for c in nb.cells):
-        setup = nbformat.v4.new_code_cell(colab_setup_source(repo_url, branch, opts.get("colab_extras", ())))
-        setup.metadata["tags"] = [COLAB_SETUP_TAG]
-        nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, setup)
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{i:03d}"            # stable ids keep the copies diff-free
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    meta = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"},
-            "colab": {"provenance": []}}
-    if opts.get("colab_gpu"):
-        meta["accelerator"] = "GPU"
-    nb.metadata = meta
-    nb.nbformat, nb.nbformat_minor = 4, 5
-    nbformat.validate(nb)
-    return nbformat.writes(nb) + "\n"
-
-
-def sync_colab(root: Path | None = None, *, check: bool = False) -> list[str]:
-    """Write (or with *check*, only compare) ``notebooks/colab/*.ipynb``; return stale paths."""
-    root = find_root(root)
-    url, branch = repository(root)
-    colab = root / COLAB_DIR
-    stale = []
-    expected = {}
-    for src in notebook_sources(root):
-        expected[colab / f"{src.stem}.ipynb"] = colab_notebook(src, url, branch).encode()
-    for path, data in expected.items():
-        if not path.is_file() or path.read_bytes() != data:
-            stale.append(str(path.relative_to(root)))
-            if not check:
-                _write_if_changed(path, data)
-    for path in sorted(colab.glob("*.ipynb")) if colab.is_dir() else []:
-        if path not in expected:      # a copy whose source is gone
-            stale.append(str(path.relative_to(root)))
-            if not check:
-                path.unlink()
-    return stale
-
-
-def colab_url(repo_url: str, branch: str, name: str) -> str:
-    """Return the Colab address that opens the committed copy of notebook *name*."""
-    gh = repo_url.split("github.com/", 1)[-1]
-    return f"https://colab.research.google.com/github/{gh}/blob/{branch}/{COLAB_PATH.format(name=name)}"
-
-
 # --------------------------------------------------------------------------- Sphinx extension
 
 def setup(app):
     """Sphinx hook: point the Colab launch button at ``notebooks/colab/<name>.ipynb``."""
-    app.add_config_value("kokoro_colab_path", COLAB_PATH, "html")
+    app.add_config_value("kokoro_colab_path", colab.COLAB_PATH, "html")
     app.add_config_value("kokoro_repo_root", "", "html")
     app.connect("html-page-context", _colab_button, priority=502)  # after the theme's (501)
+    app.connect("config-inited", _require_pipeline)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+NOT_STAGED = ("kokoro-nb: this book renders executed notebooks: run `make book` (or `kokoro-nb "
+              "book build`), which executes the chapters with papermill and then renders; "
+              "`jupyter-book build .` alone would publish chapters without their numbers")
+
+
+def _require_pipeline(app, config) -> None:
+    """Stop a direct ``jupyter-book build .`` at once: only the staged build has outputs to show."""
+    if not config.kokoro_repo_root:       # set by stage_book for every pipeline render
+        print(NOT_STAGED, file=sys.stderr)
+        raise SystemExit(1)
 
 
 def _colab_button(app, pagename, templatename, context, doctree):
@@ -851,7 +792,7 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_sync_colab(args) -> int:
-    stale = sync_colab(check=args.check)
+    stale = colab.sync(check=args.check)
     verb = "out of date" if args.check else "written"
     for path in stale:
         print(f"{verb}: {path}", file=sys.stderr)
