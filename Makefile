@@ -10,7 +10,7 @@ PSY_INSIGHT_DIR ?= $(abspath ../shared/data/psy-insight)
 export KOKOROCHAT_DIR PSY_INSIGHT_DIR
 PYTEST_ARGS ?=
 
-.PHONY: install lock book preview test bench colab shots clean
+.PHONY: install lock colab-sim book preview test bench colab shots clean
 
 $(VENV)/.installed: requirements-lock.txt requirements-torch.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,14 @@ LOCK_OMIT := torch triton cuda-bindings cuda-pathfinder cuda-toolkit nvidia-cubl
 	nvidia-cusolver nvidia-cusparse nvidia-cusparselt-cu13 nvidia-nccl-cu13 nvidia-nvjitlink \
 	nvidia-nvshmem-cu13 nvidia-nvtx
 
-lock:                             ## refresh requirements-lock.txt from pyproject.toml (Python 3.11 and 3.12)
-	uv pip compile pyproject.toml --extra train --extra book --extra test --universal \
+UV_VERSION ?= 0.13.9
+lock: install                     ## refresh requirements-lock.txt (Python 3.11 and 3.12) and environment.yml from pyproject.toml
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra train --extra book --extra test --universal \
 		--python-version 3.11 --fork-strategy fewest -c requirements-torch.txt \
 		$(foreach p,$(LOCK_OMIT),--no-emit-package $(p)) --custom-compile-command "make lock" \
 		-o requirements-lock.txt
+	$(PY) scripts/lock_to_environment.py
 
 install: $(VENV)/.installed
 
@@ -46,6 +49,9 @@ preview: install                  ## the same on a 300-dialogue sample, into _bu
 
 colab: install                    ## regenerate notebooks/colab/*.ipynb from the sources (commit them)
 	$(VENV)/bin/kokoro-nb book sync-colab
+
+colab-sim: install                ## run every Colab copy on a simulated fresh Colab runtime (see scripts/colab_sim.py)
+	$(PY) scripts/colab_sim.py $(COLAB_SIM_ARGS)
 
 shots:                            ## screenshots of the built chapters for a look (needs Debian chromium)
 	$(PY) scripts/screenshot_book.py --out _build/shots $(patsubst _build/html/%,%,$(wildcard _build/html/notebooks/*.html))
