@@ -371,3 +371,17 @@ def test_other_input_folders_join_the_stamp(mini_root, synthetic_kokorochat_dir,
 def test_links_to_chapter_sources_point_at_executed_notebooks(tmp_path, markdown, expected):
     (tmp_path / "21_scores.md").write_text("")
     assert book._link_executed(markdown, tmp_path) == expected
+
+
+def test_bare_jupyter_book_build_stops_at_once_with_one_line(tmp_path):
+    """`jupyter-book build .` would render chapters without outputs: it must refuse, not half-build."""
+    import subprocess
+    import sys
+    proj = tmp_path / "proj"
+    shutil.copytree(ROOT, proj, ignore=shutil.ignore_patterns(".venv", "_build", ".git", "*.ipynb"))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", str(proj)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    ours = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("kokoro-nb:")]
+    assert len(ours) == 1 and "make book" in ours[0]
+    assert not (proj / "_build" / "html" / "index.html").exists()

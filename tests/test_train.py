@@ -11,7 +11,8 @@ from kokoro_nb import config, paper, sft, train
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
 
-SHARED_VALUES = Path("/work/shared/papers/kokorochat-paper-values.yaml")
+# ../shared beside the project checkout (as CI lays it out), never an absolute path
+SHARED_VALUES = Path(__file__).resolve().parents[2] / "shared" / "papers" / "kokorochat-paper-values.yaml"
 SECRET = "hf_THIS_IS_NOT_A_REAL_TOKEN_0123456789"
 
 
@@ -19,6 +20,8 @@ def _appendix_d() -> list[dict]:
     """Appendix D from the package's table and, when present, the shared transcription."""
     import yaml
     out = [paper.load()["appendix_d_training"]]
+    if not SHARED_VALUES.exists() and config.data_required():
+        raise FileNotFoundError(f"{SHARED_VALUES}: missing (KOKORO_REQUIRE_DATA=1 forbids skipping)")
     if SHARED_VALUES.exists():
         out.append(yaml.safe_load(SHARED_VALUES.read_text(encoding="utf-8"))["appendix_d_training"])
     return out
