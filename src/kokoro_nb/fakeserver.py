@@ -30,6 +30,26 @@ CLIENT_LINES = ["こんにちは。最近よく眠れなくて、相談に来ま
                 "……はい。誰にも話せなくて。",
                 "少し気持ちが整理できた気がします。"]
 FAREWELL = "今日はお話しできてよかったです。ありがとうございました。失礼します。"
+JUDGE_PREFIX = "対話全体を読み、基準に従って評価しました。"
+ENGLISH = dict(zip(COUNSELOR_LINES + CLIENT_LINES + [FAREWELL, JUDGE_PREFIX], [
+    "Hello. What brings you here to talk today?",
+    "I see. Could you tell me a little more?",
+    "That must have been very hard.",
+    "How did you feel at that moment?",
+    "What would you yourself like to do?",
+    "Hello. I haven't been sleeping well lately, so I came for advice.",
+    "When I think about work, my mind can't rest even at night.",
+    "I can't put it well, but I feel tired every day.",
+    "...Yes. I couldn't talk to anyone about it.",
+    "I feel I could sort out my feelings a little.",
+    "I'm glad I could talk today. Thank you very much. Goodbye.",
+    "I read the whole dialogue and rated it by the standard."]))
+
+
+def to_english(text: str) -> str:
+    """Return the English of a canned line (``<end>`` kept), or "" for text this server never says."""
+    core = text.replace("<end>", "")
+    return ENGLISH[core] + ("<end>" if core != text else "") if core in ENGLISH else ""
 
 
 def count_assistant_turns(messages: list[dict]) -> int:
@@ -47,7 +67,7 @@ def fake_reply(model: str, messages: list[dict], *, client_end_at: int = 12, ear
         line = CLIENT_LINES[(k - 1) % len(CLIENT_LINES)]
         return line + ("<end>" if k == early_end_at else "")   # an <end> too early, to be ignored
     if model.startswith("judge"):
-        return "対話全体を読み、基準に従って評価しました。\n" + json.dumps(list(judge_scores))
+        return JUDGE_PREFIX + "\n" + json.dumps(list(judge_scores))
     return COUNSELOR_LINES[(k - 1) % len(COUNSELOR_LINES)]
 
 

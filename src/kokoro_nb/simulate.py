@@ -65,6 +65,24 @@ CLIENT_PROMPT_JA = """\
 - 将来への不安が強く、自分に自信が持てない。
 - 相談の場で何を話せばよいかわからず、ときどき黙り込んでしまう。"""
 
+# The paper's English, line for line with CLIENT_PROMPT_JA (its "feeling fired" read as "tired").
+CLIENT_PROMPT_EN = """\
+# Task Description
+You are now a client who has come to receive psychological counseling. Please follow the instructions below to engage in a conversation with the counselor.
+
+- You are currently experiencing emotional distress or stress, and you have come to counseling because you want someone to listen to you.
+- You feel a bit nervous speaking with a counselor for the first time, but deep down, you genuinely want someone to help you.
+- You sometimes find it difficult to put your thoughts and feelings into words.
+- Depending on the situation and your emotional state, behave as a client with one or more of the following characteristics (you may select them randomly if needed).
+- After the conversation exceeds {min_turns} turns (a turn is a full exchange between client and counselor), if the conversation seems to be coming to a natural close and a farewell is expressed, please add <end> at the end of that utterance.
+
+# Example Client Characteristics
+- Recently having trouble falling asleep and feeling tired every day.
+- Struggling with relationships and feeling isolated at work or school.
+- Feeling emotionally down due to a breakup or family issues.
+- Having strong anxiety about the future and lacking self-confidence.
+- At a loss for what to talk about during the session, sometimes falling into silence."""
+
 # Beyond the paper: the topic of a held-out test dialogue, added when clients are seeded from one.
 SEED_SECTION_JA = """
 
