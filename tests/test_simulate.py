@@ -269,34 +269,43 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_transformers_serve_with_the_tiny_model(tmp_path, synthetic_kokorochat_dir):
-    """Optional: the same pipeline against ``transformers serve`` (needs transformers[serving])."""
+    """Optional: run and judge against ``transformers serve`` with the tiny model (about 30 s on 2 cores)."""
     missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
     if missing or shutil.which("transformers") is None:
         pytest.skip(f"transformers serve needs {', '.join(missing) or 'the transformers CLI'} "
                     "(pip install 'transformers[serving]'); the fake server covers the pipeline")
+    import urllib.request
     import kokoro_nb
     from kokoro_nb.train import build_tiny_llama, tiny_tokenizer_texts
     corpus = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
-    model_dir = build_tiny_llama(tiny_tokenizer_texts(corpus), tmp_path / "tiny")
+    model_dir = str(build_tiny_llama(tiny_tokenizer_texts(corpus), tmp_path / "tiny"))
     port = _free_port()
-    proc = subprocess.Popen([shutil.which("transformers"), "serve", "--port", str(port), "--host", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen([shutil.which("transformers"), "serve", "--host", "127.0.0.1", "--port", str(port),
+                             model_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
     try:
-        url = f"http://127.0.0.1:{port}/v1"
-        for _ in range(100):
+        for _ in range(240):
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
                 break
             except OSError:
-                time.sleep(0.2)
-        c = simulate.Endpoint(url, str(model_dir), max_tokens=4, timeout=60, max_retries=0)
-        info = simulate.simulate_dialogues(simulate.plan_dialogues(1), c, c, tmp_path / "o.jsonl", min_turns=1,
-                                           max_turns=2, progress=False)
-        assert info["written"] == 1
+                assert proc.poll() is None, "transformers serve exited"
+                time.sleep(0.5)
+        url, out = f"http://127.0.0.1:{port}/v1", tmp_path / "o.jsonl"
+        assert cli.main(["-q", "simulate", "run", "--counselor-url", url, "--counselor-model", model_dir,
+                         "--client-url", url, "--client-model", model_dir, "--dialogues", "1", "--min-turns", "1",
+                         "--max-turns", "2", "--max-tokens", "4", "--output", str(out)]) == 0
+        (r,) = records(out)
+        assert r["ended_by"] in simulate.ENDED_BY and r["usage"]["client"]["prompt_tokens"] > 0
+        assert cli.main(["-q", "simulate", "judge", str(out), "--judge-url", url, "--judge-model", model_dir,
+                         "--max-tokens", "4", "--output", str(tmp_path / "j.jsonl")]) == 0
+        (j,) = records(tmp_path / "j.jsonl")
+        assert j["status"] in ("ok", "unparseable", "out_of_range")     # random weights: any verdict, counted
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=20)
 
 
 def test_cli_lists_simulate():
