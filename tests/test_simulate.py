@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -308,6 +307,24 @@ def test_transformers_serve_with_the_tiny_model(tmp_path, synthetic_kokorochat_d
         proc.wait(timeout=20)
 
 
-def test_cli_lists_simulate():
-    out = subprocess.run([sys.executable, "-m", "kokoro_nb.cli", "simulate", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "run" in out.stdout and "judge" in out.stdout
+def test_cli_lists_simulate(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["simulate", "--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "run" in out and "judge" in out
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "no such file"),
+    ('{"dialogue_id": "a", "turns": [], "ended_by": "client_end"}\n{"dialogue_id": "b", "turns": [{"role": "x"}], '
+     '"ended_by": "max_turns"}\n', ":2: turns: turns must be a list"),
+    ('{"dialogue_id": "a", "turns": [], "ended_by": "tired"}\n', ":1: ended_by: ended_by must be one of"),
+])
+def test_judge_refuses_bad_input_files(server, tmp_path, capsys, content, words):
+    path = tmp_path / "in.jsonl"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    assert cli.main(["-q", "simulate", "judge", str(path), "--judge-url", server.url, "--judge-model", "judge",
+                     "--output", str(tmp_path / "j.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and str(path) in err and err.count("\n") == 1 and server.count() == 0

@@ -515,6 +515,8 @@ def simulate_dialogues(plans: list[dict], counselor: Endpoint, client: Endpoint,
 def read_dialogues(path: str | Path) -> list[dict]:
     """Read a ``simulate run`` output, checking each record's fields (errors name the line)."""
     from .metrics import read_records
+    if not Path(path).is_file():
+        raise DataError("no such file; pass the JSONL written by kokoro-nb simulate run", file=str(path))
     out = []
     for no, rec in read_records(path):
         turns = rec.get("turns")
