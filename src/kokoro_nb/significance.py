@@ -43,8 +43,13 @@ def ratio_score(sums: np.ndarray) -> np.ndarray:
 
 
 def p_value(stats: np.ndarray, observed: float) -> float:
-    """Return sacrebleu's p-value: (#stats strictly above observed + 1) / (len + 1)."""
-    return (int(np.sum(stats > observed)) + 1) / (len(stats) + 1)
+    """Return (#stats at or above observed + 1) / (len + 1).
+
+    sacrebleu counts only stats strictly above; then a system compared with itself (every
+    statistic 0) gets p = 1/(n+1), "significant". Counting ties is the conservative choice and
+    agrees with sacrebleu whenever no statistic ties the observed one exactly.
+    """
+    return (int(np.sum(stats >= observed - 1e-12 * max(1.0, abs(observed)))) + 1) / (len(stats) + 1)
 
 
 def _percentile(x: np.ndarray, confidence: float) -> list[float]:
@@ -70,7 +75,7 @@ def paired_bootstrap(stats_a: np.ndarray, stats_b: np.ndarray, score: Callable =
     w = np.zeros((n_boot, len(A)))
     np.add.at(w, (np.arange(n_boot)[:, None], idx), 1.0)
     sa, sb = score(w @ A), score(w @ B)
-    a, b = float(score(A.sum(0))[0]), float(score(B.sum(0))[0])
+    a, b = float(score(A.sum(0, keepdims=True))[0]), float(score(B.sum(0, keepdims=True))[0])
     d = np.abs(sb - sa)
     return {"a": a, "b": b, "delta": b - a, "ci_a": _percentile(sa, confidence),
             "ci_b": _percentile(sb, confidence), "ci_delta": _percentile(sb - sa, confidence),
@@ -81,7 +86,7 @@ def approximate_randomization(stats_a: np.ndarray, stats_b: np.ndarray, score: C
                               n_trials: int = AR_TRIALS, seed: int = 42) -> dict:
     """Paired approximate randomization: swap A's and B's statistics per unit with probability 1/2.
 
-    Returns delta = b - a and the two-sided p_value (sacrebleu's counting rule).
+    Returns delta = b - a and the two-sided p_value (see :func:`p_value`).
     """
     A, B = np.asarray(stats_a, float), np.asarray(stats_b, float)
     if A.shape != B.shape or A.ndim != 2 or not len(A):
@@ -92,7 +97,7 @@ def approximate_randomization(stats_a: np.ndarray, stats_b: np.ndarray, score: C
     keep = rng.integers(2, size=(n_trials, len(A)), dtype=bool)
     sa = score(keep @ A + ~keep @ B)
     sb = score(~keep @ A + keep @ B)
-    diff = float(score(B.sum(0))[0] - score(A.sum(0))[0])
+    diff = float(score(B.sum(0, keepdims=True))[0] - score(A.sum(0, keepdims=True))[0])
     return {"delta": diff, "p_value": p_value(np.abs(sa - sb), abs(diff)), "n_trials": n_trials}
 
 
@@ -190,7 +195,7 @@ def comparison_signature(table: pd.DataFrame) -> str:
     at = table.attrs
     return "|".join(["test:paired-bootstrap+approx-randomization", f"unit:{at.get('unit')}",
                      f"boot:{at.get('n_boot')}", f"ar-trials:{at.get('n_trials')}", f"seed:{at.get('seed')}",
-                     "p:sacrebleu-rule", f"alpha:{ALPHA}", "delta:B-A"])
+                     "p:(#>=obs+1)/(n+1)", f"alpha:{ALPHA}", "delta:B-A"])
 
 
 # --------------------------------------------------------------------------- CLI
