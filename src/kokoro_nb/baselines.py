@@ -179,14 +179,23 @@ def subset_retrieval(corpus: Corpus, table: pd.DataFrame, subsets: Sequence[str]
     test_ids = set(table["dialogue_id"].astype(str))
     for name in subsets:
         sp = response_split_ids(corpus, name, seed)
-        ids = sample_ids(sp["train"] + sp["validation"], pool_dialogues, seed)
+        # Test dialogues are outside every subset on the paper's split; a smoke run with a wider
+        # test range (test_min_score < 99) must still keep them out of the pools.
+        ids = sample_ids(sorted(set(sp["train"] + sp["validation"]) - test_ids), pool_dialogues, seed)
         check_disjoint(ids, test_ids | set(sp["test"]), f"{name} retrieval pool")
         pool = response_turns(corpus, ids)
         table[f"retrieval-{name}"] = retrieve_replies(table["context"].tolist(), pool["context"].tolist(),
                                                       pool["reference"].tolist(), progress=progress)
         info[name] = {"pool_dialogues": len(ids), "pool_turns": len(pool),
-                      "subset_dialogues": len(sp["train"]) + len(sp["validation"])}
+                      "subset_dialogues": len(sp["train"]) + len(sp["validation"]),
+                      "paper_dialogues": paper_subset_size(name)}
     return table, info
+
+
+def paper_subset_size(subset: str) -> int | None:
+    """Return the paper's number of training dialogues of a subset (5.1.1), or None."""
+    from . import paper
+    return paper.load().get("response_generation_splits", {}).get(f"kokoro_{subset}", {}).get("dialogues")
 
 
 def evaluate_response_baselines(table: pd.DataFrame, systems: Sequence[str] = RESPONSE_SYSTEMS, *,

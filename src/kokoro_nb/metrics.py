@@ -406,6 +406,7 @@ class ResponseResult:
     n_empty_hypotheses: int
     signature: str
     extra: dict = field(default_factory=dict)
+    per_turn: pd.DataFrame | None = field(default=None, repr=False)   # dialogue_id, BLEU-1..ROUGE-L
 
     def as_dict(self) -> dict:
         return _clean({"scores": self.scores, "secondary": self.secondary, "ci": self.ci,
@@ -462,10 +463,14 @@ def response_scores(stats: ResponseStats, *, n_boot: int = BOOTSTRAP_SAMPLES, se
         bstats = w @ gstats
         for n in range(1, MAX_ORDER + 1):
             ci[f"corpus BLEU-{n}"] = _interval(100 * corpus_bleu_from_stats(bstats, n), confidence)
+    turns = pd.DataFrame(per_turn, columns=names)
+    turns.insert(0, "turn", np.arange(len(turns)))         # row order; files replace it by their turn
+    turns.insert(0, "dialogue_id", stats.dialogue_ids)
     return ResponseResult(scores, secondary, ci, n_turns=len(stats.bleu),
                           n_dialogues=len(np.unique(stats.dialogue_ids)),
                           n_empty_hypotheses=int((stats.bleu[:, -2] == 0).sum()),
-                          signature=response_signature(stats.tokenizer, n_boot, seed if n_boot else None))
+                          signature=response_signature(stats.tokenizer, n_boot, seed if n_boot else None),
+                          per_turn=turns)
 
 
 def evaluate_responses(references: Sequence[str], hypotheses: Sequence[str],

@@ -183,6 +183,24 @@ def compare_turns(a: pd.DataFrame, b: pd.DataFrame, metrics: Sequence[str] = PER
     return out
 
 
+def compare_results(results: dict, pairs: Sequence[tuple[str, str]], metrics: Sequence[str] = PER_TURN_METRICS,
+                    **kw) -> pd.DataFrame:
+    """Compare scored systems pairwise (``{name: ResponseResult}`` on the same turns, same order).
+
+    Returns one row per (A, B, metric) with the columns of :func:`compare_turns`.
+    """
+    frames = []
+    for a, b in pairs:
+        ta, tb = results[a].per_turn, results[b].per_turn
+        if ta is None or tb is None or not ta["dialogue_id"].equals(tb["dialogue_id"]):
+            raise DataError(f"{a!r} and {b!r} were not scored on the same turns in the same order")
+        t = compare_turns(ta, tb, metrics, names=("A", "B"), **kw)
+        frames.append(t.assign(system_a=a, system_b=b).reset_index())
+    out = pd.concat(frames, ignore_index=True).set_index(["system_a", "system_b", "metric"])
+    out.attrs.update(t.attrs)
+    return out
+
+
 def compare_files(path_a: str | Path, path_b: str | Path, **kw) -> pd.DataFrame:
     """Read two per-turn files and compare them (see :func:`compare_turns`)."""
     return compare_turns(read_per_turn(path_a), read_per_turn(path_b),
