@@ -182,6 +182,9 @@ def subset_retrieval(corpus: Corpus, table: pd.DataFrame, subsets: Sequence[str]
         # Test dialogues are outside every subset on the paper's split; a smoke run with a wider
         # test range (test_min_score < 99) must still keep them out of the pools.
         ids = sample_ids(sorted(set(sp["train"] + sp["validation"]) - test_ids), pool_dialogues, seed)
+        if not ids:
+            raise DataError(f"the {name} subset has no dialogue outside the test set to retrieve from",
+                            field="subset")
         check_disjoint(ids, test_ids | set(sp["test"]), f"{name} retrieval pool")
         pool = response_turns(corpus, ids)
         table[f"retrieval-{name}"] = retrieve_replies(table["context"].tolist(), pool["context"].tolist(),
