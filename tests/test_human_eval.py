@@ -147,3 +147,56 @@ def test_make_command_end_to_end(synthetic_kokorochat_dir, tmp_path, capsys):
     assert all(len(x) for x in sheet["context"])
     assert cli.main(["-q", "human-eval", "make", str(tmp_path / "copy.jsonl"), "reference", "--data",
                      str(synthetic_kokorochat_dir), "--out", str(tmp_path / "k2"), "--dialogues", "0"]) == 2
+
+
+_DOM_SHIM = r"""
+const els = {};
+function el(tag) {
+  return {tag, children: [], classList: {add() {}}, style: {}, hidden: false, value: "",
+          appendChild(c) { this.children.push(c); return c; }, click() { clicked.push(this.download); }};
+}
+const clicked = [];
+const radios = [];
+globalThis.alert = (m) => { throw new Error("alert: " + m); };
+globalThis.document = {
+  getElementById(id) {
+    if (id === "data") return {textContent: DATA};
+    if (!els[id]) els[id] = el("div");
+    return els[id];
+  },
+  createElement(tag) { const e = el(tag); if (tag === "input") radios.push(e); return e; },
+  createTextNode(t) { return {text: t}; },
+};
+"""
+
+
+def test_html_form_saves_answers_as_csv(tmp_path):
+    """Run the form's script in node with a minimal DOM: answer, save, read the CSV it builds."""
+    import shutil
+    import subprocess
+    if not shutil.which("node"):
+        pytest.skip("node is not installed")
+    sheet, key = H.make_kit(_items(4), ("sysA", "sysB"))
+    page = H.render_form(sheet)
+    data = page.split('type="application/json">')[1].split("</script>")[0]
+    script = page.split("<script>")[1].split("</script>")[0]
+    driver = """
+for (const r of radios) if ((r.name === "q001" && r.value === "2") || (r.name === "q003" && r.value === "tie")) r.onchange();
+document.getElementById("annotator").value = "Ann O'Tator";
+let blob;
+URL.createObjectURL = (b) => { blob = b; return "blob:x"; };
+document.getElementById("save").onclick();
+blob.text().then((t) => console.log(JSON.stringify({csv: t, file: clicked[0]})));
+"""
+    js = tmp_path / "form.js"
+    js.write_text(f"const DATA = {json.dumps(data)};\n{_DOM_SHIM}\n{script}\n{driver}", encoding="utf-8")
+    r = subprocess.run(["node", str(js)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["file"] == "answers-Ann_O_Tator.csv"
+    f = tmp_path / got["file"]
+    f.write_text(got["csv"], encoding="utf-8")
+    rows = pd.read_csv(f, dtype=str, keep_default_na=False)
+    assert rows["answer"].tolist() == ["2", "", "tie", ""] and set(rows["annotator"]) == {"Ann O'Tator"}
+    ans = H.read_answers([f], key)                                  # the scorer reads what the form saves
+    assert ans["outcome"].tolist()[0] in ("A", "B") and ans["outcome"].tolist()[2] == "tie"
