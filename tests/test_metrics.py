@@ -547,3 +547,13 @@ def test_resampling_unit_guard_catches_a_turn_bootstrap():
     w_turns, idx = metrics._bootstrap_weights(np.arange(len(groups)), 50, 0)   # unit = turn
     with pytest.raises(DataError, match="resample whole dialogues"):
         metrics.check_resampling_unit(w_turns[:, idx], groups)
+
+
+def test_all_coverage_problems_in_one_message(tmp_path, capsys, monkeypatch):
+    _with_test_set(monkeypatch)
+    extra = GOOD_RESPONSES[0].replace('"turn": 1', '"turn": 9')
+    p = _write(tmp_path / "r.jsonl", GOOD_RESPONSES[1:] + [GOOD_RESPONSES[2], extra])
+    code, out, err = _run_cli(["evaluate", "responses", str(p), "--data", "X", "--tokenizer", "space"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "1 turn(s) missing" in err and "1 turn(s) extra" in err and "1 duplicate turn(s)" in err
+    assert "first: 0/1" in err and "first: 0/9" in err and "first: 0/3" in err

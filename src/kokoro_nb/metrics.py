@@ -709,10 +709,12 @@ def check_response_coverage(df: pd.DataFrame, expected: pd.DataFrame, *, allow_p
     differs = both[both["reference"] != both["reference_test"]]
     dups = df.attrs.get("duplicates", [])
     problems = [(n, what, keys) for n, what, keys in [
-        (len(missing), "missing (in the test set, not in the file)", zip(missing["dialogue_id"], missing["turn"])),
-        (len(extra), "extra (in the file, not in the test set)", zip(extra["dialogue_id"], extra["turn"])),
-        (len(dups), "duplicate (same dialogue_id and turn twice)", dups),
-        (len(differs), "with a reference that differs from the test set", zip(differs["dialogue_id"], differs["turn"]))]
+        (len(missing), "{n:,} turn(s) missing (in the test set, not in the file)",
+         zip(missing["dialogue_id"], missing["turn"])),
+        (len(extra), "{n:,} turn(s) extra (in the file, not in the test set)", zip(extra["dialogue_id"], extra["turn"])),
+        (len(dups), "{n:,} duplicate turn(s) (same dialogue_id and turn twice)", dups),
+        (len(differs), "{n:,} turn(s) with a reference that differs from the test set",
+         zip(differs["dialogue_id"], differs["turn"]))]
         if n]
     n_exp = len(exp)
     coverage = {"test_turns": n_exp, "test_dialogues": int(exp["dialogue_id"].nunique()),
@@ -721,7 +723,7 @@ def check_response_coverage(df: pd.DataFrame, expected: pd.DataFrame, *, allow_p
                 "share": (len(both) - len(differs)) / n_exp if n_exp else float("nan"),
                 "first_missing": [f"{d}/{t}" for d, t in list(zip(missing["dialogue_id"], missing["turn"]))[:5]]}
     if problems and not allow_partial:
-        text = "; ".join(f"{n:,} turn(s) {what}, first: {_first(keys)}" for n, what, keys in problems)
+        text = "; ".join(f"{what.format(n=n)}, first: {_first(keys)}" for n, what, keys in problems)
         raise DataError(f"does not match the test set ({n_exp:,} turns): {text}; pass --allow-partial "
                         "to score only the matching turns and report coverage", file=file)
     keep = both[both["reference"] == both["reference_test"]][list(RESPONSE_FIELDS)]
@@ -824,7 +826,8 @@ def evaluate_responses_file(path: str | Path, *, tokenizer: str = "ja-unidic", n
     exactly (see :func:`check_response_coverage`); *per_turn* writes each turn's scores.
     """
     check_n_boot(n_boot)
-    df = read_responses(path, drop_duplicates=allow_partial)
+    # With a test set, duplicates are reported together with missing and extra turns.
+    df = read_responses(path, drop_duplicates=allow_partial or expected is not None)
     coverage = None
     if expected is not None:
         df, coverage = check_response_coverage(df, expected, allow_partial=allow_partial, file=str(path))
@@ -932,7 +935,8 @@ def _cmd_responses(args) -> int:
         print(f"{res.n_turns} turns, {res.n_dialogues} dialogues, {res.n_empty_hypotheses} empty hypotheses")
         cov = res.extra.get("coverage")
         if cov and cov.get("test_turns"):
-            print(f"coverage: {cov['scored_turns']:,} of {cov['test_turns']:,} test turns ({100 * cov['share']:.1f} %); "
+            share = math.floor(1000 * cov["share"]) / 10            # never shows 100 % unless complete
+            print(f"coverage: {cov['scored_turns']:,} of {cov['test_turns']:,} test turns ({share:.1f} %); "
                   f"{cov['missing']} missing, {cov['extra']} extra (not scored), {cov['duplicate']} duplicate "
                   f"(first kept), {cov['reference_differs']} with another reference (not scored)")
         elif cov:
