@@ -9,7 +9,6 @@ import pytest
 
 from kokoro_nb import cli
 from kokoro_nb import human_eval as H
-from kokoro_nb.errors import DataError
 
 
 @pytest.mark.parametrize("votes, expected", [
