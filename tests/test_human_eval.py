@@ -146,6 +146,11 @@ def test_make_command_end_to_end(synthetic_kokorochat_dir, tmp_path, capsys):
     assert all(len(x) for x in sheet["context"])
     assert cli.main(["-q", "human-eval", "make", str(tmp_path / "copy.jsonl"), "reference", "--data",
                      str(synthetic_kokorochat_dir), "--out", str(tmp_path / "k2"), "--dialogues", "0"]) == 2
+    metrics.write_responses(tmp_path / "alien.jsonl", t.assign(hypothesis="x", dialogue_id="nope"))
+    capsys.readouterr()
+    assert cli.main(["-q", "human-eval", "make", str(tmp_path / "alien.jsonl"), "reference", "--data",
+                     str(synthetic_kokorochat_dir), "--out", str(tmp_path / "k3")]) == 2
+    assert "no history in the corpus" in capsys.readouterr().err
 
 
 _DOM_SHIM = r"""

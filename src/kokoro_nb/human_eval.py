@@ -371,6 +371,11 @@ def _cmd_make(args) -> int:
     tu = corpus.turns()
     items["context"] = [context_text(tu, d, t, args.context_turns or None)
                         for d, t in zip(items["dialogue_id"], items["turn"])]
+    lost = items[items["context"] == ""]
+    if len(lost):
+        raise DataError(f"{len(lost)} sampled turn(s) have no history in the corpus at --data (first: "
+                        f"{lost['dialogue_id'].iloc[0]}/{lost['turn'].iloc[0]}); the responses file and "
+                        "the corpus do not match", file=args.a)
     sheet, key = make_kit(items, names, seed=args.seed)
     paths = write_kit(sheet, key, args.out)
     print(f"{len(sheet)} items from {items['dialogue_id'].nunique()} dialogues")
