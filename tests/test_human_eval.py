@@ -146,7 +146,7 @@ def test_make_command_end_to_end(synthetic_kokorochat_dir, tmp_path, capsys):
     assert all(len(x) for x in sheet["context"])
     assert cli.main(["-q", "human-eval", "make", str(tmp_path / "copy.jsonl"), "reference", "--data",
                      str(synthetic_kokorochat_dir), "--out", str(tmp_path / "k2"), "--dialogues", "0"]) == 2
-    metrics.write_responses(tmp_path / "alien.jsonl", t.assign(hypothesis="x", dialogue_id="nope"))
+    metrics.write_responses(tmp_path / "alien.jsonl", t.assign(hypothesis="x", dialogue_id="nope" + t["dialogue_id"].astype(str)))
     capsys.readouterr()
     assert cli.main(["-q", "human-eval", "make", str(tmp_path / "alien.jsonl"), "reference", "--data",
                      str(synthetic_kokorochat_dir), "--out", str(tmp_path / "k3")]) == 2
