@@ -89,6 +89,46 @@ def test_response_baselines_on_synthetic(synthetic_corpus):
     assert 0 <= t.loc["copy", "BLEU-1"] <= 100
 
 
+def test_overlap_guard_catches_a_planted_leak(synthetic_corpus, monkeypatch):
+    """Plant a train/test overlap (a test dialogue in the retrieval pool): the guard fails."""
+    ids = synthetic_corpus.dialogues["dialogue_id"].astype(str).tolist()
+    test_ids = ids[:3]
+    B.check_disjoint(ids[3:], test_ids)                                  # the real split passes
+    real = B.sample_ids
+    monkeypatch.setattr(B, "sample_ids", lambda pool, n, seed: real(pool, n, seed) + [test_ids[0]])
+    with pytest.raises(DataError, match="1 test dialogue.*also in the retrieval pool"):
+        B.response_baselines(synthetic_corpus, test_ids, pool_dialogues=5, progress=False)
+
+
+def test_overlap_guard_in_the_score_split(monkeypatch):
+    real = B.score_split
+    def leaky(ids, seed, test_seed=42):
+        s = real(ids, seed, test_seed)
+        return {**s, "train": s["train"] + s["test"][:1]}
+    monkeypatch.setattr(B, "score_split", leaky)
+    with pytest.raises(DataError, match="also in the score training data"):
+        from kokoro_nb.synthetic import write_kokorochat
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            c = load_kokorochat(write_kokorochat(d, n_dialogues=30), cache=False, progress=False)
+            B.score_baselines(c, seeds=(0,), progress=False)
+
+
+def test_subset_retrieval_pools(synthetic_corpus):
+    from kokoro_nb.stats import response_splits
+    ids = synthetic_corpus.dialogues["dialogue_id"].astype(str).tolist()
+    synthetic_corpus.dialogues.loc[synthetic_corpus.dialogues.index[:3], "score"] = 99   # the test set
+    table, _ = B.response_baselines(synthetic_corpus, ids[:3], pool_dialogues=5, progress=False)
+    splits = response_splits(synthetic_corpus.dialogues)
+    subsets = [s for s in ("low", "high", "full") if len(splits[s])]
+    out, info = B.subset_retrieval(synthetic_corpus, table, subsets, pool_dialogues=4, progress=False)
+    for s in subsets:
+        pool = B.response_turns(synthetic_corpus, B.sample_ids(list(splits[s]), 4, 42))
+        assert set(out[f"retrieval-{s}"]) <= set(pool["reference"])
+        assert info[s]["pool_dialogues"] == min(4, len(splits[s])) and not set(pool["dialogue_id"]) & set(ids[:3])
+        assert info[s]["subset_dialogues"] == len(splits[s])
+
+
 def test_sensitivity_table_on_synthetic(synthetic_corpus):
     ids = synthetic_corpus.dialogues["dialogue_id"].astype(str).tolist()
     table, _ = B.response_baselines(synthetic_corpus, ids[:3], pool_dialogues=None, progress=False)

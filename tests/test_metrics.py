@@ -394,3 +394,166 @@ def test_score_per_item_intervals_bracket_each_item():
     for k in metrics.SCORE_METRICS:
         assert (it[f"{k}_lo"] <= it[k]).all() and (it[k] <= it[f"{k}_hi"]).all()
     assert "ACC_lo" not in metrics.evaluate_scores(gold, pred, n_boot=0).per_item
+
+
+# --------------------------------------------------------------------------- inputs that cannot mislead
+
+def _run_cli(args, capsys):
+    code = cli.main(["-q", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("content, words", [
+    ("\ufeff" + GOOD_RESPONSES[0] + "\n", ["UTF-8 byte-order mark", ":1:"]),
+    (GOOD_RESPONSES[0] + "\n" + GOOD_RESPONSES[1][:-12], ["cut off", ":2:"]),
+], ids=["bom", "truncated"])
+def test_bad_text_files_give_one_message_and_exit_2(tmp_path, capsys, content, words):
+    p = tmp_path / "r.jsonl"
+    p.write_text(content, encoding="utf-8")
+    code, out, err = _run_cli(["evaluate", "responses", str(p), "--tokenizer", "space"], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert all(w in err for w in words) and str(p) in err
+
+
+def test_non_utf8_names_the_line_and_byte(tmp_path, capsys):
+    p = tmp_path / "r.jsonl"
+    p.write_bytes((GOOD_RESPONSES[0] + "\n").encode() + GOOD_RESPONSES[1].encode("shift_jis") + b"\n")
+    code, out, err = _run_cli(["evaluate", "responses", str(p), "--tokenizer", "space"], capsys)
+    assert code == 2 and f"{p}:2: not UTF-8 text" in err and len(err.strip().splitlines()) == 1
+
+
+def test_utf16_bom_is_named(tmp_path):
+    p = tmp_path / "r.jsonl"
+    p.write_bytes((GOOD_RESPONSES[0] + "\n").encode("utf-16"))
+    with pytest.raises(DataError, match="UTF-16 LE byte-order mark"):
+        metrics.read_responses(p)
+
+
+def test_last_line_without_newline_is_fine_when_complete(tmp_path):
+    p = tmp_path / "r.jsonl"
+    p.write_text("\n".join(GOOD_RESPONSES), encoding="utf-8")
+    assert len(metrics.read_responses(p)) == len(GOOD_RESPONSES)
+
+
+@pytest.mark.parametrize("what", ["responses", "scores"])
+def test_negative_bootstrap_is_refused(tmp_path, capsys, what):
+    p = _write(tmp_path / "f.jsonl", GOOD_RESPONSES if what == "responses" else [_scores_line()])
+    extra = ["--tokenizer", "space"] if what == "responses" else []
+    code, out, err = _run_cli(["evaluate", what, str(p), "--bootstrap", "-5", *extra], capsys)
+    assert code == 2 and "--bootstrap" in err and "-5" in err and "Traceback" not in err
+    with pytest.raises(DataError):
+        metrics.evaluate_scores([[1]], [[1]], n_boot=-1, items=("D1",))
+
+
+def _expected(lines=GOOD_RESPONSES):
+    import pandas as pd
+    return pd.DataFrame([json.loads(x) for x in lines])[["dialogue_id", "turn", "reference"]]
+
+
+def _with_test_set(monkeypatch, lines=GOOD_RESPONSES):
+    monkeypatch.setattr(metrics, "_expected_turns", lambda data, min_score: _expected(lines))
+
+
+@pytest.mark.parametrize("lines, words", [
+    (GOOD_RESPONSES[:4], ["2 turn(s) missing", "1/2, 1/3"]),
+    (GOOD_RESPONSES + [GOOD_RESPONSES[0].replace('"turn": 1', '"turn": 9')], ["1 turn(s) extra", "0/9"]),
+    (GOOD_RESPONSES + [GOOD_RESPONSES[2]], ["1 duplicate", "0/3"]),
+    (GOOD_RESPONSES[:5] + [GOOD_RESPONSES[5].replace("ありがとうございました。", "別の文")],
+     ["1 turn(s) with a reference that differs", "1/3"]),
+], ids=["missing", "extra", "duplicate", "reference"])
+def test_responses_must_cover_the_test_set(tmp_path, capsys, monkeypatch, lines, words):
+    _with_test_set(monkeypatch)
+    p = _write(tmp_path / "r.jsonl", lines)
+    args = ["evaluate", "responses", str(p), "--data", "X", "--tokenizer", "space", "--bootstrap", "0"]
+    code, out, err = _run_cli(args, capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert all(w in err for w in words), err
+    code, out, err = _run_cli(args + ["--allow-partial", "--json"], capsys)
+    assert code == 0
+    cov = json.loads(out)["coverage"]
+    assert cov["test_turns"] == 6 and cov["scored_turns"] == json.loads(out)["n_turns"]
+    assert cov["share"] == pytest.approx(cov["scored_turns"] / 6)
+    assert cov["missing"] + cov["extra"] + cov["duplicate"] + cov["reference_differs"] >= 1
+
+
+def test_partial_coverage_scores_only_matching_turns(tmp_path, monkeypatch, capsys):
+    _with_test_set(monkeypatch)
+    p = _write(tmp_path / "r.jsonl", GOOD_RESPONSES[:3] + [GOOD_RESPONSES[0].replace('"turn": 1', '"turn": 7')])
+    code, out, _ = _run_cli(["evaluate", "responses", str(p), "--data", "X", "--tokenizer", "space",
+                             "--bootstrap", "0", "--allow-partial"], capsys)
+    assert code == 0 and "coverage: 3 of 6 test turns (50.0 %); 3 missing, 1 extra" in out
+    full = metrics.evaluate_responses_file(_write(tmp_path / "ok.jsonl", GOOD_RESPONSES[:3]),
+                                           tokenizer="space", n_boot=0)
+    assert f"{full.scores['BLEU-1']:.2f}" in out               # the extra turn was not scored
+
+
+def test_duplicates_without_test_set(tmp_path):
+    p = _write(tmp_path / "r.jsonl", GOOD_RESPONSES + [GOOD_RESPONSES[1]])
+    r = metrics.evaluate_responses_file(p, tokenizer="space", n_boot=0, allow_partial=True)
+    assert r.n_turns == 6 and r.extra["coverage"]["duplicate"] == 1
+
+
+def test_exact_coverage_passes(tmp_path, monkeypatch, capsys):
+    _with_test_set(monkeypatch)
+    p = _write(tmp_path / "r.jsonl", list(reversed(GOOD_RESPONSES)))
+    code, out, _ = _run_cli(["evaluate", "responses", str(p), "--data", "X", "--tokenizer", "space",
+                             "--bootstrap", "0", "--json"], capsys)
+    assert code == 0 and json.loads(out)["coverage"]["share"] == 1.0
+
+
+def test_scores_report_coverage_and_penalised_mae(tmp_path, capsys):
+    gold = [[3] * 20, [5] * 20]
+    pred = [[3] * 19 + [None], [4] * 19 + [None]]       # D20 never answered
+    p = _write(tmp_path / "s.jsonl", [json.dumps({"dialogue_id": str(i), "gold": g, "pred": q})
+                                      for i, (g, q) in enumerate(zip(gold, pred))])
+    code, out, _ = _run_cli(["evaluate", "scores", str(p), "--json", "--bootstrap", "50"], capsys)
+    d = json.loads(out)
+    assert code == 0
+    assert d["coverage"]["overall"] == pytest.approx(19 / 20) and d["coverage"]["per_item"]["D20"] == 0.0
+    assert d["overall"]["MAE"] == pytest.approx(0.5)                      # 19 answered items
+    assert d["overall"]["MAE_items_without_answers"] == ["D20"]
+    # null = the largest error the gold allows: 3 -> 3, 5 -> 5; D20 averages 4.
+    assert d["per_item"]["D20"]["mae_null_penalised"] == pytest.approx(4.0)
+    assert d["overall"]["mae_null_penalised"] == pytest.approx((19 * 0.5 + 4.0) / 20)
+    assert d["ci"]["mae_null_penalised"][0] <= d["overall"]["mae_null_penalised"] <= d["ci"]["mae_null_penalised"][1]
+    code, out, _ = _run_cli(["evaluate", "scores", str(p), "--bootstrap", "0"], capsys)
+    assert "no answer at all for item(s) D20" in out and "mae_null_penalised" in out
+
+
+def test_abstaining_does_not_look_better():
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 6, size=(60, 20))
+    pred = np.clip(gold + rng.integers(-2, 3, size=gold.shape), 0, 5).astype(float)
+    hard = np.abs(pred - gold) >= 2
+    abstain = np.where(hard, np.nan, pred)                  # drops exactly its worst answers
+    a = metrics.evaluate_scores(gold, pred, n_boot=0).overall
+    b = metrics.evaluate_scores(gold, abstain, n_boot=0).overall
+    assert b["MAE"] < a["MAE"]                              # what MAE alone would reward
+    assert b["mae_null_penalised"] > a["mae_null_penalised"] and b["coverage"] < a["coverage"] == 1.0
+
+
+# --------------------------------------------------------------------------- guards
+
+def test_resampling_unit_guard_accepts_dialogue_bootstrap():
+    groups = np.array(["a", "a", "b", "c", "c", "c"])
+    w, idx = metrics._bootstrap_weights(groups, 50, 0)
+    metrics.check_resampling_unit(w[:, idx], groups)
+
+
+def test_resampling_unit_guard_catches_a_turn_bootstrap():
+    """Plant the wrong unit (turns drawn independently) and check that the guard fails."""
+    groups = np.array(["a", "a", "b", "c", "c", "c"])
+    w_turns, idx = metrics._bootstrap_weights(np.arange(len(groups)), 50, 0)   # unit = turn
+    with pytest.raises(DataError, match="resample whole dialogues"):
+        metrics.check_resampling_unit(w_turns[:, idx], groups)
+
+
+def test_all_coverage_problems_in_one_message(tmp_path, capsys, monkeypatch):
+    _with_test_set(monkeypatch)
+    extra = GOOD_RESPONSES[0].replace('"turn": 1', '"turn": 9')
+    p = _write(tmp_path / "r.jsonl", GOOD_RESPONSES[1:] + [GOOD_RESPONSES[2], extra])
+    code, out, err = _run_cli(["evaluate", "responses", str(p), "--data", "X", "--tokenizer", "space"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "1 turn(s) missing" in err and "1 turn(s) extra" in err and "1 duplicate turn(s)" in err
+    assert "first: 0/1" in err and "first: 0/9" in err and "first: 0/3" in err

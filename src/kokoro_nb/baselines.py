@@ -60,6 +60,14 @@ def score_split(dialogue_ids: Iterable, seed: int, test_seed: int = config.SEED)
             "test": test}
 
 
+def check_disjoint(train: Iterable, test: Iterable, what: str = "training pool") -> None:
+    """Raise DataError when a test dialogue is also in *train* (a guard against leakage)."""
+    both = sorted({str(i) for i in train} & {str(i) for i in test}, key=lambda s: (len(s), s))
+    if both:
+        raise DataError(f"{len(both)} test dialogue(s) also in the {what} (first: {', '.join(both[:3])}); "
+                        "train and test must not overlap", field="dialogue_id")
+
+
 def response_test_ids(corpus: Corpus, min_score: int = 99, max_score: int = 100) -> list[str]:
     """Return the ids of the response-generation test dialogues (score 99-100, paper 5.1.1).
 
@@ -143,6 +151,7 @@ def response_baselines(corpus: Corpus, test_ids: Iterable | None = None, *,
         raise DataError("no counselor turns with a previous turn in the test dialogues")
     others = set(corpus.dialogues["dialogue_id"].astype(str)) - set(test_ids)
     pool_ids = sample_ids(others, pool_dialogues, seed)
+    check_disjoint(pool_ids, test_ids, "retrieval pool")
     pool = response_turns(corpus, pool_ids)
     constant = pool["reference"].value_counts().index[0]
     table = test.copy()
@@ -154,6 +163,42 @@ def response_baselines(corpus: Corpus, test_ids: Iterable | None = None, *,
             "pool_dialogues": len(pool_ids), "pool_turns": len(pool), "pool_of": len(others),
             "constant_reply": constant, "copy_empty": int((table["copy"] == "").sum()), "seed": seed}
     return table, info
+
+
+def subset_retrieval(corpus: Corpus, table: pd.DataFrame, subsets: Sequence[str] = ("low", "high", "full"), *,
+                     pool_dialogues: int | None = POOL_DIALOGUES, seed: int = config.SEED,
+                     progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Add one retrieval column per training subset of paper 5.1.1 ("retrieval-low", ...).
+
+    Each pool is *pool_dialogues* dialogues drawn with *seed* from that subset's training and
+    validation dialogues (the data a Kokoro-Low/High/Full model was fine-tuned on), so the pools
+    are the same size and differ only in which sessions they hold. Returns (table, pool sizes).
+    """
+    from .sft import response_split_ids
+    table, info = table.copy(), {}
+    test_ids = set(table["dialogue_id"].astype(str))
+    for name in subsets:
+        sp = response_split_ids(corpus, name, seed)
+        # Test dialogues are outside every subset on the paper's split; a smoke run with a wider
+        # test range (test_min_score < 99) must still keep them out of the pools.
+        ids = sample_ids(sorted(set(sp["train"] + sp["validation"]) - test_ids), pool_dialogues, seed)
+        if not ids:
+            raise DataError(f"the {name} subset has no dialogue outside the test set to retrieve from",
+                            field="subset")
+        check_disjoint(ids, test_ids | set(sp["test"]), f"{name} retrieval pool")
+        pool = response_turns(corpus, ids)
+        table[f"retrieval-{name}"] = retrieve_replies(table["context"].tolist(), pool["context"].tolist(),
+                                                      pool["reference"].tolist(), progress=progress)
+        info[name] = {"pool_dialogues": len(ids), "pool_turns": len(pool),
+                      "subset_dialogues": len(sp["train"]) + len(sp["validation"]),
+                      "paper_dialogues": paper_subset_size(name)}
+    return table, info
+
+
+def paper_subset_size(subset: str) -> int | None:
+    """Return the paper's number of training dialogues of a subset (5.1.1), or None."""
+    from . import paper
+    return paper.load().get("response_generation_splits", {}).get(f"kokoro_{subset}", {}).get("dialogues")
 
 
 def evaluate_response_baselines(table: pd.DataFrame, systems: Sequence[str] = RESPONSE_SYSTEMS, *,
@@ -327,11 +372,13 @@ def score_baselines(corpus: Corpus, seeds: Sequence[int] = config.SCORE_SPLIT_SE
                         "load without lenient=True or subset to complete dialogues")
     first = score_split(ids, seeds[0], test_seed)
     test_ids = first["test"]
+    check_disjoint(first["train"] + first["validation"], test_ids, "score training data")
     Z, design = score_design(corpus, first["train"] + first["validation"], progress=progress)
     pos = {k: i for i, k in enumerate(ids)}
     rows, results, preds = [], {}, {}
     for seed in (_progress(list(seeds), desc="score seeds", unit="seed") if progress else seeds):
         sp = score_split(ids, seed, test_seed)
+        check_disjoint(sp["train"] + sp["validation"], sp["test"], "score training data")
         tr, va, te = (np.array([pos[i] for i in sp[k]]) for k in ("train", "validation", "test"))
         gold = Y[te].astype(int)
         mode = pd.DataFrame(Y[tr]).mode().iloc[0].to_numpy()          # ties: the smaller score

@@ -13,8 +13,9 @@ one protocol and prints it with every number (a *signature*, as sacrebleu does):
 * Distinct-1/2: distinct n-grams over all hypotheses / all n-grams, no n-gram across turns, x100.
 
 Score prediction (ACC, ACC_soft, MAE) treats an unparseable prediction (``null``) as *wrong* for
-ACC and ACC_soft and leaves it *out* of MAE (which has no distance for a missing number); the
-number of nulls is reported next to the scores.
+ACC and ACC_soft and leaves it *out* of MAE (which has no distance for a missing number). So that
+abstaining cannot look good, the answered share (``coverage``) and ``mae_null_penalised`` (a null
+counted as the largest error its gold score allows) are reported beside MAE, per item and overall.
 
 Statistics are kept apart from the final scores: per-turn (or per-dialogue) statistics are
 computed once, and a bootstrap over dialogues only re-weights them.
@@ -48,7 +49,7 @@ BOOTSTRAP_SAMPLES = 1000
 CONFIDENCE = 0.95
 RESPONSE_FIELDS = ("dialogue_id", "turn", "reference", "hypothesis")
 SCORE_FIELDS = ("dialogue_id", "gold", "pred")
-NULL_POLICY = "null:acc-wrong,mae-parsed-only"
+NULL_POLICY = "null:acc-wrong,mae-answered-only,mae_null_penalised-max-error"
 
 
 def _version(dist: str) -> str:
@@ -288,8 +289,33 @@ def distinct_per_turn(token_lists: Iterable[Sequence[str]], n: int) -> float:
 
 # --------------------------------------------------------------------------- bootstrap
 
+def check_n_boot(n_boot) -> int:
+    """Return *n_boot* if it is a whole number >= 0; DataError otherwise."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise DataError(f"the number of bootstrap resamples must be 0 (none) or more, got {n_boot!r}",
+                        field="--bootstrap")
+    return int(n_boot)
+
+
+def check_resampling_unit(row_weights: np.ndarray, groups: Sequence) -> None:
+    """Raise DataError unless every resample weights all rows of one dialogue alike.
+
+    A guard: the bootstrap must draw whole dialogues (their turns are correlated), so a
+    resample that weights two turns of one dialogue differently drew turns, not dialogues.
+    """
+    w = np.atleast_2d(np.asarray(row_weights, dtype=float))
+    _, idx = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    first = np.zeros((w.shape[0], idx.max() + 1))
+    first[:, idx[::-1]] = w[:, ::-1]                      # some row's weight of each group
+    bad = np.flatnonzero((w != first[:, idx]).any(axis=0))
+    if len(bad):
+        raise DataError(f"the bootstrap resampled {len(bad)} row(s) apart from the rest of their "
+                        f"dialogue (first: row {bad[0]}); resample whole dialogues", field="bootstrap unit")
+
+
 def _bootstrap_weights(groups: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (per-group counts of each resample (B, G), group index of each row)."""
+    check_n_boot(n_boot)
     uniq, idx = np.unique(groups, return_inverse=True)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(uniq), size=(n_boot, len(uniq)))
@@ -380,6 +406,7 @@ class ResponseResult:
     n_empty_hypotheses: int
     signature: str
     extra: dict = field(default_factory=dict)
+    per_turn: pd.DataFrame | None = field(default=None, repr=False)   # dialogue_id, BLEU-1..ROUGE-L
 
     def as_dict(self) -> dict:
         return _clean({"scores": self.scores, "secondary": self.secondary, "ci": self.ci,
@@ -423,6 +450,7 @@ def response_scores(stats: ResponseStats, *, n_boot: int = BOOTSTRAP_SAMPLES, se
     ci: dict[str, list[float]] = {}
     if n_boot:
         w, idx = _bootstrap_weights(stats.dialogue_ids, n_boot, seed)
+        check_resampling_unit(w[:, idx], stats.dialogue_ids)
         G = w.shape[1]
         sums = np.zeros((G, per_turn.shape[1]))
         np.add.at(sums, idx, per_turn)
@@ -435,10 +463,14 @@ def response_scores(stats: ResponseStats, *, n_boot: int = BOOTSTRAP_SAMPLES, se
         bstats = w @ gstats
         for n in range(1, MAX_ORDER + 1):
             ci[f"corpus BLEU-{n}"] = _interval(100 * corpus_bleu_from_stats(bstats, n), confidence)
+    turns = pd.DataFrame(per_turn, columns=names)
+    turns.insert(0, "turn", np.arange(len(turns)))         # row order; files replace it by their turn
+    turns.insert(0, "dialogue_id", stats.dialogue_ids)
     return ResponseResult(scores, secondary, ci, n_turns=len(stats.bleu),
                           n_dialogues=len(np.unique(stats.dialogue_ids)),
                           n_empty_hypotheses=int((stats.bleu[:, -2] == 0).sum()),
-                          signature=response_signature(stats.tokenizer, n_boot, seed if n_boot else None))
+                          signature=response_signature(stats.tokenizer, n_boot, seed if n_boot else None),
+                          per_turn=turns)
 
 
 def evaluate_responses(references: Sequence[str], hypotheses: Sequence[str],
@@ -473,7 +505,8 @@ class ScoreResult:
 
     def as_dict(self) -> dict:
         items = {code: row for code, row in self.per_item.to_dict(orient="index").items()}
-        return _clean({"overall": self.overall, "ci": self.ci, "per_item": items,
+        coverage = {"overall": self.overall["coverage"], "per_item": self.per_item["coverage"].to_dict()}
+        return _clean({"overall": self.overall, "ci": self.ci, "per_item": items, "coverage": coverage,
                        "n_dialogues": self.n_dialogues, "n_predictions": self.n_predictions,
                        "n_null": self.n_null, "signature": self.signature})
 
@@ -487,15 +520,17 @@ def score_signature(n_boot: int = 0, seed: int | None = None) -> str:
 
 
 def score_stats(gold, pred) -> dict[str, np.ndarray]:
-    """Return per-cell statistics (N, 20): exact, soft, abs_err (0 where null), parsed."""
+    """Return per-cell statistics (N, 20): exact, soft, abs_err (0 where null), parsed, and
+    worst_err (abs_err, or the largest error the gold score allows where null)."""
     gold = np.asarray(gold, dtype=float)
     pred = np.asarray(pred, dtype=float)          # None -> nan
     if gold.shape != pred.shape or gold.ndim != 2:
         raise DataError(f"gold {gold.shape} and pred {pred.shape} must be the same (N, items) shape")
     parsed = ~np.isnan(pred)
     err = np.where(parsed, np.abs(pred - gold), 0.0)
+    worst = np.where(parsed, err, np.maximum(gold - ITEM_MIN, ITEM_MAX - gold))
     return {"exact": parsed & (err == 0), "soft": parsed & (err <= 1),
-            "abs_err": err, "parsed": parsed}
+            "abs_err": err, "parsed": parsed, "worst_err": worst}
 
 
 def _score_table(exact, soft, abs_err, parsed, n):
@@ -509,12 +544,18 @@ def evaluate_scores(gold, pred, dialogue_ids: Sequence | None = None, *, n_boot:
                     items: Sequence[str] = ITEM_CODES) -> ScoreResult:
     """Score predicted item ratings against gold: ACC, ACC_soft (|d| <= 1), MAE per item and mean.
 
-    A null prediction counts as wrong for ACC and ACC_soft and is left out of MAE.
+    A null prediction counts as wrong for ACC and ACC_soft. MAE is over the answered cells; beside
+    it, ``mae_null_penalised`` counts a null as the largest error its gold score allows, and
+    ``coverage`` is the answered share. An item with no answer at all has no MAE: the overall MAE
+    is then the mean over the other items, and the item is named in ``MAE_items_without_answers``.
 
     >>> r = evaluate_scores([[3, 4]], [[3, None]], n_boot=0, items=("D1", "D2"))
-    >>> r.overall["ACC"], r.overall["MAE"], r.n_null
-    (50.0, 0.0, 1)
+    >>> r.overall["ACC"], r.overall["MAE"], r.overall["mae_null_penalised"], r.overall["coverage"]
+    (50.0, 0.0, 2.0, 0.5)
+    >>> r.overall["MAE_items_without_answers"], r.n_null
+    (['D2'], 1)
     """
+    check_n_boot(n_boot)
     s = score_stats(gold, pred)
     N, K = s["exact"].shape
     if N == 0:
@@ -523,26 +564,35 @@ def evaluate_scores(gold, pred, dialogue_ids: Sequence | None = None, *, n_boot:
         raise DataError(f"{K} item columns but {len(items)} item names")
     acc, soft, mae = _score_table(s["exact"].sum(0), s["soft"].sum(0), s["abs_err"].sum(0),
                                   s["parsed"].sum(0), N)
-    per_item = pd.DataFrame({"ACC": acc, "ACC_soft": soft, "MAE": mae, "n": N,
-                             "n_null": N - s["parsed"].sum(0)}, index=pd.Index(list(items), name="item"))
-    overall = {"ACC": float(acc.mean()), "ACC_soft": float(soft.mean()), "MAE": float(np.nanmean(mae))
-               if np.isfinite(mae).any() else float("nan"),
+    worst = s["worst_err"].sum(0) / N
+    cover = s["parsed"].sum(0) / N
+    per_item = pd.DataFrame({"ACC": acc, "ACC_soft": soft, "MAE": mae, "mae_null_penalised": worst,
+                             "coverage": cover, "n": N, "n_null": N - s["parsed"].sum(0)},
+                            index=pd.Index(list(items), name="item"))
+    answered = np.isfinite(mae)
+    overall = {"ACC": float(acc.mean()), "ACC_soft": float(soft.mean()),
+               "MAE": float(mae[answered].mean()) if answered.any() else float("nan"),
+               "mae_null_penalised": float(worst.mean()), "coverage": float(cover.mean()),
+               "MAE_items_without_answers": [c for c, a in zip(items, answered) if not a],
                "ACC_sd_items": float(acc.std(ddof=1)) if K > 1 else 0.0,
                "ACC_soft_sd_items": float(soft.std(ddof=1)) if K > 1 else 0.0,
-               "MAE_sd_items": float(np.nanstd(mae, ddof=1)) if np.isfinite(mae).sum() > 1 else 0.0}
+               "MAE_sd_items": float(np.std(mae[answered], ddof=1)) if answered.sum() > 1 else 0.0}
     ci: dict[str, list[float]] = {}
     if n_boot:
         ids = np.asarray(list(dialogue_ids) if dialogue_ids is not None else range(N), dtype=object).astype(str)
         w, idx = _bootstrap_weights(ids, n_boot, seed)
         wt = w[:, idx]                                   # (B, N): how often each dialogue is drawn
+        check_resampling_unit(wt, ids)
         f = {k: v.astype(float) for k, v in s.items()}
-        b = _score_table(wt @ f["exact"], wt @ f["soft"], wt @ f["abs_err"], wt @ f["parsed"],
-                         wt.sum(1, keepdims=True))
+        n_b = wt.sum(1, keepdims=True)
+        b = _score_table(wt @ f["exact"], wt @ f["soft"], wt @ f["abs_err"], wt @ f["parsed"], n_b)
+        b = (*b, (wt @ f["worst_err"]) / n_b)
         a = (1 - confidence) / 2
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)      # an item with every prediction null
-            for name, arr in zip(SCORE_METRICS, b):
-                ci[name] = _interval(np.nanmean(arr, axis=1) if name == "MAE" else arr.mean(axis=1),
+            for name, arr in zip((*SCORE_METRICS, "mae_null_penalised"), b):
+                # MAE: the mean over the items answered in the full data, as the point value.
+                ci[name] = _interval(np.nanmean(arr[:, answered], axis=1) if name == "MAE" else arr.mean(axis=1),
                                      confidence)
                 per_item[f"{name}_lo"], per_item[f"{name}_hi"] = np.nanquantile(arr, [a, 1 - a], axis=0)
     n_null = int((~s["parsed"]).sum())
@@ -552,18 +602,41 @@ def evaluate_scores(gold, pred, dialogue_ids: Sequence | None = None, *, n_boot:
 
 # --------------------------------------------------------------------------- files
 
+_BOMS = {b"\xef\xbb\xbf": "UTF-8", b"\xff\xfe": "UTF-16 LE", b"\xfe\xff": "UTF-16 BE"}
+
+
 def read_records(path: str | Path) -> Iterable[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line; DataError on bad JSON."""
+    """Yield (line number, object) for each non-blank line of a UTF-8 JSONL file.
+
+    DataError, naming the file and line, on: a byte-order mark, bytes that are not UTF-8, a line
+    that is not a JSON object, and a last line cut off mid-record (no newline, not valid JSON).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file; pass the JSONL written by the generation notebook", file=str(path))
-    with path.open(encoding="utf-8") as fh:
-        for no, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for no, raw in enumerate(fh, start=1):
+            if no == 1:
+                for bom, enc in _BOMS.items():
+                    if raw.startswith(bom):
+                        raise DataError(f"the file starts with a {enc} byte-order mark; JSONL must be "
+                                        "UTF-8 without one (re-save it as 'UTF-8', not 'UTF-8 with BOM')",
+                                        file=str(path), line=1)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of "
+                                "the line); re-save the file as UTF-8", file=str(path), line=no) from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
+                if not raw.endswith(b"\n") and fh.read(1) == b"":
+                    raise DataError("the last line is cut off (no newline at the end and not valid JSON): "
+                                    "the file is truncated, perhaps written by a run that was stopped; "
+                                    "rerun it to finish the file or delete the line",
+                                    file=str(path), line=no) from None
                 raise DataError(f"not valid JSON ({exc.msg} at column {exc.colno})",
                                 file=str(path), line=no) from None
             if not isinstance(obj, dict):
@@ -581,9 +654,20 @@ def _field(obj: dict, key: str, types: tuple, file: str, no: int, what: str):
     return v
 
 
-def read_responses(path: str | Path) -> pd.DataFrame:
-    """Read a responses JSONL: one ``{"dialogue_id", "turn", "reference", "hypothesis"}`` per line."""
-    rows, seen, f = [], {}, str(path)
+def _first(keys, k: int = 3) -> str:
+    """Return the first *k* (dialogue_id, turn) keys as ``id/turn`` text, with "…" when more."""
+    keys = list(keys)
+    shown = ", ".join(f"{d}/{t}" if t is not None else str(d) for d, t in keys[:k])
+    return shown + (", …" if len(keys) > k else "")
+
+
+def read_responses(path: str | Path, *, drop_duplicates: bool = False) -> pd.DataFrame:
+    """Read a responses JSONL: one ``{"dialogue_id", "turn", "reference", "hypothesis"}`` per line.
+
+    A (dialogue_id, turn) seen twice is an error; with *drop_duplicates* the first is kept and the
+    keys of the others are listed in ``df.attrs["duplicates"]``.
+    """
+    rows, lines, f = [], [], str(path)
     for no, obj in read_records(path):
         did = _field(obj, "dialogue_id", (str, int), f, no, "a dialogue id (string)")
         turn = _field(obj, "turn", (int,), f, no, "a turn index (integer >= 0)")
@@ -591,15 +675,61 @@ def read_responses(path: str | Path) -> pd.DataFrame:
             raise DataError(f"expected a turn index >= 0, got {turn}", file=f, line=no, field="turn")
         ref = _field(obj, "reference", (str,), f, no, "the reference text (string)")
         hyp = _field(obj, "hypothesis", (str,), f, no, "the generated text (string, may be empty)")
-        key = (str(did), turn)
-        if key in seen:
-            raise DataError(f"duplicate dialogue_id {did!r} turn {turn} (first on line {seen[key]})",
-                            file=f, line=no, field="turn")
-        seen[key] = no
         rows.append((str(did), turn, ref, hyp))
+        lines.append(no)
     if not rows:
         raise DataError("no records in file", file=f)
-    return pd.DataFrame(rows, columns=list(RESPONSE_FIELDS))
+    df = pd.DataFrame(rows, columns=list(RESPONSE_FIELDS))
+    dup = df.duplicated(["dialogue_id", "turn"], keep="first").to_numpy()
+    keys = list(zip(df["dialogue_id"][dup], df["turn"][dup]))
+    if keys and not drop_duplicates:
+        raise DataError(f"{len(keys)} duplicate turn(s) (same dialogue_id and turn), first: {_first(keys)}; "
+                        "pass --allow-partial to keep the first of each",
+                        file=f, line=lines[int(np.flatnonzero(dup)[0])], field="turn")
+    df = df[~dup].reset_index(drop=True)
+    df.attrs["duplicates"] = keys
+    return df
+
+
+def check_response_coverage(df: pd.DataFrame, expected: pd.DataFrame, *, allow_partial: bool = False,
+                            file: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """Match a responses table to the expected test turns; return (matched rows, coverage).
+
+    *expected* has columns dialogue_id, turn, reference. Missing, extra and duplicated turns and
+    references that differ from the test set are counted; any of them is an error naming the
+    counts and the first ids, unless *allow_partial*: then only the matching turns are kept and
+    the coverage says how many of the test turns they are.
+    """
+    key = ["dialogue_id", "turn"]
+    exp = expected.assign(dialogue_id=expected["dialogue_id"].astype(str))[[*key, "reference"]]
+    m = df.merge(exp, on=key, how="outer", suffixes=("", "_test"), indicator=True)
+    missing = m[m["_merge"] == "right_only"]
+    extra = m[m["_merge"] == "left_only"]
+    both = m[m["_merge"] == "both"]
+    differs = both[both["reference"] != both["reference_test"]]
+    dups = df.attrs.get("duplicates", [])
+    problems = [(n, what, keys) for n, what, keys in [
+        (len(missing), "{n:,} turn(s) missing (in the test set, not in the file)",
+         zip(missing["dialogue_id"], missing["turn"])),
+        (len(extra), "{n:,} turn(s) extra (in the file, not in the test set)", zip(extra["dialogue_id"], extra["turn"])),
+        (len(dups), "{n:,} duplicate turn(s) (same dialogue_id and turn twice)", dups),
+        (len(differs), "{n:,} turn(s) with a reference that differs from the test set",
+         zip(differs["dialogue_id"], differs["turn"]))]
+        if n]
+    n_exp = len(exp)
+    coverage = {"test_turns": n_exp, "test_dialogues": int(exp["dialogue_id"].nunique()),
+                "scored_turns": len(both) - len(differs), "missing": len(missing), "extra": len(extra),
+                "duplicate": len(dups), "reference_differs": len(differs),
+                "share": (len(both) - len(differs)) / n_exp if n_exp else float("nan"),
+                "first_missing": [f"{d}/{t}" for d, t in list(zip(missing["dialogue_id"], missing["turn"]))[:5]]}
+    if problems and not allow_partial:
+        text = "; ".join(f"{what.format(n=n)}, first: {_first(keys)}" for n, what, keys in problems)
+        raise DataError(f"does not match the test set ({n_exp:,} turns): {text}; pass --allow-partial "
+                        "to score only the matching turns and report coverage", file=file)
+    keep = both[both["reference"] == both["reference_test"]][list(RESPONSE_FIELDS)]
+    if keep.empty:
+        raise DataError("no turn of the file matches the test set", file=file)
+    return keep.sort_values(key, kind="stable").reset_index(drop=True), coverage
 
 
 def _item_list(obj: dict, key: str, file: str, no: int, allow_null: bool, n_items: int) -> list:
@@ -688,17 +818,58 @@ def find_results(results_dir: str | Path) -> dict[str, list[Path]]:
 
 
 def evaluate_responses_file(path: str | Path, *, tokenizer: str = "ja-unidic", n_boot: int = BOOTSTRAP_SAMPLES,
-                            seed: int = 42, progress: bool = False) -> ResponseResult:
-    """Read a responses JSONL and score it."""
-    df = read_responses(path)
-    res = evaluate_responses(df["reference"].tolist(), df["hypothesis"].tolist(), df["dialogue_id"].tolist(),
-                             tokenizer=tokenizer, n_boot=n_boot, seed=seed, progress=progress)
+                            seed: int = 42, progress: bool = False, expected: pd.DataFrame | None = None,
+                            allow_partial: bool = False, per_turn: str | Path | None = None) -> ResponseResult:
+    """Read a responses JSONL and score it.
+
+    With *expected* (the test turns: dialogue_id, turn, reference) the file must cover them
+    exactly (see :func:`check_response_coverage`); *per_turn* writes each turn's scores.
+    """
+    check_n_boot(n_boot)
+    # With a test set, duplicates are reported together with missing and extra turns.
+    df = read_responses(path, drop_duplicates=allow_partial or expected is not None)
+    coverage = None
+    if expected is not None:
+        df, coverage = check_response_coverage(df, expected, allow_partial=allow_partial, file=str(path))
+    elif df.attrs["duplicates"]:
+        coverage = {"duplicate": len(df.attrs["duplicates"]), "scored_turns": len(df), "test_turns": None}
+    stats = response_stats(df["reference"].tolist(), df["hypothesis"].tolist(), df["dialogue_id"].tolist(),
+                           tokenizer=tokenizer, progress=progress)
+    res = response_scores(stats, n_boot=n_boot, seed=seed)
     res.extra["file"] = str(path)
+    if coverage is not None:
+        res.extra["coverage"] = coverage
+    if per_turn is not None:
+        write_per_turn(per_turn, df, stats)
     return res
+
+
+PER_TURN_METRICS = RESPONSE_METRICS[:7]
+
+
+def per_turn_table(df: pd.DataFrame, stats: ResponseStats) -> pd.DataFrame:
+    """Return one row per turn: dialogue_id, turn, BLEU-1..4 and ROUGE-1/2/L (x100), token counts."""
+    out = pd.DataFrame(_sentence_table(stats) * 100, columns=list(PER_TURN_METRICS))
+    out.insert(0, "turn", df["turn"].to_numpy())
+    out.insert(0, "dialogue_id", df["dialogue_id"].astype(str).to_numpy())
+    out["hyp_tokens"] = stats.bleu[:, -2]
+    out["ref_tokens"] = stats.bleu[:, -1]
+    return out
+
+
+def write_per_turn(path: str | Path, df: pd.DataFrame, stats: ResponseStats) -> Path:
+    """Write per-turn scores as JSONL (one object per turn, with the tokenizer's signature)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = per_turn_table(df, stats)
+    table["tokenizer"] = stats.tokenizer
+    table.to_json(path, orient="records", lines=True, force_ascii=False)
+    return path
 
 
 def evaluate_scores_file(path: str | Path, *, n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 42) -> ScoreResult:
     """Read a scores JSONL and score it."""
+    check_n_boot(n_boot)
     ids, gold, pred = read_scores(path)
     return evaluate_scores(gold, pred, ids, n_boot=n_boot, seed=seed)
 
@@ -706,14 +877,22 @@ def evaluate_scores_file(path: str | Path, *, n_boot: int = BOOTSTRAP_SAMPLES, s
 # --------------------------------------------------------------------------- CLI
 
 def register_cli(sub) -> None:
-    """Add ``kokoro-nb evaluate responses|scores FILE``."""
+    """Add ``kokoro-nb evaluate responses|scores FILE`` and ``evaluate compare A B``."""
     p = sub.add_parser("evaluate", help="score generated responses or predicted item scores",
-                       description="Score a responses JSONL (Table 4) or a scores JSONL (Table 5).")
+                       description="Score a responses JSONL (Table 4) or a scores JSONL (Table 5); "
+                                   "compare two systems' per-turn scores.")
     ev = p.add_subparsers(dest="what", metavar="WHAT")
     ev.required = True
     r = ev.add_parser("responses", help="BLEU-1..4, ROUGE-1/2/L, Distinct-1/2 of a responses JSONL")
     r.add_argument("file", help='JSONL: {"dialogue_id", "turn", "reference", "hypothesis"} per line')
     r.add_argument("--tokenizer", default="ja-unidic", choices=tokenizer_names())
+    r.add_argument("--data", metavar="PATH", help="KokoroChat folder: check that FILE covers the test turns "
+                   "exactly (no missing, extra or duplicated turn)")
+    r.add_argument("--test-min-score", type=int, default=99, metavar="S",
+                   help="with --data: test dialogues are those scored S..100 (paper: 99)")
+    r.add_argument("--allow-partial", action="store_true",
+                   help="score the turns that match and report coverage instead of refusing")
+    r.add_argument("--per-turn", metavar="OUT", help="write per-turn scores (JSONL) for `evaluate compare`")
     s = ev.add_parser("scores", help="ACC, ACC_soft, MAE of a scores JSONL")
     s.add_argument("file", help='JSONL: {"dialogue_id", "gold": [20 ints], "pred": [20 ints or null]} per line')
     for q in (r, s):
@@ -723,6 +902,8 @@ def register_cli(sub) -> None:
         q.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=_cmd_responses)
     s.set_defaults(func=_cmd_scores)
+    from .significance import register_compare
+    register_compare(ev)
 
 
 def _print_table(rows: list[tuple[str, float, list | None]], fmt: str, signature: str) -> None:
@@ -732,15 +913,35 @@ def _print_table(rows: list[tuple[str, float, list | None]], fmt: str, signature
     print(signature)
 
 
+def _expected_turns(data: str, min_score: int) -> pd.DataFrame:
+    """Return the test turns (dialogue_id, turn, reference) of the corpus at *data*."""
+    from . import baselines
+    from .corpus import load_kokorochat
+    corpus = load_kokorochat(data, progress=False)
+    return baselines.response_turns(corpus, baselines.response_test_ids(corpus, min_score=min_score))
+
+
 def _cmd_responses(args) -> int:
+    check_n_boot(args.bootstrap)
+    expected = _expected_turns(args.data, args.test_min_score) if args.data else None
     res = evaluate_responses_file(args.file, tokenizer=args.tokenizer, n_boot=args.bootstrap,
-                                  seed=args.seed, progress=not (args.json or getattr(args, "quiet", False)))
+                                  seed=args.seed, progress=not (args.json or getattr(args, "quiet", False)),
+                                  expected=expected, allow_partial=args.allow_partial, per_turn=args.per_turn)
     if args.json:
         from .cli import print_json
         print_json(res.as_dict())
     else:
         rows = [(k, v, res.ci.get(k)) for k, v in {**res.scores, **res.secondary}.items()]
         print(f"{res.n_turns} turns, {res.n_dialogues} dialogues, {res.n_empty_hypotheses} empty hypotheses")
+        cov = res.extra.get("coverage")
+        if cov and cov.get("test_turns"):
+            share = math.floor(1000 * cov["share"]) / 10            # never shows 100 % unless complete
+            print(f"coverage: {cov['scored_turns']:,} of {cov['test_turns']:,} test turns ({share:.1f} %); "
+                  f"{cov['missing']} missing, {cov['extra']} extra (not scored), {cov['duplicate']} duplicate "
+                  f"(first kept), {cov['reference_differs']} with another reference (not scored)")
+        elif cov:
+            print(f"{cov['duplicate']} duplicate turn(s) dropped (first kept); no --data, so coverage of the "
+                  "test set is unknown")
         _print_table(rows, "{:.2f}", res.signature)
     return 0
 
@@ -751,9 +952,15 @@ def _cmd_scores(args) -> int:
         from .cli import print_json
         print_json(res.as_dict())
     else:
+        o = res.overall
         print(f"{res.n_dialogues} dialogues, {res.n_null} of {res.n_predictions} predictions null "
-              "(wrong for ACC/ACC_soft, left out of MAE)")
-        _print_table([(k, res.overall[k], res.ci.get(k)) for k in SCORE_METRICS], "{:.4f}", res.signature)
+              f"(coverage {100 * o['coverage']:.1f} %; wrong for ACC/ACC_soft, left out of MAE, "
+              "the largest possible error in mae_null_penalised)")
+        if o["MAE_items_without_answers"]:
+            print(f"no answer at all for item(s) {', '.join(o['MAE_items_without_answers'])}: they have no MAE, "
+                  "and the overall MAE is the mean over the other items")
+        _print_table([(k, o[k], res.ci.get(k)) for k in (*SCORE_METRICS, "mae_null_penalised", "coverage")],
+                     "{:.4f}", res.signature)
         print(res.per_item.round(4).to_string())
     return 0
 
