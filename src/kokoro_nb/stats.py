@@ -157,8 +157,27 @@ def feature_score_spearman(corpus: Corpus | pd.DataFrame) -> dict:
     return out
 
 
-def summary(corpus: Corpus) -> dict:
-    """Return everything ``kokoro-nb stats --json`` prints, as one JSON-ready dict."""
+def figure4_intervals(corpus: Corpus, cluster: str = "client", *, n_resamples: int = 1000,
+                      seed: int = 42, confidence: float = 0.95) -> dict:
+    """Return each Figure-4 feature as ``{rho, ci: [lo, hi], cluster, n, clusters, ...}``.
+
+    The interval is a percentile bootstrap that resamples *cluster* units (``client`` by
+    default: each client rates many dialogues, so dialogues are not independent draws).
+    """
+    labels = cluster_labels(corpus.dialogues, cluster)
+    labels = None if cluster == "dialogue" else labels     # one row per unit: the plain bootstrap
+    b = bootstrap_spearman(dialogue_features(corpus), clusters=labels, n_resamples=n_resamples,
+                           seed=seed, confidence=confidence)
+    return {f: {"rho": float(r["rho"]), "ci": [float(r["lo"]), float(r["hi"])], "cluster": cluster,
+                "confidence": confidence, "n_resamples": n_resamples, "seed": seed,
+                "n": int(r["n"]), "clusters": int(r["clusters"])} for f, r in b.iterrows()}
+
+
+def summary(corpus: Corpus, *, cluster: str = "client", n_resamples: int = 1000, seed: int = 42) -> dict:
+    """Return everything ``kokoro-nb stats --json`` prints, as one JSON-ready dict.
+
+    ``feature_score_spearman`` holds one object per Figure-4 feature (see :func:`figure4_intervals`).
+    """
     d = corpus.dialogues
     out = overall_statistics(corpus)
     out["counselor_client_pairs"] = counselor_client_pairs(d)
@@ -168,7 +187,7 @@ def summary(corpus: Corpus) -> dict:
     shares = topic_shares(d)
     out["topic_share_percent"] = dict(zip(shares["topic"], shares["percent"].astype(float)))
     out["screening_flags"] = screening_flag_counts(d)
-    out["feature_score_spearman"] = feature_score_spearman(corpus)
+    out["feature_score_spearman"] = figure4_intervals(corpus, cluster, n_resamples=n_resamples, seed=seed)
     out["splits"] = split_sizes(corpus)
     out["quality_rules"] = quality_rules(corpus)
     out["files"] = corpus.report.as_dict()
@@ -182,6 +201,10 @@ def register_cli(sub) -> None:
     p.add_argument("--lenient", action="store_true", help="skip bad files (each is listed under files.skipped_reasons)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-cache", action="store_true", help="parse the JSON files even if a cached table exists")
+    p.add_argument("--cluster", choices=list(CLUSTER_UNITS), default="client",
+                   help="unit the Figure 4 bootstrap resamples (default: client)")
+    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default: 42)")
     p.set_defaults(func=_cmd_stats)
 
 
@@ -189,7 +212,10 @@ def _cmd_stats(args) -> int:
     from .cli import print_json
     from .corpus import load_kokorochat
     corpus = load_kokorochat(args.data, lenient=args.lenient, cache=not args.no_cache, progress=not args.json)
-    result = summary(corpus)
+    if args.n_resamples < 1:
+        from .errors import KokoroError
+        raise KokoroError(f"--n-resamples must be at least 1, got {args.n_resamples}")
+    result = summary(corpus, cluster=args.cluster, n_resamples=args.n_resamples, seed=args.seed)
     if args.json:
         print_json(result)
         return 0
@@ -205,6 +231,9 @@ def _cmd_stats(args) -> int:
           f"{o['collection_window']['first']} .. {o['collection_window']['last']}")
     sc = o["score"]
     print(f"score: mean {sc['mean']:.2f}, median {sc['median']:.2f}, sd {sc['std']:.2f}")
+    for name, r in o["feature_score_spearman"].items():
+        print(f"rho {FEATURES[name]:<30} {r['rho']:+.3f}  95 % CI [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]"
+              f" ({r['cluster']} bootstrap, {r['clusters']:,} units)")
     print("splits: " + ", ".join(f"{k} {v['dialogues']:,} dialogues / {v['utterances']:,} utterances"
                                  for k, v in o["splits"].items()))
     f = o["files"]
@@ -291,25 +320,50 @@ def score_rule_summary(dialogues: pd.DataFrame) -> pd.DataFrame:
     return out.reindex([r for r in order if r in out.index]).astype(int)
 
 
-def score_shape(dialogues: pd.DataFrame) -> dict:
+MODE_BANDWIDTHS = (3.0, 5.0, 8.0)   # score points: the kernel widths the mode count is checked at
+MODE_PROMINENCE = 0.05              # a mode must rise 5 % of the highest density above its valleys
+
+
+def count_modes(values, bandwidth: float = 5.0, min_prominence: float = MODE_PROMINENCE) -> list[float]:
+    """Return the modes of a Gaussian kernel density of *values* with a fixed *bandwidth*.
+
+    A local maximum counts only if its prominence (height above the higher of its two
+    valleys) is at least *min_prominence* times the highest density, so ripples of a finite
+    sample and small spikes (the few sanctioned totals at 0) are not counted as modes.
+
+    >>> import numpy as np
+    >>> len(count_modes(np.r_[np.random.default_rng(0).normal(20, 4, 500), np.random.default_rng(1).normal(80, 4, 500)]))
+    2
+    """
+    from scipy.signal import find_peaks
+    s = np.asarray(values, dtype=float)
+    s = s[np.isfinite(s)]
+    if len(s) < 3 or np.ptp(s) == 0:
+        return [float(s[0])] if len(s) else []
+    grid = np.linspace(SCORE_RANGE[0] - 3 * bandwidth, SCORE_RANGE[1] + 3 * bandwidth, 2001)
+    y = sps.gaussian_kde(s, bw_method=bandwidth / s.std(ddof=1))(grid)
+    peaks, _ = find_peaks(np.r_[0, y, 0], prominence=min_prominence * y.max())
+    return [float(grid[i - 1]) for i in peaks]
+
+
+def score_shape(dialogues: pd.DataFrame, bandwidth: float = 5.0) -> dict:
     """Describe the shape of the score distribution: skewness, modes, and the skew without flags.
 
-    ``modes`` are the local maxima of a Gaussian kernel density (Scott's bandwidth) on 0-100.
+    ``modes`` are the prominent modes of a Gaussian kernel density with a fixed *bandwidth* of
+    5 score points (:func:`count_modes`); ``n_modes_by_bandwidth`` repeats the count at 3, 5
+    and 8 points, and ``unimodal`` is true only when every one of them finds a single mode.
     """
     s = dialogues["score"].dropna().astype(float).to_numpy()
     flagged = dialogues[list(FLAG_KEYS)].fillna(False).astype(bool).any(axis=1).to_numpy()
     unflagged = dialogues["score"].astype(float).to_numpy()[~flagged]
     unflagged = unflagged[~np.isnan(unflagged)]
-    modes: list[float] = []
-    if len(s) >= 3 and np.ptp(s) > 0:
-        grid = np.linspace(SCORE_RANGE[0], SCORE_RANGE[1], 1001)
-        y = sps.gaussian_kde(s)(grid)
-        peaks = np.flatnonzero((y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:])) + 1
-        modes = [float(grid[i]) for i in peaks]
+    modes = count_modes(s, bandwidth)
+    by_bw = {float(h): len(count_modes(s, h)) for h in MODE_BANDWIDTHS}
     return {"skew": float(sps.skew(s)) if len(s) > 2 else float("nan"),
             "skew_unflagged": float(sps.skew(unflagged)) if len(unflagged) > 2 else float("nan"),
             "mean_minus_median": float(np.mean(s) - np.median(s)) if len(s) else float("nan"),
-            "modes": modes, "n_modes": len(modes),
+            "modes": modes, "n_modes": len(modes), "bandwidth": float(bandwidth),
+            "n_modes_by_bandwidth": by_bw, "unimodal": bool(len(s) > 2 and set(by_bw.values()) == {1}),
             "share_at_zero": float(np.mean(s == 0)) if len(s) else float("nan")}
 
 
@@ -335,16 +389,37 @@ def topic_score_test(dialogues: pd.DataFrame, min_group: int = 5) -> dict:
     return out
 
 
-def bootstrap_spearman(features: pd.DataFrame, target: str = "score", *, n_resamples: int = 1000,
-                       seed: int = 42, confidence: float = 0.95, chunk: int = 250) -> pd.DataFrame:
+CLUSTER_UNITS = {"client": "client_id", "counselor": "counselor_id", "dialogue": "dialogue_id"}
+
+
+def cluster_labels(dialogues: pd.DataFrame, unit: str) -> pd.Series:
+    """Return each dialogue's resampling unit (``client``, ``counselor`` or ``dialogue``) by dialogue id.
+
+    A client rates many dialogues and a counselor holds many, so their dialogues are not
+    independent draws; a bootstrap that resamples whole clients respects that.
+    """
+    if unit not in CLUSTER_UNITS:
+        raise ValueError(f"cluster must be one of {', '.join(CLUSTER_UNITS)}, got {unit!r}")
+    ids = dialogues["dialogue_id"].astype(str)
+    return pd.Series(dialogues[CLUSTER_UNITS[unit]].to_numpy(), index=ids.to_numpy(), name=unit)
+
+
+def bootstrap_spearman(features: pd.DataFrame, target: str = "score", *, clusters: pd.Series | None = None,
+                       n_resamples: int = 1000, seed: int = 42, confidence: float = 0.95,
+                       chunk: int = 250) -> pd.DataFrame:
     """Return Spearman's rho of each feature with *target* and a percentile bootstrap interval.
 
-    Dialogues are resampled with replacement (pairs kept together) and every replicate is a true
-    Spearman coefficient: the mid-ranks of a resample are computed from per-value counts (one
-    ``bincount`` per chunk of resamples), which avoids sorting each resample.
+    Without *clusters*, dialogues (rows) are resampled with replacement. With *clusters* (a
+    label per row, aligned on the index, e.g. :func:`cluster_labels` by ``client``), whole
+    clusters are drawn with replacement and all their rows come along, so that rows that share
+    a client count as one draw. Every replicate is a true Spearman coefficient: mid-ranks come
+    from per-value counts (``bincount``), which avoids sorting each resample. Columns: ``n``
+    (rows), ``clusters`` (units resampled), ``rho``, ``lo``, ``hi``; ``attrs["cluster"]`` names
+    the unit.
     """
     rng = np.random.default_rng(seed)
     alpha = (1 - confidence) / 2
+    unit = "dialogue" if clusters is None else (clusters.name or "cluster")
     rows = []
     for name in [c for c in features.columns if c != target]:
         pair = features[[name, target]].dropna().astype(float)
@@ -352,13 +427,40 @@ def bootstrap_spearman(features: pd.DataFrame, target: str = "score", *, n_resam
         n = len(x)
         rho = float(sps.spearmanr(x, y).statistic) if n > 2 else float("nan")
         gx, gy = np.unique(x, return_inverse=True)[1], np.unique(y, return_inverse=True)[1]
-        reps = [_resample_spearman(gx, gy, rng.integers(0, n, size=(min(chunk, n_resamples - s), n)))
-                for s in range(0, n_resamples if n > 2 else 0, chunk)]
+        if clusters is None:
+            k = n
+            reps = [_resample_spearman(gx, gy, rng.integers(0, n, size=(min(chunk, n_resamples - s), n)))
+                    for s in range(0, n_resamples if n > 2 else 0, chunk)]
+        else:
+            labels = clusters.reindex(pair.index)
+            if labels.isna().any():
+                raise ValueError(f"{labels.isna().sum()} rows of {name!r} have no cluster label")
+            codes = pd.factorize(labels)[0]
+            k = int(codes.max()) + 1 if n else 0
+            reps = [_cluster_spearman(gx, gy, codes, rng, n_resamples)] if n > 2 and k > 1 else []
         reps = np.concatenate(reps) if reps else np.array([np.nan])
         ok = reps[np.isfinite(reps)]
         lo, hi = np.quantile(ok, [alpha, 1 - alpha]) if ok.size else (np.nan, np.nan)
-        rows.append({"feature": name, "n": n, "rho": rho, "lo": float(lo), "hi": float(hi)})
-    return pd.DataFrame(rows).set_index("feature")
+        rows.append({"feature": name, "n": n, "clusters": k, "rho": rho, "lo": float(lo), "hi": float(hi)})
+    out = pd.DataFrame(rows).set_index("feature")
+    out.attrs.update(cluster=unit, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return out
+
+
+def _cluster_spearman(gx: np.ndarray, gy: np.ndarray, codes: np.ndarray, rng, n_resamples: int) -> np.ndarray:
+    """Spearman's rho of *n_resamples* cluster resamples (clusters drawn with replacement)."""
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    k = len(sizes)
+    out = np.empty(n_resamples)
+    for b in range(n_resamples):
+        draw = rng.integers(0, k, k)
+        size = sizes[draw]
+        # positions of every member of every drawn cluster in *order*, without a Python loop
+        pos = np.repeat(starts[draw] - np.r_[0, np.cumsum(size)[:-1]], size) + np.arange(size.sum())
+        out[b] = _resample_spearman(gx, gy, order[pos][None, :])[0]
+    return out
 
 
 def _midranks(codes: np.ndarray) -> np.ndarray:
@@ -479,7 +581,11 @@ def crossed_variance_components(y, factors: dict[str, np.ndarray], X=None) -> di
     fitted = dict(zip(names, res.x))
     var = {name: float(sigma2 * fitted[name] ** 2) for name in factors}
     var["residual"] = float(sigma2)
-    llf = -(res.fun + 0.5 * (n - p) * (1 + np.log(2 * np.pi * sigma2)))
+    # res.fun already holds (n - p) / 2 * log(rss); adding (n - p) / 2 * log(sigma2) on top
+    # would count the residual scale twice. The REML log-likelihood at the optimum is
+    # -1/2 [log|H| + log|X'H^-1 X| + (n - p) (1 + log(2 pi sigma2))], with V = sigma2 H.
+    logdet, XhX, _, _ = parts(res.x)
+    llf = -0.5 * (logdet + np.linalg.slogdet(XhX)[1] + (n - p) * (1 + np.log(2 * np.pi * sigma2)))
     return {"variances": var, "beta": beta, "reml_llf": float(llf), "converged": bool(res.success),
             "levels": {k: len(pd.unique(np.asarray(factors[k]))) for k in factors}, "n": n}
 
