@@ -499,6 +499,27 @@ def item_correlation_facts(corr: pd.DataFrame, threshold: float = 0.6) -> dict:
             "max": float(np.nanmax(off)), "top3": partners}
 
 
+def item_linkage(corr: pd.DataFrame, method: str = "average"):
+    """Return a hierarchical clustering of the items on the distance 1 - rho (scipy linkage matrix).
+
+    1 - rho is 0 for items that always move together and grows as they part; Euclidean
+    distance between rows of the matrix would instead compare whole correlation profiles.
+    """
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+    dist = (1 - corr.to_numpy(dtype=float)).clip(min=0)
+    np.fill_diagonal(dist, 0)
+    return linkage(squareform((dist + dist.T) / 2, checks=False), method=method)
+
+
+def item_clusters(corr: pd.DataFrame, k: int = 2, method: str = "average") -> pd.Series:
+    """Cut the 1 - rho item tree into *k* groups; return each item's group (1 = the largest)."""
+    from scipy.cluster.hierarchy import fcluster
+    raw = pd.Series(fcluster(item_linkage(corr, method), k, criterion="maxclust"), index=corr.index)
+    order = raw.value_counts().sort_index().sort_values(ascending=False, kind="stable").index
+    return raw.map({g: i + 1 for i, g in enumerate(order)}).rename("group")
+
+
 # ---- variance components of crossed random effects (REML through the mixed-model equations)
 
 def crossed_variance_components(y, factors: dict[str, np.ndarray], X=None) -> dict:
@@ -615,8 +636,26 @@ def score_variance_decomposition(dialogues: pd.DataFrame, response: str = "score
     out["share"] = v / v.sum()
     out["levels"] = pd.Series({**fit["levels"], "residual": fit["n"]})
     out.index.name = "component"
-    out.attrs.update(n=fit["n"], converged=fit["converged"], mean=float(fit["beta"][0]))
+    out.attrs.update(n=fit["n"], converged=fit["converged"], mean=float(fit["beta"][0]),
+                     reml_llf=fit["reml_llf"])
     return out
+
+
+def counselor_component_test(dialogues: pd.DataFrame, response: str = "score") -> dict:
+    """Likelihood-ratio test of the counselor variance (with vs without the counselor intercepts).
+
+    Both fits are REML with the same fixed effects, so their log-likelihoods are comparable.
+    The variance sits on the boundary (0) under the null, so the p value is the 50:50 mixture
+    of chi-square(0) and chi-square(1), i.e. half the chi-square(1) tail.
+    """
+    d = dialogues.assign(item_sum=item_sum(dialogues))[[response, "client_id", "counselor_id"]].dropna()
+    y = d[response].astype(float).to_numpy()
+    full = crossed_variance_components(y, {"client": d["client_id"].to_numpy(),
+                                           "counselor": d["counselor_id"].to_numpy()})
+    reduced = crossed_variance_components(y, {"client": d["client_id"].to_numpy()})
+    lr = max(0.0, 2 * (full["reml_llf"] - reduced["reml_llf"]))
+    return {"llf_full": full["reml_llf"], "llf_without_counselor": reduced["reml_llf"], "lr": lr,
+            "p": float(0.5 * sps.chi2.sf(lr, 1)) if lr > 0 else 1.0, "n": full["n"]}
 
 
 def feature_regression(features: pd.DataFrame, dialogues: pd.DataFrame, *, log: bool = True):
@@ -645,6 +684,51 @@ def feature_regression(features: pd.DataFrame, dialogues: pd.DataFrame, *, log: 
     tidy.attrs.update(cov_type="two-way cluster (rater, counselor)" if enough else "HC3",
                       n=int(res.nobs), r2=float(res.rsquared))
     return res, tidy
+
+
+def describe_regression(tidy: pd.DataFrame, rho: dict[str, float]) -> dict[str, str]:
+    """Return the sentences the book prints about :func:`feature_regression`, from its numbers.
+
+    ``strongest``: the feature with the largest effect; ``messages``: what client message
+    counts add once characters are held fixed, compared with their one-at-a-time *rho*.
+    Each sentence is chosen by the signs of the estimates and of their 95 % intervals, so it is
+    true on any sample.
+    """
+    feats = [f for f in FEATURES if f in tidy.index]
+    if not feats:
+        return {"strongest": "No feature varies enough to be estimated.", "messages": ""}
+
+    def sign(f):
+        lo, hi = tidy.loc[f, "lo"], tidy.loc[f, "hi"]
+        return 1 if lo > 0 else (-1 if hi < 0 else 0)
+
+    def effect(f):
+        r = tidy.loc[f]
+        return f"{r['coef']:+.1f} points (95 % interval {r['lo']:+.1f} to {r['hi']:+.1f})"
+
+    top = max(feats, key=lambda f: abs(tidy.loc[f, "coef"]))
+    word = {1: "goes with", -1: "goes with", 0: "has no clear effect,"}[sign(top)]
+    out = {"strongest": f"The largest effect is the {FEATURES[top].lower()}: an additional standard deviation "
+                        f"{word} {effect(top)}, the other four held fixed."}
+    f = "client_utterances"
+    if f not in tidy.index:
+        out["messages"] = ""
+        return out
+    r = rho.get(f, float("nan"))
+    one = "positive" if r > 0 else "negative"
+    if sign(f) == -1:
+        tail = (f" The {one} one-at-a-time correlation of Figure 4 (ρ = {r:.2f}) is therefore mostly the"
+                " overlap of message counts with length." if r > 0 else "")
+        out["messages"] = (f"With characters held fixed, more client messages go with a lower score, "
+                           f"{effect(f)}: at a given amount of text, many short messages are a worse sign "
+                           f"than fewer long ones.{tail}")
+    elif sign(f) == 1:
+        out["messages"] = (f"Even with characters held fixed, more client messages go with a higher score, "
+                           f"{effect(f)}, in the direction of the one-at-a-time correlation (ρ = {r:.2f}).")
+    else:
+        out["messages"] = (f"With characters held fixed, the number of client messages adds nothing clear, "
+                           f"{effect(f)}, although it correlates {one}ly on its own (ρ = {r:.2f}).")
+    return out
 
 
 # ---- dataset comparison (paper Table 1)
