@@ -272,6 +272,58 @@ def item_sum(dialogues: pd.DataFrame) -> pd.Series:
     return dialogues[list(ITEM_CODES)].astype("Int64").sum(axis=1, min_count=len(ITEM_CODES))
 
 
+def feedback_items() -> pd.DataFrame:
+    """Return paper Table 2: each item's code, category, aspect and wording in English and Japanese.
+
+    The grouping comes from the table of published values; the Japanese wording is the
+    release's own key in ``review_by_client_jp``.
+
+    >>> t = feedback_items(); len(t), t.loc["D13", "aspect"]
+    (20, 'Counseling Skills')
+    """
+    from .paper import value
+    from .schema import ITEMS
+    where = {code: (cat, aspect) for cat, aspects in value("table2_feedback_groups").items()
+             for aspect, codes in aspects.items() for code in codes}
+    rows = [{"code": it.code, "category": where[it.code][0], "aspect": where[it.code][1],
+             "item_en": it.label_en, "item_ja": it.key_jp} for it in ITEMS]
+    return pd.DataFrame(rows).set_index("code")
+
+
+def item_distributions(dialogues: pd.DataFrame) -> pd.DataFrame:
+    """Return the number of dialogues giving each score 0-5 to each item (items x scores).
+
+    Missing ratings are counted in a ``missing`` column, never dropped silently.
+    """
+    from .schema import ITEM_MAX, ITEM_MIN
+    items = dialogues[list(ITEM_CODES)]
+    scores = list(range(ITEM_MIN, ITEM_MAX + 1))
+    out = pd.DataFrame({c: items[c].value_counts().reindex(scores, fill_value=0) for c in ITEM_CODES}).T
+    out.columns = scores
+    out["missing"] = items.isna().sum().to_numpy()
+    out.index.name = "item"
+    return out.astype(int)
+
+
+def screening_effect(dialogues: pd.DataFrame) -> pd.DataFrame:
+    """Return, per screening rule, how the flags change the totals: dialogues, mean item sum,
+    mean released total, points removed, and the change of the corpus mean they cause.
+    """
+    check = score_rule_check(dialogues)
+    n = len(check)
+    check = check.assign(item_sum=check["item_sum"].astype(float), score=check["score"].astype(float))
+    g = check.groupby("rule").agg(dialogues=("score", "size"), mean_item_sum=("item_sum", "mean"),
+                                  mean_released=("score", "mean"))
+    g["points_removed"] = check.assign(d=check["item_sum"] - check["score"]).groupby("rule")["d"].sum()
+    g["effect_on_corpus_mean"] = -g["points_removed"] / n if n else float("nan")
+    order = ["item sum (no flag)", "halve (flag 3)", "zero (flag 1 or 2)"]
+    g = g.reindex([r for r in order if r in g.index])
+    g.loc["all dialogues"] = [n, check["item_sum"].mean(), check["score"].mean(),
+                              g["points_removed"].sum(), g["effect_on_corpus_mean"].sum()]
+    g["dialogues"] = g["dialogues"].astype(int)
+    return g
+
+
 HALVING_RULES = {"floor": lambda s: s // 2, "ceil": lambda s: -(-s // 2),
                  "round_half_even": lambda s: np.round(s / 2).astype("Int64")}
 
