@@ -16,7 +16,7 @@ from . import __version__
 from .errors import KokoroError
 
 # Modules that add sub-commands, in --help order. Each defines register_cli(subparsers).
-_COMMAND_MODULES = ("corpus", "stats", "sft", "train", "generate", "metrics", "book")
+_COMMAND_MODULES = ("corpus", "stats", "sft", "train", "generate", "metrics", "book", "paper")
 
 
 def build_parser() -> argparse.ArgumentParser:
