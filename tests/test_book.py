@@ -369,3 +369,23 @@ def test_other_input_folders_join_the_stamp(mini_root, synthetic_kokorochat_dir,
 def test_links_to_chapter_sources_point_at_executed_notebooks(tmp_path, markdown, expected):
     (tmp_path / "21_scores.md").write_text("")
     assert book._link_executed(markdown, tmp_path) == expected
+
+
+def test_stage_book_publishes_chapter_downloads(tmp_path):
+    root, build = tmp_path / "root", tmp_path / "build"
+    root.mkdir()
+    (root / "_config.yml").write_text("title: t\n", encoding="utf-8")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: notebooks/x\n", encoding="utf-8")
+    (build / "executed").mkdir(parents=True)
+    (build / "executed" / "x.ipynb").write_text("{}", encoding="utf-8")
+    dl = build / "outputs" / "x" / book.DOWNLOAD_DIR
+    dl.mkdir(parents=True)
+    (dl / "table.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    (build / "outputs" / "x" / "scratch.txt").write_text("not published", encoding="utf-8")
+    stage = book.stage_book(root, build, ["x"])
+    published = stage / "notebooks" / book.DOWNLOAD_DIR / "x" / "table.csv"
+    assert published.read_text(encoding="utf-8") == "a,b\n1,2\n"
+    assert not list(stage.rglob("scratch.txt"))
+    (dl / "table.csv").unlink()
+    book.stage_book(root, build, ["x"])
+    assert not published.exists()

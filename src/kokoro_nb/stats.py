@@ -372,7 +372,7 @@ def score_rule_summary(dialogues: pd.DataFrame) -> pd.DataFrame:
     return out.reindex([r for r in order if r in out.index]).astype(int)
 
 
-MODE_BANDWIDTHS = (3.0, 5.0, 8.0)   # score points: the kernel widths the mode count is checked at
+MODE_BANDWIDTHS = (5.0, 7.5, 10.0)  # score points: the kernel widths the mode count is checked at
 MODE_PROMINENCE = 0.05              # a mode must rise 5 % of the highest density above its valleys
 
 
@@ -402,8 +402,9 @@ def score_shape(dialogues: pd.DataFrame, bandwidth: float = 5.0) -> dict:
     """Describe the shape of the score distribution: skewness, modes, and the skew without flags.
 
     ``modes`` are the prominent modes of a Gaussian kernel density with a fixed *bandwidth* of
-    5 score points (:func:`count_modes`); ``n_modes_by_bandwidth`` repeats the count at 3, 5
-    and 8 points, and ``unimodal`` is true only when every one of them finds a single mode.
+    5 score points (:func:`count_modes`); ``n_modes_by_bandwidth`` repeats the count at 5, 7.5
+    and 10 points (narrower kernels turn the noise of a few hundred integer scores into bumps),
+    and ``unimodal`` is true only when every one of them finds a single mode.
     """
     s = dialogues["score"].dropna().astype(float).to_numpy()
     flagged = dialogues[list(FLAG_KEYS)].fillna(False).astype(bool).any(axis=1).to_numpy()
