@@ -125,3 +125,17 @@ def test_mode_count_ignores_a_small_spike_and_finds_two_humps(bandwidth):
     assert len(stats.count_modes(one, bandwidth)) == 1
     two = np.r_[rng.normal(25, 6, 1500), rng.normal(75, 6, 1500)]
     assert len(stats.count_modes(two, bandwidth)) == 2
+
+
+@pytest.mark.realdata
+def test_real_client_intervals_are_wider_as_the_chapter_says(real_corpus):
+    """Chapter 4 prints these numbers; on the release the client bootstrap is 1.2-5 times wider."""
+    f = stats.dialogue_features(real_corpus)
+    by_client = stats.bootstrap_spearman(f, clusters=stats.cluster_labels(real_corpus.dialogues, "client"),
+                                         n_resamples=1000, seed=42)
+    by_dialogue = stats.bootstrap_spearman(f, n_resamples=1000, seed=42)
+    ratio = (by_client["hi"] - by_client["lo"]) / (by_dialogue["hi"] - by_dialogue["lo"])
+    assert ratio.min() > 1.2 and 3 < ratio.max() < 5
+    lo, hi = by_client.loc["client_total_chars", ["lo", "hi"]]
+    assert 0.32 < lo < 0.36 and 0.48 < hi < 0.52                   # about [0.335, 0.505]
+    assert by_client["clusters"].eq(463).all()
