@@ -217,3 +217,27 @@ def test_real_table1_row_matches_the_paper(real_corpus):
     ours = t.loc[("KokoroChat", "computed")]
     for col in ("has_score", "score_items", "language", "dialogues", "avg_utterances"):
         assert cited[col] == ours[col], col
+
+
+def test_figure12_example_is_found_by_its_quoted_messages(synthetic):
+    import dataclasses
+
+    from kokoro_nb.schema import ITEM_CODES
+    kc, _ = synthetic
+    did = str(kc.dialogues["dialogue_id"].iloc[3])
+    u = kc.utterances.copy()
+    first = u.index[u["dialogue_id"].astype(str) == did][:2]
+    u.loc[first, "text"] = ["これは　論文の例です", "二つ目の　引用"]          # full-width spaces, as upstream
+    kc = dataclasses.replace(kc, utterances=u)
+    row = kc.dialogues.iloc[3]
+    values = copy.deepcopy(paper.load())
+    values["figure12_example"] = {"quoted_utterances": ["これは論文の例です", "二つ目の引用"],  # spaces ignored
+                                  "total_score": int(row["score"]), "items": [int(row[c]) for c in ITEM_CODES]}
+    assert paper.find_figure12_example(u, values) == [did]
+    fb = paper.figure12_feedback(kc, values)
+    assert fb.attrs["dialogue_id"] == did and (fb["paper"] == fb["release"]).all()
+    table = paper.ledger(kc, values=values)
+    assert set(table.loc[table["section"] == "Figure 12", "status"]) <= {"exact", "holds"}
+    values["figure12_example"]["quoted_utterances"] = ["no such message"]
+    assert paper.figure12_feedback(kc, values).attrs["dialogue_id"] is None
+    assert _row(paper.ledger(kc, values=values), "figure12_example#found")["status"] == "differs"

@@ -299,27 +299,52 @@ def _release_rows(L: _Ledger, corpus) -> None:
     L.claim("Section 3.3", "maximum total score", "table2_scale.total_max", f"{L._pub('table2_scale.total_max')}",
             f"highest released total {top:.0f}", top <= L._pub("table2_scale.total_max"), "03")
     L.number("Section 4.1", "predefined issue types", "issue_types", d["topic"].nunique(), "02")
-    _figure12_rows(L, d, u)
+    _figure12_rows(L, corpus)
 
 
-def _figure12_rows(L: _Ledger, d, u) -> None:
-    """Find the paper's data example (Figure 12) in the release and compare its feedback."""
-    from .schema import ITEM_CODES
-    ex = L._pub("figure12_example")
-    squash = u["text"].astype(str).str.replace(r"\s+", "", regex=True)
+def find_figure12_example(utterances, values: dict | None = None) -> list[str]:
+    """Return the ids of the dialogues that contain every message the paper quotes in Figure 12.
+
+    Messages are compared without white space (the paper's text drops full-width spaces).
+    """
+    ex = value("figure12_example", values)
+    squash = utterances["text"].astype(str).str.replace(r"\s+", "", regex=True)
     ids = None
     for quote in ex["quoted_utterances"]:
-        hit = set(u.loc[squash == "".join(str(quote).split()), "dialogue_id"].astype(str))
+        hit = set(utterances.loc[squash == "".join(str(quote).split()), "dialogue_id"].astype(str))
         ids = hit if ids is None else ids & hit
-    ids = sorted(ids or [])
+    return sorted(ids or [])
+
+
+def figure12_feedback(corpus, values: dict | None = None) -> pd.DataFrame:
+    """Return the paper's Figure 12 ratings beside the release's for the dialogue it shows (total last)."""
+    from .schema import ITEMS
+    ex = value("figure12_example", values)
+    ids = find_figure12_example(corpus.utterances, values)
+    row = corpus.dialogues[corpus.dialogues["dialogue_id"].astype(str) == ids[0]].iloc[0] if len(ids) == 1 else None
+    out = pd.DataFrame({"item": [it.label_en for it in ITEMS] + ["total score"],
+                        "paper": list(ex["items"]) + [ex["total_score"]],
+                        "release": [int(row[it.code]) if row is not None else pd.NA for it in ITEMS]
+                        + [int(row["score"]) if row is not None else pd.NA]},
+                       index=[it.code for it in ITEMS] + ["total"])
+    out["release"] = out["release"].astype("Int64")
+    out.attrs["dialogue_id"] = ids[0] if len(ids) == 1 else None
+    out.attrs["matches"] = len(ids)
+    return out
+
+
+def _figure12_rows(L: _Ledger, corpus) -> None:
+    """Find the paper's data example (Figure 12) in the release and compare its feedback."""
+    ex = L._pub("figure12_example")
+    ids = find_figure12_example(corpus.utterances, L.values)
     L.claim("Figure 12", "the example dialogue is in the release", "figure12_example.quoted_utterances",
             f"{len(ex['quoted_utterances'])} quoted messages",
             f"dialogue {ids[0]}" if len(ids) == 1 else f"{len(ids)} dialogues contain all of them",
-            len(ids) == 1, "01", key="figure12_example#found")
-    row = d[d["dialogue_id"].astype(str) == ids[0]].iloc[0] if len(ids) == 1 else None
+            len(ids) == 1, "03", key="figure12_example#found")
+    fb = figure12_feedback(corpus, L.values) if len(ids) == 1 else None
     L.number("Figure 12", "example: total score", "figure12_example.total_score",
-             float(row["score"]) if row is not None else float("nan"), "03")
-    ours = [int(row[c]) for c in ITEM_CODES] if row is not None else []
+             float(fb.loc["total", "release"]) if fb is not None else float("nan"), "03")
+    ours = [int(v) for v in fb["release"].iloc[:-1]] if fb is not None else []
     L.claim("Figure 12", "example: the 20 item ratings", "figure12_example.items",
             " ".join(map(str, ex["items"])), " ".join(map(str, ours)) or "not found", ours == list(ex["items"]), "03")
 
