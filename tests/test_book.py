@@ -385,3 +385,23 @@ def test_bare_jupyter_book_build_stops_at_once_with_one_line(tmp_path):
     ours = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("kokoro-nb:")]
     assert len(ours) == 1 and "make book" in ours[0]
     assert not (proj / "_build" / "html" / "index.html").exists()
+
+
+def test_stage_book_publishes_chapter_downloads(tmp_path):
+    root, build = tmp_path / "root", tmp_path / "build"
+    root.mkdir()
+    (root / "_config.yml").write_text("title: t\n", encoding="utf-8")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: notebooks/x\n", encoding="utf-8")
+    (build / "executed").mkdir(parents=True)
+    (build / "executed" / "x.ipynb").write_text("{}", encoding="utf-8")
+    dl = build / "outputs" / "x" / book.DOWNLOAD_DIR
+    dl.mkdir(parents=True)
+    (dl / "table.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    (build / "outputs" / "x" / "scratch.txt").write_text("not published", encoding="utf-8")
+    stage = book.stage_book(root, build, ["x"])
+    published = stage / "notebooks" / book.DOWNLOAD_DIR / "x" / "table.csv"
+    assert published.read_text(encoding="utf-8") == "a,b\n1,2\n"
+    assert not list(stage.rglob("scratch.txt"))
+    (dl / "table.csv").unlink()
+    book.stage_book(root, build, ["x"])
+    assert not published.exists()

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import kokoro_nb
 from kokoro_nb import paper, stats
+from kokoro_nb.cli import main
 
 
 @pytest.mark.parametrize("path, places", [
@@ -52,7 +57,19 @@ def test_ledger_shape_on_synthetic_data(synthetic):
             "Psy-Insight"} <= set(table["section"])
     assert len(paper.ledger(kc)) == len(table) - (table["section"] == "Psy-Insight").sum()
     s = paper.ledger_summary(table)
-    assert s["rows"] == len(table) == s["exact"] + s["holds"] + s["differs"]
+    assert s["rows"] == len(table) == sum(s[k.replace(" ", "_")] for k in paper.STATUSES)
+    assert table.loc[table["status"] != "not checkable", "chapter"].str.match(r"\d\d_").all()
+    assert (table["link"] == table["chapter"].map(lambda c: f"{c}.html" if c else "")).all()
+
+
+def test_unchecked_rows_cover_the_model_tables_with_a_reason(synthetic):
+    table = paper.ledger(synthetic[0])
+    out = table[table["status"] == "not checkable"]
+    assert (out["note"] != "").all() and (out["reproduced"] == "").all()
+    counts = out.groupby("section").size()
+    assert counts["Table 4"] == 5 * 9 and counts["Table 8"] == 20 * 3 * 3 and counts["Table 6"] == 5 * 6
+    assert counts["Table 5"] == 9 and counts["Table 1"] > 0 and "Figure 5" in counts
+    assert "KokoroChat" not in " ".join(out.loc[out["section"] == "Table 1", "quantity"])
 
 
 def _values_with(path, new):
@@ -83,7 +100,9 @@ def test_ledger_compares_at_published_precision(synthetic):
     kc, _ = synthetic
     mean = stats.score_summary(kc.dialogues)["mean"]
     key = "figure3_score_distribution.mean"
-    assert _row(paper.ledger(kc, values=_values_with(key, round(mean, 2))), key)["status"] == "exact"
+    rounded = paper.ledger(kc, values=_values_with(key, round(mean, 2)))
+    assert _row(rounded, key)["status"] == ("exact" if round(mean, 2) == mean else "within rounding")
+    assert _row(paper.ledger(kc, values=_values_with(key, mean)), key)["status"] == "exact"
     assert _row(paper.ledger(kc, values=_values_with(key, round(mean, 2) + 0.01)), key)["status"] == "differs"
 
 
@@ -102,6 +121,31 @@ def test_ledger_statements_and_notes(synthetic):
     values = _values_with(key, len(d) + 5)
     values["known_differences"] = {key: "explained"}
     assert _row(paper.ledger(kc, values=values), key)["note"] == "explained"
+
+
+def test_check_ledger_flags_unexplained_and_stale_differences():
+    rows = [{"section": "S", "quantity": q, "paper": "1", "reproduced": "2", "difference": 1.0,
+             "status": st, "note": "", "key": k, "chapter": "", "link": ""}
+            for q, st, k in (("a", "exact", "a"), ("b", "differs", "b"), ("c", "differs", "c"),
+                             ("d", "within rounding", "d"), ("e", "not checkable", "e"))]
+    table = pd.DataFrame(rows, columns=paper.LEDGER_COLUMNS)
+    assert paper.check_ledger(table, known={"b": "why", "c": "why"}) == []
+    assert paper.check_ledger(table, known={"b": "why"}) == ["S: c: paper 1, reproduced 2"]
+    stale = paper.check_ledger(table, known={"b": "why", "c": "why", "d": "why"})
+    assert len(stale) == 1 and stale[0].startswith("d: documented as a difference but now within rounding")
+
+
+def test_reproduce_cli_check_counts_and_downloads(synthetic_kokorochat_dir, synthetic_psy_insight_dir, tmp_path, capsys):
+    args = ["reproduce", "--data", str(synthetic_kokorochat_dir), "--psy-insight", str(synthetic_psy_insight_dir)]
+    assert main(args + ["--check"]) == 1                       # a 20-dialogue corpus is not the paper's
+    out = capsys.readouterr().out
+    assert re.search(r"^\d+ rows: \d+ exact, \d+ within rounding, \d+ statements hold, \d+ different", out, re.M)
+    assert "DRIFT Table 3: dialogues: paper 6,589, reproduced 20" in out
+    assert main(args + ["--out", str(tmp_path)]) == 0
+    csv = pd.read_csv(tmp_path / "reproduction_ledger.csv", keep_default_na=False)
+    doc = json.loads((tmp_path / "reproduction_ledger.json").read_text(encoding="utf-8"))
+    assert list(csv.columns) == list(paper.LEDGER_COLUMNS) and len(csv) == len(doc["rows"])
+    assert doc["summary"]["rows"] == len(csv) and doc["summary"]["not_checkable"] > 300
 
 
 def test_table1_marks_cited_and_computed(synthetic):
@@ -133,7 +177,37 @@ def test_every_ledger_row_is_reproduced(real_corpus, real_psy):
         assert _row(table, key)["status"] == "differs", key
         assert _row(table, key)["note"]
     s = paper.ledger_summary(table)
-    assert s["reproduced"] == len(table) - len(known)
+    assert s["reproduced"] == s["checked"] - len(known) and s["unexpected"] == 0
+    assert paper.check_ledger(table) == []
+
+
+@pytest.mark.realdata
+def test_reproduce_check_passes_on_the_release(kokorochat_dir, psy_insight_dir, capsys):
+    assert main(["reproduce", "--data", str(kokorochat_dir), "--psy-insight", str(psy_insight_dir), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\d+ exact, \d+ within rounding, \d+ statements hold, 2 different .* \d+ not checkable", out)
+    assert "reproduction holds" in out
+
+
+@pytest.mark.realdata
+def test_reproduce_check_fails_on_a_planted_change(kokorochat_dir, tmp_path, capsys):
+    """One released total off by one point: the Appendix A.3 rule check must catch it."""
+    src = Path(kokorochat_dir) / "kokorochat_dialogues"
+    dst = tmp_path / "kokorochat" / "kokorochat_dialogues"
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        (dst / f.name).symlink_to(f)
+    victim = dst / "10.json"
+    record = json.loads(victim.read_text(encoding="utf-8"))
+    victim.unlink()
+    record["review_by_client_en"]["score"] += 1
+    for key in ("score", "得点", "総合得点"):
+        if isinstance(record.get("review_by_client_jp", {}).get(key), int):
+            record["review_by_client_jp"][key] += 1
+    victim.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    assert main(["reproduce", "--data", str(dst.parent), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "DRIFT Appendix A.3: released totals follow the rule" in out and "broke the reproduction" in out
 
 
 @pytest.mark.realdata
@@ -143,3 +217,27 @@ def test_real_table1_row_matches_the_paper(real_corpus):
     ours = t.loc[("KokoroChat", "computed")]
     for col in ("has_score", "score_items", "language", "dialogues", "avg_utterances"):
         assert cited[col] == ours[col], col
+
+
+def test_figure12_example_is_found_by_its_quoted_messages(synthetic):
+    import dataclasses
+
+    from kokoro_nb.schema import ITEM_CODES
+    kc, _ = synthetic
+    did = str(kc.dialogues["dialogue_id"].iloc[3])
+    u = kc.utterances.copy()
+    first = u.index[u["dialogue_id"].astype(str) == did][:2]
+    u.loc[first, "text"] = ["これは　論文の例です", "二つ目の　引用"]          # full-width spaces, as upstream
+    kc = dataclasses.replace(kc, utterances=u)
+    row = kc.dialogues.iloc[3]
+    values = copy.deepcopy(paper.load())
+    values["figure12_example"] = {"quoted_utterances": ["これは論文の例です", "二つ目の引用"],  # spaces ignored
+                                  "total_score": int(row["score"]), "items": [int(row[c]) for c in ITEM_CODES]}
+    assert paper.find_figure12_example(u, values) == [did]
+    fb = paper.figure12_feedback(kc, values)
+    assert fb.attrs["dialogue_id"] == did and (fb["paper"] == fb["release"]).all()
+    table = paper.ledger(kc, values=values)
+    assert set(table.loc[table["section"] == "Figure 12", "status"]) <= {"exact", "holds"}
+    values["figure12_example"]["quoted_utterances"] = ["no such message"]
+    assert paper.figure12_feedback(kc, values).attrs["dialogue_id"] is None
+    assert _row(paper.ledger(kc, values=values), "figure12_example#found")["status"] == "differs"

@@ -12,6 +12,8 @@ Layout of the build folder (``<repo>/_build`` unless ``--build-dir``; gitignored
     executed/NN_slug.stamp.json   what it was run with; unchanged stamp = skip
     executed/NN_slug.failed.ipynb the last failed run, with the error, for debugging
     outputs/NN_slug/              the notebook's ``output_dir``
+    outputs/NN_slug/download/     files offered for download on the chapter's page (staged as
+                                  notebooks/download/NN_slug/, linked with MyST's {download} role)
     stage/                        the book sources Jupyter Book renders
     html/index.html               the book
 
@@ -53,6 +55,7 @@ PIPELINE_VERSION = "2"          # bump to invalidate every stamp after a pipelin
 NOTEBOOK_DIR = "notebooks"
 BOOK_PAGES_DIR = "book"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
+DOWNLOAD_DIR = "download"       # <output_dir>/download/* -> stage/notebooks/download/<name>/*
 # Parameters the pipeline injects, each only into notebooks whose parameters cell declares it.
 PIPELINE_PARAMETERS = ("data_dir", "psy_insight_dir", "sample", "lang", "output_dir")
 # Other parameters named like these are inputs too (e.g. results_dir): their files join the stamp.
@@ -593,6 +596,10 @@ def stage_book(root: Path, build_dir: Path, names: list[str], *, banner: str | N
     for name in names:
         wanted[stage / NOTEBOOK_DIR / f"{name}.ipynb"] = (
             Path(build_dir) / "executed" / f"{name}.ipynb").read_bytes()
+        downloads = Path(build_dir) / "outputs" / name / DOWNLOAD_DIR
+        for f in sorted(downloads.iterdir()) if downloads.is_dir() else []:
+            if f.is_file():
+                wanted[stage / NOTEBOOK_DIR / DOWNLOAD_DIR / name / f.name] = f.read_bytes()
     for path, data in wanted.items():
         _write_if_changed(path, data)
     if stage.is_dir():  # drop pages that left the book

@@ -16,8 +16,8 @@ from . import __version__
 from .errors import KokoroError
 
 # Modules that add sub-commands, in --help order. Each defines register_cli(subparsers).
-_COMMAND_MODULES = ("corpus", "stats", "sft", "train", "generate", "metrics", "simulate", "human_eval",
-                    "book")
+_COMMAND_MODULES = ("corpus", "stats", "paper", "sft", "train", "generate", "metrics", "simulate",
+                    "human_eval", "book")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,12 @@ from importlib import resources
 import pandas as pd
 import yaml
 
-STATUSES = ("exact", "holds", "differs")
+STATUSES = ("exact", "within rounding", "holds", "differs", "not checkable")
+# Ledger chapters by number; ``link`` is the page relative to the ledger's own page.
+CHAPTERS = {"01": "01_corpus_overview", "02": "02_topics", "03": "03_scores", "04": "04_correlations",
+            "05": "05_dataset_comparison", "06": "06_reproduction_ledger",
+            "10": "10_train_response_generation", "11": "11_train_score_prediction",
+            "12": "12_generate_responses", "20": "20_evaluation_responses", "21": "21_evaluation_scores"}
 
 
 @lru_cache(maxsize=1)
@@ -78,7 +83,8 @@ def decimals(path: str) -> int:
 
 # --------------------------------------------------------------------------- the ledger
 
-LEDGER_COLUMNS = ("section", "quantity", "paper", "reproduced", "difference", "status", "note", "key", "chapter")
+LEDGER_COLUMNS = ("section", "quantity", "paper", "reproduced", "difference", "status", "note", "key", "chapter",
+                  "link")
 
 
 class _Ledger:
@@ -93,14 +99,24 @@ class _Ledger:
         return value(path, _load_with_precision())
 
     def number(self, section, quantity, path, reproduced, chapter, *, places=None):
-        """A number compared at the precision the paper printed it with."""
+        """A number compared at the precision the paper printed it with.
+
+        ``exact``: equal as printed (a count, or 64.00 for 64); ``within rounding``: equal once
+        ours is rounded to the paper's decimals; else ``differs`` with the delta at that precision.
+        """
         pub = self._pub(path)
         d = places if places is not None else getattr(pub, "decimals", 0 if isinstance(pub, int) else 2)
         ours = float(reproduced)
-        exact = math.isfinite(ours) and round(ours, d) == round(float(pub), d)
-        diff = round(round(ours, d) - float(pub), d) if math.isfinite(ours) else float("nan")
+        finite = math.isfinite(ours)
+        if finite and abs(ours - float(pub)) < 1e-9:
+            status = "exact"
+        elif finite and round(ours, d) == round(float(pub), d):
+            status = "within rounding"
+        else:
+            status = "differs"
+        diff = round(round(ours, d) - float(pub), d) if finite else float("nan")
         self._add(section, quantity, _fmt(pub, d), _fmt(ours, d, extra=0 if d == 0 else 2), diff,
-                  "exact" if exact else "differs", path, chapter)
+                  status, path, chapter)
 
     def text(self, section, quantity, path, reproduced, chapter, key=None):
         """A value compared as text (dates, names, yes/no)."""
@@ -114,10 +130,16 @@ class _Ledger:
         self._add(section, quantity, paper_text, reproduced_text, float("nan"),
                   "holds" if holds else "differs", key or path, chapter)
 
-    def _add(self, section, quantity, paper_s, ours_s, diff, status, key, chapter):
+    def unchecked(self, section, quantity, paper_text, reason, key, chapter=""):
+        """A published number the release cannot check; *reason* says why."""
+        self._add(section, quantity, paper_text, "", float("nan"), "not checkable", key, chapter, note=reason)
+
+    def _add(self, section, quantity, paper_s, ours_s, diff, status, key, chapter, note=None):
+        page = CHAPTERS.get(str(chapter), str(chapter)) if chapter else ""
         self.rows.append({"section": section, "quantity": quantity, "paper": paper_s, "reproduced": ours_s,
-                          "difference": diff, "status": status, "note": self.known.get(key, ""),
-                          "key": key, "chapter": chapter})
+                          "difference": diff, "status": status,
+                          "note": self.known.get(key, "") if note is None else note,
+                          "key": key, "chapter": page, "link": f"{page}.html" if page else ""})
 
 
 def _fmt(v, d: int, extra: int = 0) -> str:
@@ -189,7 +211,8 @@ def ledger(corpus, psy=None, *, values: dict | None = None) -> pd.DataFrame:
     shape = stats.score_shape(d)
     if "unimodal" in shape_text:
         L.claim("Figure 3", "shape: unimodal", "figure3_score_distribution.shape", "unimodal",
-                f"{shape['n_modes']} mode(s) of the kernel density", shape["n_modes"] == 1, "03",
+                "modes of a kernel density at bandwidths " + ", ".join(
+                    f"{h:g}: {n}" for h, n in shape["n_modes_by_bandwidth"].items()), shape["unimodal"], "03",
                 key="figure3_score_distribution.shape#unimodal")
     if "skew" in shape_text:
         right = "right skew" in shape_text
@@ -241,9 +264,114 @@ def ledger(corpus, psy=None, *, values: dict | None = None) -> pd.DataFrame:
         idx = cols.index(col)
         L.number("Table 1", f"KokoroChat: {label}", f"table1_dataset_comparison.KokoroChat.{idx}", ours, "05")
 
+    _release_rows(L, corpus)
     if psy is not None:
         _psy_rows(L, psy)
+    _unchecked_rows(L)
     return pd.DataFrame(L.rows, columns=list(LEDGER_COLUMNS))
+
+
+def _release_rows(L: _Ledger, corpus) -> None:
+    """Statements of sections 3-4 and the data example of Figure 12, checked against the release."""
+    from . import stats
+    from .schema import ITEM_CODES, ITEM_MAX, ITEM_MIN
+    d, u = corpus.dialogues, corpus.utterances
+    minutes = (d["ended_at"] - d["started_at"]).dt.total_seconds() / 60
+    med = float(minutes.median()) if len(d) else float("nan")
+    hours = L._pub("session_duration.typical_hours")
+    L.claim("Section 3.1", "a session typically lasts one hour", "session_duration.typical_hours",
+            f"about {hours} hour", f"median {med:.0f} minutes (first to last message)",
+            math.isfinite(med) and round(med / 60) == hours, "01")
+    o = stats.overall_statistics(corpus)
+    L.number("Section 3.2", "participants", "participants.total", o["speakers"]["total"], "01")
+    both = set(d["counselor_id"].dropna()) & set(d["client_id"].dropna())
+    share = len(both) / o["speakers"]["total"] if o["speakers"]["total"] else float("nan")
+    over = float(L._pub("participants.played_both_roles_share_over"))
+    L.claim("Section 3.2", "participants who played both roles", "participants.played_both_roles_share_over",
+            f"over {over:.0%}", f"{len(both):,} of {o['speakers']['total']:,} ({share:.1%})", share > over, "01")
+    L.number("Section 3.3", "feedback items", "table2_scale.items", len(ITEM_CODES), "03")
+    items = d[list(ITEM_CODES)].astype(float)
+    lo, hi = L._pub("table2_scale.min"), L._pub("table2_scale.max")
+    inside = bool(items.stack().between(lo, hi).all()) and (lo, hi) == (ITEM_MIN, ITEM_MAX)
+    L.claim("Section 3.3", "each item rated 0-5", "table2_scale.max", f"{lo}-{hi}",
+            f"observed {items.min().min():.0f}-{items.max().max():.0f}", inside, "03")
+    top = float(d["score"].max())
+    L.claim("Section 3.3", "maximum total score", "table2_scale.total_max", f"{L._pub('table2_scale.total_max')}",
+            f"highest released total {top:.0f}", top <= L._pub("table2_scale.total_max"), "03")
+    L.number("Section 4.1", "predefined issue types", "issue_types", d["topic"].nunique(), "02")
+    _figure12_rows(L, corpus)
+
+
+def find_figure12_example(utterances, values: dict | None = None) -> list[str]:
+    """Return the ids of the dialogues that contain every message the paper quotes in Figure 12.
+
+    Messages are compared without white space (the paper's text drops full-width spaces).
+    """
+    ex = value("figure12_example", values)
+    squash = utterances["text"].astype(str).str.replace(r"\s+", "", regex=True)
+    ids = None
+    for quote in ex["quoted_utterances"]:
+        hit = set(utterances.loc[squash == "".join(str(quote).split()), "dialogue_id"].astype(str))
+        ids = hit if ids is None else ids & hit
+    return sorted(ids or [])
+
+
+def figure12_feedback(corpus, values: dict | None = None) -> pd.DataFrame:
+    """Return the paper's Figure 12 ratings beside the release's for the dialogue it shows (total last)."""
+    from .schema import ITEMS
+    ex = value("figure12_example", values)
+    ids = find_figure12_example(corpus.utterances, values)
+    row = corpus.dialogues[corpus.dialogues["dialogue_id"].astype(str) == ids[0]].iloc[0] if len(ids) == 1 else None
+    out = pd.DataFrame({"item": [it.label_en for it in ITEMS] + ["total score"],
+                        "paper": list(ex["items"]) + [ex["total_score"]],
+                        "release": [int(row[it.code]) if row is not None else pd.NA for it in ITEMS]
+                        + [int(row["score"]) if row is not None else pd.NA]},
+                       index=[it.code for it in ITEMS] + ["total"])
+    out["release"] = out["release"].astype("Int64")
+    out.attrs["dialogue_id"] = ids[0] if len(ids) == 1 else None
+    out.attrs["matches"] = len(ids)
+    return out
+
+
+def _figure12_rows(L: _Ledger, corpus) -> None:
+    """Find the paper's data example (Figure 12) in the release and compare its feedback."""
+    ex = L._pub("figure12_example")
+    ids = find_figure12_example(corpus.utterances, L.values)
+    L.claim("Figure 12", "the example dialogue is in the release", "figure12_example.quoted_utterances",
+            f"{len(ex['quoted_utterances'])} quoted messages",
+            f"dialogue {ids[0]}" if len(ids) == 1 else f"{len(ids)} dialogues contain all of them",
+            len(ids) == 1, "03", key="figure12_example#found")
+    fb = figure12_feedback(corpus, L.values) if len(ids) == 1 else None
+    L.number("Figure 12", "example: total score", "figure12_example.total_score",
+             float(fb.loc["total", "release"]) if fb is not None else float("nan"), "03")
+    ours = [int(v) for v in fb["release"].iloc[:-1]] if fb is not None else []
+    L.claim("Figure 12", "example: the 20 item ratings", "figure12_example.items",
+            " ".join(map(str, ex["items"])), " ".join(map(str, ours)) or "not found", ours == list(ex["items"]), "03")
+
+
+def _unchecked_rows(L: _Ledger) -> None:
+    """One row per published number the release cannot check, with the reason."""
+    spec = L._pub("not_checkable")
+    for table, info in spec["tables"].items():
+        block = L._pub(table)
+        cols = block.get("columns") if isinstance(block, dict) else None
+        cols = cols or L._pub("table1_columns")
+        for name, vals in block.items():
+            if name == "columns" or name in info.get("rows_except", []) or not isinstance(vals, (list, dict)):
+                continue
+            groups = vals.items() if isinstance(vals, dict) else [("", vals)]
+            for sub, row in groups:
+                for col, v in zip(cols, row):
+                    if v is None or isinstance(v, bool):
+                        continue
+                    who = f"{name} {sub}".strip()
+                    L.unchecked(info["section"], f"{who}: {col}", _fmt(v, getattr(v, "decimals", 0))
+                                if isinstance(v, (int, float)) else str(v), info["reason"],
+                                f"{table}.{who}.{col}", info.get("chapter", ""))
+    for i, item in enumerate(spec["items"]):
+        L.unchecked(f"Section {item['section']}" if item["section"][0].isdigit() else item["section"],
+                    item["quantity"], item["paper"], item["reason"], f"not_checkable.items.{i}",
+                    item.get("chapter", ""))
 
 
 def _figure11_rows(L: _Ledger, d) -> None:
@@ -298,12 +426,98 @@ def match_topic(published: str, labels) -> str | None:
 
 
 def ledger_summary(table: pd.DataFrame) -> dict:
-    """Count ledger rows by status; ``reproduced`` = exact + holds."""
+    """Count ledger rows by status; ``reproduced`` = exact + within rounding + holds."""
     counts = table["status"].value_counts().to_dict()
-    out = {s: int(counts.get(s, 0)) for s in STATUSES}
-    out.update(rows=len(table), reproduced=out["exact"] + out["holds"],
-               known_differences=int((table["note"] != "").sum()))
+    out = {s.replace(" ", "_"): int(counts.get(s, 0)) for s in STATUSES}
+    checked = table["status"] != "not checkable"
+    out.update(rows=len(table), checked=int(checked.sum()),
+               reproduced=out["exact"] + out["within_rounding"] + out["holds"],
+               known_differences=int(((table["note"] != "") & checked).sum()),
+               unexpected=len(check_ledger(table)))
     return out
+
+
+def check_ledger(table: pd.DataFrame, known: dict | None = None) -> list[str]:
+    """Return one line per row that breaks the reproduction (empty list: all is as expected).
+
+    A row breaks it when it differs without a documented reason in ``known_differences``,
+    or when a documented difference no longer differs (the note is then stale).
+    """
+    known = value("known_differences") if known is None else known
+    problems = []
+    for r in table.itertuples(index=False):
+        if r.status == "differs" and r.key not in known:
+            problems.append(f"{r.section}: {r.quantity}: paper {r.paper}, reproduced {r.reproduced}")
+    present = dict(zip(table["key"], table["status"]))
+    for key in known:
+        if key in present and present[key] != "differs":
+            problems.append(f"{key}: documented as a difference but now {present[key]}; update known_differences")
+    return problems
+
+
+def write_ledger(table: pd.DataFrame, out_dir) -> dict:
+    """Write the ledger as ``reproduction_ledger.csv`` and ``.json`` into *out_dir*; return both paths."""
+    import json
+    from pathlib import Path
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "reproduction_ledger.csv", "json": out / "reproduction_ledger.json"}
+    table.to_csv(paths["csv"], index=False)
+    rows = json.loads(table.to_json(orient="records", force_ascii=False))
+    paths["json"].write_text(json.dumps({"summary": ledger_summary(table), "rows": rows}, ensure_ascii=False,
+                                        indent=1), encoding="utf-8")
+    return paths
+
+
+# --------------------------------------------------------------------------- kokoro-nb reproduce
+
+def register_cli(sub) -> None:
+    """Add ``kokoro-nb reproduce``."""
+    p = sub.add_parser("reproduce", help="recompute the reproduction ledger; --check exits 1 on any drift")
+    p.add_argument("--data", help="KokoroChat folder or archive (default: $KOKOROCHAT_DIR, else download)")
+    p.add_argument("--psy-insight", help="Psy-Insight folder (default: $PSY_INSIGHT_DIR; rows left out if absent)")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 when a row that should hold does not (a difference without a documented reason)")
+    p.add_argument("--out", help="write reproduction_ledger.csv and .json into this folder")
+    p.add_argument("--json", action="store_true", help="print the ledger as JSON instead of a table")
+    p.set_defaults(func=_cmd_reproduce)
+
+
+def _cmd_reproduce(args) -> int:
+    import json
+    import sys
+
+    from .corpus import load_kokorochat, load_psy_insight
+    from .errors import DataNotFoundError
+    corpus = load_kokorochat(args.data, progress=not (args.json or args.check))
+    try:
+        psy = load_psy_insight(args.psy_insight)
+    except DataNotFoundError as exc:
+        psy = None
+        print(f"kokoro-nb reproduce: Psy-Insight rows left out ({exc})", file=sys.stderr)
+    table = ledger(corpus, psy)
+    if args.out:
+        for path in write_ledger(table, args.out).values():
+            print(f"wrote {path}", file=sys.stderr)
+    s = ledger_summary(table)
+    counts = (f"{s['rows']} rows: {s['exact']} exact, {s['within_rounding']} within rounding, "
+              f"{s['holds']} statements hold, {s['differs']} different ({s['known_differences']} documented), "
+              f"{s['not_checkable']} not checkable")
+    if args.check:
+        problems = check_ledger(table)
+        print(counts)
+        for line in problems:
+            print(f"  DRIFT {line}")
+        print("reproduction holds" if not problems else f"{len(problems)} row(s) broke the reproduction")
+        return 1 if problems else 0
+    if args.json:
+        print(json.dumps({"summary": s, "rows": json.loads(table.to_json(orient="records", force_ascii=False))},
+                         ensure_ascii=False, indent=1))
+        return 0
+    with pd.option_context("display.max_rows", None, "display.max_colwidth", 60, "display.width", 200):
+        print(table[["section", "quantity", "paper", "reproduced", "status"]].to_string(index=False))
+    print(counts)
+    return 0
 
 
 # --------------------------------------------------------------------------- comparison tables

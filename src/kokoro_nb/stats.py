@@ -157,8 +157,27 @@ def feature_score_spearman(corpus: Corpus | pd.DataFrame) -> dict:
     return out
 
 
-def summary(corpus: Corpus) -> dict:
-    """Return everything ``kokoro-nb stats --json`` prints, as one JSON-ready dict."""
+def figure4_intervals(corpus: Corpus, cluster: str = "client", *, n_resamples: int = 1000,
+                      seed: int = 42, confidence: float = 0.95) -> dict:
+    """Return each Figure-4 feature as ``{rho, ci: [lo, hi], cluster, n, clusters, ...}``.
+
+    The interval is a percentile bootstrap that resamples *cluster* units (``client`` by
+    default: each client rates many dialogues, so dialogues are not independent draws).
+    """
+    labels = cluster_labels(corpus.dialogues, cluster)
+    labels = None if cluster == "dialogue" else labels     # one row per unit: the plain bootstrap
+    b = bootstrap_spearman(dialogue_features(corpus), clusters=labels, n_resamples=n_resamples,
+                           seed=seed, confidence=confidence)
+    return {f: {"rho": float(r["rho"]), "ci": [float(r["lo"]), float(r["hi"])], "cluster": cluster,
+                "confidence": confidence, "n_resamples": n_resamples, "seed": seed,
+                "n": int(r["n"]), "clusters": int(r["clusters"])} for f, r in b.iterrows()}
+
+
+def summary(corpus: Corpus, *, cluster: str = "client", n_resamples: int = 1000, seed: int = 42) -> dict:
+    """Return everything ``kokoro-nb stats --json`` prints, as one JSON-ready dict.
+
+    ``feature_score_spearman`` holds one object per Figure-4 feature (see :func:`figure4_intervals`).
+    """
     d = corpus.dialogues
     out = overall_statistics(corpus)
     out["counselor_client_pairs"] = counselor_client_pairs(d)
@@ -168,7 +187,7 @@ def summary(corpus: Corpus) -> dict:
     shares = topic_shares(d)
     out["topic_share_percent"] = dict(zip(shares["topic"], shares["percent"].astype(float)))
     out["screening_flags"] = screening_flag_counts(d)
-    out["feature_score_spearman"] = feature_score_spearman(corpus)
+    out["feature_score_spearman"] = figure4_intervals(corpus, cluster, n_resamples=n_resamples, seed=seed)
     out["splits"] = split_sizes(corpus)
     out["quality_rules"] = quality_rules(corpus)
     out["files"] = corpus.report.as_dict()
@@ -182,6 +201,10 @@ def register_cli(sub) -> None:
     p.add_argument("--lenient", action="store_true", help="skip bad files (each is listed under files.skipped_reasons)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-cache", action="store_true", help="parse the JSON files even if a cached table exists")
+    p.add_argument("--cluster", choices=list(CLUSTER_UNITS), default="client",
+                   help="unit the Figure 4 bootstrap resamples (default: client)")
+    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default: 42)")
     p.set_defaults(func=_cmd_stats)
 
 
@@ -189,7 +212,10 @@ def _cmd_stats(args) -> int:
     from .cli import print_json
     from .corpus import load_kokorochat
     corpus = load_kokorochat(args.data, lenient=args.lenient, cache=not args.no_cache, progress=not args.json)
-    result = summary(corpus)
+    if args.n_resamples < 1:
+        from .errors import KokoroError
+        raise KokoroError(f"--n-resamples must be at least 1, got {args.n_resamples}")
+    result = summary(corpus, cluster=args.cluster, n_resamples=args.n_resamples, seed=args.seed)
     if args.json:
         print_json(result)
         return 0
@@ -205,6 +231,9 @@ def _cmd_stats(args) -> int:
           f"{o['collection_window']['first']} .. {o['collection_window']['last']}")
     sc = o["score"]
     print(f"score: mean {sc['mean']:.2f}, median {sc['median']:.2f}, sd {sc['std']:.2f}")
+    for name, r in o["feature_score_spearman"].items():
+        print(f"rho {FEATURES[name]:<30} {r['rho']:+.3f}  95 % CI [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]"
+              f" ({r['cluster']} bootstrap, {r['clusters']:,} units)")
     print("splits: " + ", ".join(f"{k} {v['dialogues']:,} dialogues / {v['utterances']:,} utterances"
                                  for k, v in o["splits"].items()))
     f = o["files"]
@@ -241,6 +270,58 @@ def label(kind: str, key: str, lang: str = "en") -> str:
 def item_sum(dialogues: pd.DataFrame) -> pd.Series:
     """Return the sum of the 20 item scores per dialogue (the total before any screening rule)."""
     return dialogues[list(ITEM_CODES)].astype("Int64").sum(axis=1, min_count=len(ITEM_CODES))
+
+
+def feedback_items() -> pd.DataFrame:
+    """Return paper Table 2: each item's code, category, aspect and wording in English and Japanese.
+
+    The grouping comes from the table of published values; the Japanese wording is the
+    release's own key in ``review_by_client_jp``.
+
+    >>> t = feedback_items(); len(t), t.loc["D13", "aspect"]
+    (20, 'Counseling Skills')
+    """
+    from .paper import value
+    from .schema import ITEMS
+    where = {code: (cat, aspect) for cat, aspects in value("table2_feedback_groups").items()
+             for aspect, codes in aspects.items() for code in codes}
+    rows = [{"code": it.code, "category": where[it.code][0], "aspect": where[it.code][1],
+             "item_en": it.label_en, "item_ja": it.key_jp} for it in ITEMS]
+    return pd.DataFrame(rows).set_index("code")
+
+
+def item_distributions(dialogues: pd.DataFrame) -> pd.DataFrame:
+    """Return the number of dialogues giving each score 0-5 to each item (items x scores).
+
+    Missing ratings are counted in a ``missing`` column, never dropped silently.
+    """
+    from .schema import ITEM_MAX, ITEM_MIN
+    items = dialogues[list(ITEM_CODES)]
+    scores = list(range(ITEM_MIN, ITEM_MAX + 1))
+    out = pd.DataFrame({c: items[c].value_counts().reindex(scores, fill_value=0) for c in ITEM_CODES}).T
+    out.columns = scores
+    out["missing"] = items.isna().sum().to_numpy()
+    out.index.name = "item"
+    return out.astype(int)
+
+
+def screening_effect(dialogues: pd.DataFrame) -> pd.DataFrame:
+    """Return, per screening rule, how the flags change the totals: dialogues, mean item sum,
+    mean released total, points removed, and the change of the corpus mean they cause.
+    """
+    check = score_rule_check(dialogues)
+    n = len(check)
+    check = check.assign(item_sum=check["item_sum"].astype(float), score=check["score"].astype(float))
+    g = check.groupby("rule").agg(dialogues=("score", "size"), mean_item_sum=("item_sum", "mean"),
+                                  mean_released=("score", "mean"))
+    g["points_removed"] = check.assign(d=check["item_sum"] - check["score"]).groupby("rule")["d"].sum()
+    g["effect_on_corpus_mean"] = -g["points_removed"] / n if n else float("nan")
+    order = ["item sum (no flag)", "halve (flag 3)", "zero (flag 1 or 2)"]
+    g = g.reindex([r for r in order if r in g.index])
+    g.loc["all dialogues"] = [n, check["item_sum"].mean(), check["score"].mean(),
+                              g["points_removed"].sum(), g["effect_on_corpus_mean"].sum()]
+    g["dialogues"] = g["dialogues"].astype(int)
+    return g
 
 
 HALVING_RULES = {"floor": lambda s: s // 2, "ceil": lambda s: -(-s // 2),
@@ -291,25 +372,51 @@ def score_rule_summary(dialogues: pd.DataFrame) -> pd.DataFrame:
     return out.reindex([r for r in order if r in out.index]).astype(int)
 
 
-def score_shape(dialogues: pd.DataFrame) -> dict:
+MODE_BANDWIDTHS = (5.0, 7.5, 10.0)  # score points: the kernel widths the mode count is checked at
+MODE_PROMINENCE = 0.05              # a mode must rise 5 % of the highest density above its valleys
+
+
+def count_modes(values, bandwidth: float = 5.0, min_prominence: float = MODE_PROMINENCE) -> list[float]:
+    """Return the modes of a Gaussian kernel density of *values* with a fixed *bandwidth*.
+
+    A local maximum counts only if its prominence (height above the higher of its two
+    valleys) is at least *min_prominence* times the highest density, so ripples of a finite
+    sample and small spikes (the few sanctioned totals at 0) are not counted as modes.
+
+    >>> import numpy as np
+    >>> len(count_modes(np.r_[np.random.default_rng(0).normal(20, 4, 500), np.random.default_rng(1).normal(80, 4, 500)]))
+    2
+    """
+    from scipy.signal import find_peaks
+    s = np.asarray(values, dtype=float)
+    s = s[np.isfinite(s)]
+    if len(s) < 3 or np.ptp(s) == 0:
+        return [float(s[0])] if len(s) else []
+    grid = np.linspace(SCORE_RANGE[0] - 3 * bandwidth, SCORE_RANGE[1] + 3 * bandwidth, 2001)
+    y = sps.gaussian_kde(s, bw_method=bandwidth / s.std(ddof=1))(grid)
+    peaks, _ = find_peaks(np.r_[0, y, 0], prominence=min_prominence * y.max())
+    return [float(grid[i - 1]) for i in peaks]
+
+
+def score_shape(dialogues: pd.DataFrame, bandwidth: float = 5.0) -> dict:
     """Describe the shape of the score distribution: skewness, modes, and the skew without flags.
 
-    ``modes`` are the local maxima of a Gaussian kernel density (Scott's bandwidth) on 0-100.
+    ``modes`` are the prominent modes of a Gaussian kernel density with a fixed *bandwidth* of
+    5 score points (:func:`count_modes`); ``n_modes_by_bandwidth`` repeats the count at 5, 7.5
+    and 10 points (narrower kernels turn the noise of a few hundred integer scores into bumps),
+    and ``unimodal`` is true only when every one of them finds a single mode.
     """
     s = dialogues["score"].dropna().astype(float).to_numpy()
     flagged = dialogues[list(FLAG_KEYS)].fillna(False).astype(bool).any(axis=1).to_numpy()
     unflagged = dialogues["score"].astype(float).to_numpy()[~flagged]
     unflagged = unflagged[~np.isnan(unflagged)]
-    modes: list[float] = []
-    if len(s) >= 3 and np.ptp(s) > 0:
-        grid = np.linspace(SCORE_RANGE[0], SCORE_RANGE[1], 1001)
-        y = sps.gaussian_kde(s)(grid)
-        peaks = np.flatnonzero((y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:])) + 1
-        modes = [float(grid[i]) for i in peaks]
+    modes = count_modes(s, bandwidth)
+    by_bw = {float(h): len(count_modes(s, h)) for h in MODE_BANDWIDTHS}
     return {"skew": float(sps.skew(s)) if len(s) > 2 else float("nan"),
             "skew_unflagged": float(sps.skew(unflagged)) if len(unflagged) > 2 else float("nan"),
             "mean_minus_median": float(np.mean(s) - np.median(s)) if len(s) else float("nan"),
-            "modes": modes, "n_modes": len(modes),
+            "modes": modes, "n_modes": len(modes), "bandwidth": float(bandwidth),
+            "n_modes_by_bandwidth": by_bw, "unimodal": bool(len(s) > 2 and set(by_bw.values()) == {1}),
             "share_at_zero": float(np.mean(s == 0)) if len(s) else float("nan")}
 
 
@@ -335,16 +442,37 @@ def topic_score_test(dialogues: pd.DataFrame, min_group: int = 5) -> dict:
     return out
 
 
-def bootstrap_spearman(features: pd.DataFrame, target: str = "score", *, n_resamples: int = 1000,
-                       seed: int = 42, confidence: float = 0.95, chunk: int = 250) -> pd.DataFrame:
+CLUSTER_UNITS = {"client": "client_id", "counselor": "counselor_id", "dialogue": "dialogue_id"}
+
+
+def cluster_labels(dialogues: pd.DataFrame, unit: str) -> pd.Series:
+    """Return each dialogue's resampling unit (``client``, ``counselor`` or ``dialogue``) by dialogue id.
+
+    A client rates many dialogues and a counselor holds many, so their dialogues are not
+    independent draws; a bootstrap that resamples whole clients respects that.
+    """
+    if unit not in CLUSTER_UNITS:
+        raise ValueError(f"cluster must be one of {', '.join(CLUSTER_UNITS)}, got {unit!r}")
+    ids = dialogues["dialogue_id"].astype(str)
+    return pd.Series(dialogues[CLUSTER_UNITS[unit]].to_numpy(), index=ids.to_numpy(), name=unit)
+
+
+def bootstrap_spearman(features: pd.DataFrame, target: str = "score", *, clusters: pd.Series | None = None,
+                       n_resamples: int = 1000, seed: int = 42, confidence: float = 0.95,
+                       chunk: int = 250) -> pd.DataFrame:
     """Return Spearman's rho of each feature with *target* and a percentile bootstrap interval.
 
-    Dialogues are resampled with replacement (pairs kept together) and every replicate is a true
-    Spearman coefficient: the mid-ranks of a resample are computed from per-value counts (one
-    ``bincount`` per chunk of resamples), which avoids sorting each resample.
+    Without *clusters*, dialogues (rows) are resampled with replacement. With *clusters* (a
+    label per row, aligned on the index, e.g. :func:`cluster_labels` by ``client``), whole
+    clusters are drawn with replacement and all their rows come along, so that rows that share
+    a client count as one draw. Every replicate is a true Spearman coefficient: mid-ranks come
+    from per-value counts (``bincount``), which avoids sorting each resample. Columns: ``n``
+    (rows), ``clusters`` (units resampled), ``rho``, ``lo``, ``hi``; ``attrs["cluster"]`` names
+    the unit.
     """
     rng = np.random.default_rng(seed)
     alpha = (1 - confidence) / 2
+    unit = "dialogue" if clusters is None else (clusters.name or "cluster")
     rows = []
     for name in [c for c in features.columns if c != target]:
         pair = features[[name, target]].dropna().astype(float)
@@ -352,13 +480,40 @@ def bootstrap_spearman(features: pd.DataFrame, target: str = "score", *, n_resam
         n = len(x)
         rho = float(sps.spearmanr(x, y).statistic) if n > 2 else float("nan")
         gx, gy = np.unique(x, return_inverse=True)[1], np.unique(y, return_inverse=True)[1]
-        reps = [_resample_spearman(gx, gy, rng.integers(0, n, size=(min(chunk, n_resamples - s), n)))
-                for s in range(0, n_resamples if n > 2 else 0, chunk)]
+        if clusters is None:
+            k = n
+            reps = [_resample_spearman(gx, gy, rng.integers(0, n, size=(min(chunk, n_resamples - s), n)))
+                    for s in range(0, n_resamples if n > 2 else 0, chunk)]
+        else:
+            labels = clusters.reindex(pair.index)
+            if labels.isna().any():
+                raise ValueError(f"{labels.isna().sum()} rows of {name!r} have no cluster label")
+            codes = pd.factorize(labels)[0]
+            k = int(codes.max()) + 1 if n else 0
+            reps = [_cluster_spearman(gx, gy, codes, rng, n_resamples)] if n > 2 and k > 1 else []
         reps = np.concatenate(reps) if reps else np.array([np.nan])
         ok = reps[np.isfinite(reps)]
         lo, hi = np.quantile(ok, [alpha, 1 - alpha]) if ok.size else (np.nan, np.nan)
-        rows.append({"feature": name, "n": n, "rho": rho, "lo": float(lo), "hi": float(hi)})
-    return pd.DataFrame(rows).set_index("feature")
+        rows.append({"feature": name, "n": n, "clusters": k, "rho": rho, "lo": float(lo), "hi": float(hi)})
+    out = pd.DataFrame(rows).set_index("feature")
+    out.attrs.update(cluster=unit, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return out
+
+
+def _cluster_spearman(gx: np.ndarray, gy: np.ndarray, codes: np.ndarray, rng, n_resamples: int) -> np.ndarray:
+    """Spearman's rho of *n_resamples* cluster resamples (clusters drawn with replacement)."""
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    k = len(sizes)
+    out = np.empty(n_resamples)
+    for b in range(n_resamples):
+        draw = rng.integers(0, k, k)
+        size = sizes[draw]
+        # positions of every member of every drawn cluster in *order*, without a Python loop
+        pos = np.repeat(starts[draw] - np.r_[0, np.cumsum(size)[:-1]], size) + np.arange(size.sum())
+        out[b] = _resample_spearman(gx, gy, order[pos][None, :])[0]
+    return out
 
 
 def _midranks(codes: np.ndarray) -> np.ndarray:
@@ -395,6 +550,27 @@ def item_correlation_facts(corr: pd.DataFrame, threshold: float = 0.6) -> dict:
     return {"pairs": int(off.size), "share_above": float(np.mean(off > threshold)) if off.size else float("nan"),
             "threshold": threshold, "min": float(np.nanmin(off)), "median": float(np.nanmedian(off)),
             "max": float(np.nanmax(off)), "top3": partners}
+
+
+def item_linkage(corr: pd.DataFrame, method: str = "average"):
+    """Return a hierarchical clustering of the items on the distance 1 - rho (scipy linkage matrix).
+
+    1 - rho is 0 for items that always move together and grows as they part; Euclidean
+    distance between rows of the matrix would instead compare whole correlation profiles.
+    """
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+    dist = (1 - corr.to_numpy(dtype=float)).clip(min=0)
+    np.fill_diagonal(dist, 0)
+    return linkage(squareform((dist + dist.T) / 2, checks=False), method=method)
+
+
+def item_clusters(corr: pd.DataFrame, k: int = 2, method: str = "average") -> pd.Series:
+    """Cut the 1 - rho item tree into *k* groups; return each item's group (1 = the largest)."""
+    from scipy.cluster.hierarchy import fcluster
+    raw = pd.Series(fcluster(item_linkage(corr, method), k, criterion="maxclust"), index=corr.index)
+    order = raw.value_counts().sort_index().sort_values(ascending=False, kind="stable").index
+    return raw.map({g: i + 1 for i, g in enumerate(order)}).rename("group")
 
 
 # ---- variance components of crossed random effects (REML through the mixed-model equations)
@@ -479,7 +655,11 @@ def crossed_variance_components(y, factors: dict[str, np.ndarray], X=None) -> di
     fitted = dict(zip(names, res.x))
     var = {name: float(sigma2 * fitted[name] ** 2) for name in factors}
     var["residual"] = float(sigma2)
-    llf = -(res.fun + 0.5 * (n - p) * (1 + np.log(2 * np.pi * sigma2)))
+    # res.fun already holds (n - p) / 2 * log(rss); adding (n - p) / 2 * log(sigma2) on top
+    # would count the residual scale twice. The REML log-likelihood at the optimum is
+    # -1/2 [log|H| + log|X'H^-1 X| + (n - p) (1 + log(2 pi sigma2))], with V = sigma2 H.
+    logdet, XhX, _, _ = parts(res.x)
+    llf = -0.5 * (logdet + np.linalg.slogdet(XhX)[1] + (n - p) * (1 + np.log(2 * np.pi * sigma2)))
     return {"variances": var, "beta": beta, "reml_llf": float(llf), "converged": bool(res.success),
             "levels": {k: len(pd.unique(np.asarray(factors[k]))) for k in factors}, "n": n}
 
@@ -509,8 +689,26 @@ def score_variance_decomposition(dialogues: pd.DataFrame, response: str = "score
     out["share"] = v / v.sum()
     out["levels"] = pd.Series({**fit["levels"], "residual": fit["n"]})
     out.index.name = "component"
-    out.attrs.update(n=fit["n"], converged=fit["converged"], mean=float(fit["beta"][0]))
+    out.attrs.update(n=fit["n"], converged=fit["converged"], mean=float(fit["beta"][0]),
+                     reml_llf=fit["reml_llf"])
     return out
+
+
+def counselor_component_test(dialogues: pd.DataFrame, response: str = "score") -> dict:
+    """Likelihood-ratio test of the counselor variance (with vs without the counselor intercepts).
+
+    Both fits are REML with the same fixed effects, so their log-likelihoods are comparable.
+    The variance sits on the boundary (0) under the null, so the p value is the 50:50 mixture
+    of chi-square(0) and chi-square(1), i.e. half the chi-square(1) tail.
+    """
+    d = dialogues.assign(item_sum=item_sum(dialogues))[[response, "client_id", "counselor_id"]].dropna()
+    y = d[response].astype(float).to_numpy()
+    full = crossed_variance_components(y, {"client": d["client_id"].to_numpy(),
+                                           "counselor": d["counselor_id"].to_numpy()})
+    reduced = crossed_variance_components(y, {"client": d["client_id"].to_numpy()})
+    lr = max(0.0, 2 * (full["reml_llf"] - reduced["reml_llf"]))
+    return {"llf_full": full["reml_llf"], "llf_without_counselor": reduced["reml_llf"], "lr": lr,
+            "p": float(0.5 * sps.chi2.sf(lr, 1)) if lr > 0 else 1.0, "n": full["n"]}
 
 
 def feature_regression(features: pd.DataFrame, dialogues: pd.DataFrame, *, log: bool = True):
@@ -539,6 +737,51 @@ def feature_regression(features: pd.DataFrame, dialogues: pd.DataFrame, *, log: 
     tidy.attrs.update(cov_type="two-way cluster (rater, counselor)" if enough else "HC3",
                       n=int(res.nobs), r2=float(res.rsquared))
     return res, tidy
+
+
+def describe_regression(tidy: pd.DataFrame, rho: dict[str, float]) -> dict[str, str]:
+    """Return the sentences the book prints about :func:`feature_regression`, from its numbers.
+
+    ``strongest``: the feature with the largest effect; ``messages``: what client message
+    counts add once characters are held fixed, compared with their one-at-a-time *rho*.
+    Each sentence is chosen by the signs of the estimates and of their 95 % intervals, so it is
+    true on any sample.
+    """
+    feats = [f for f in FEATURES if f in tidy.index]
+    if not feats:
+        return {"strongest": "No feature varies enough to be estimated.", "messages": ""}
+
+    def sign(f):
+        lo, hi = tidy.loc[f, "lo"], tidy.loc[f, "hi"]
+        return 1 if lo > 0 else (-1 if hi < 0 else 0)
+
+    def effect(f):
+        r = tidy.loc[f]
+        return f"{r['coef']:+.1f} points (95 % interval {r['lo']:+.1f} to {r['hi']:+.1f})"
+
+    top = max(feats, key=lambda f: abs(tidy.loc[f, "coef"]))
+    word = {1: "goes with", -1: "goes with", 0: "has no clear effect,"}[sign(top)]
+    out = {"strongest": f"The largest effect is the {FEATURES[top].lower()}: an additional standard deviation "
+                        f"{word} {effect(top)}, the other four held fixed."}
+    f = "client_utterances"
+    if f not in tidy.index:
+        out["messages"] = ""
+        return out
+    r = rho.get(f, float("nan"))
+    one = "positive" if r > 0 else "negative"
+    if sign(f) == -1:
+        tail = (f" The {one} one-at-a-time correlation of Figure 4 (ρ = {r:.2f}) is therefore mostly the"
+                " overlap of message counts with length." if r > 0 else "")
+        out["messages"] = (f"With characters held fixed, more client messages go with a lower score, "
+                           f"{effect(f)}: at a given amount of text, many short messages are a worse sign "
+                           f"than fewer long ones.{tail}")
+    elif sign(f) == 1:
+        out["messages"] = (f"Even with characters held fixed, more client messages go with a higher score, "
+                           f"{effect(f)}, in the direction of the one-at-a-time correlation (ρ = {r:.2f}).")
+    else:
+        out["messages"] = (f"With characters held fixed, the number of client messages adds nothing clear, "
+                           f"{effect(f)}, although it correlates {one}ly on its own (ρ = {r:.2f}).")
+    return out
 
 
 # ---- dataset comparison (paper Table 1)
