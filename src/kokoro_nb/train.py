@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import config, sft
+from .checkpoints import last_checkpoint, resumable
 from .errors import DataError, MissingDependencyError
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -481,32 +482,6 @@ def _throughput_callback(log_path: Path, quiet: bool):
 
 # --------------------------------------------------------------------------- training
 
-def _resumable(trainer_cls):
-    """Return *trainer_cls* whose resume keeps the adapter dtypes it was trained with.
-
-    TRL casts QLoRA adapters to bf16; PEFT upcasts them to fp32 when a checkpoint is loaded, so a
-    resumed run would continue in another precision than an uninterrupted one. Casting back
-    right after the load (before the optimizer is built) makes both runs identical
-    (``tests/test_train.py::test_resume_ends_in_the_same_state_as_an_uninterrupted_run``).
-    """
-    class Resumable(trainer_cls):
-        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            dtypes = {n: p.dtype for n, p in self.model.named_parameters() if p.requires_grad}
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
-            for n, p in self.model.named_parameters():
-                if n in dtypes and p.dtype != dtypes[n]:
-                    p.data = p.data.to(dtypes[n])
-
-    return Resumable
-
-
-def last_checkpoint(output_dir: str | Path) -> str | None:
-    """Return the newest ``checkpoint-N`` folder under ``<output_dir>/checkpoints``, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
-    ckpt = Path(output_dir) / "checkpoints"
-    return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
-
-
 def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool = True,
           quiet: bool = False) -> dict:
     """Fine-tune with QLoRA per *cfg* on *corpus*; write the artifacts; return the metrics.
@@ -583,7 +558,7 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     log_path = out / "training_log.jsonl"
     if resume_from is None and log_path.exists():
         log_path.unlink()
-    trainer = _resumable(SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(data["train"]),
+    trainer = resumable(SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(data["train"]),
                          eval_dataset=Dataset.from_list(data["validation"]), processing_class=tokenizer,
                          peft_config=lora, callbacks=[_throughput_callback(log_path, quiet), *callbacks],
                          **extra)
