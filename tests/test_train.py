@@ -91,7 +91,7 @@ def _smoke(out: Path, **kw) -> train.TrainConfig:
     return train.make_config("response", **{**base, **kw})
 
 
-RESUME_KW = dict(max_steps=8, eval_steps=4, logging_steps=1, save_total_limit=None)
+RESUME_KW = dict(max_steps=8, eval_steps=4, save_steps=2, logging_steps=1, save_total_limit=None)
 
 
 @pytest.fixture(scope="module")
@@ -151,25 +151,48 @@ def _adapter_weights(folder: Path) -> dict:
 
 
 def test_resume_ends_in_the_same_state_as_an_uninterrupted_run(corpus, straight, tmp_path):
+    """Disconnect after the save at step 6, truncate that checkpoint: resume from step 4, end as if never stopped."""
     import torch
+    from kokoro_nb import checkpoints
     kw = RESUME_KW
     a, straight, _ = straight
     broken = tmp_path / "broken"
     with pytest.raises(_Disconnect):
-        train.train(_smoke(broken, **kw), corpus, callbacks=[_disconnect_after(4)], progress=False)
-    assert train.last_checkpoint(broken).endswith("checkpoint-4")
+        train.train(_smoke(broken, **kw), corpus, callbacks=[_disconnect_after(6)], progress=False)
+    assert train.last_checkpoint(broken).endswith("checkpoint-6")
+    newest = broken / "checkpoints" / "checkpoint-6" / "adapter_model.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])     # a save cut short by the disconnect
     b = train.train(_smoke(broken, **kw), corpus, progress=False)
     assert b["resumed_from"].endswith("checkpoint-4") and b["global_step"] == a["global_step"] == 8
+    assert any("incomplete checkpoint checkpoint-6" in n and "bytes" in n for n in b["notes"])
+    assert checkpoints.is_complete(broken / "checkpoints" / "checkpoint-6")   # saved again, completely
     wa = _adapter_weights(straight / "checkpoints" / "checkpoint-8")
     wb = _adapter_weights(broken / "checkpoints" / "checkpoint-8")
     assert wa.keys() == wb.keys()
     for k in wa:
-        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
     assert any(not torch.equal(wa[k], _adapter_weights(broken / "checkpoints" / "checkpoint-4")[k]) for k in wa)
     la = dict(train.logged_losses(straight))
     lb = dict(train.logged_losses(broken))
     assert {s: round(v, 5) for s, v in la.items()} == {s: round(v, 5) for s, v in lb.items()}
     assert a["best_metric"] == pytest.approx(b["best_metric"], abs=1e-6)
+    # throughput after the resume counts only the tokens of steps 5-8, trained in this run
+    at4 = json.loads((straight / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert b["tokens_seen"] == a["tokens_seen"] and a["tokens_this_run"] == a["tokens_seen"]
+    assert b["tokens_this_run"] == a["tokens_seen"] - at4["num_input_tokens_seen"] > 0
+    assert b["tokens_per_s"] == pytest.approx(b["tokens_this_run"] / b["runtime_s"])
+
+
+def test_best_adapter_is_the_best_validated_checkpoint_not_the_last(corpus, tmp_path):
+    """Checkpoints come more often than validations; adapter/ holds the weights of the best validation."""
+    import torch
+    m = train.train(_smoke(tmp_path / "best", **{**RESUME_KW, "greater_is_better": True}), corpus, progress=False)
+    losses = {e["step"]: e["eval_loss"] for e in m["eval_history"]}
+    assert losses[4] > losses[8] and m["best_model_checkpoint"].endswith("checkpoint-4")   # "best" = highest here
+    best = _adapter_weights(Path(m["best_model_checkpoint"]))
+    final = _adapter_weights(tmp_path / "best" / "adapter")
+    for k in best:
+        torch.testing.assert_close(final[k].float(), best[k].float(), rtol=0, atol=0)
 
 
 def test_score_task_selects_by_item_accuracy(corpus, tmp_path):
