@@ -195,6 +195,44 @@ def test_best_adapter_is_the_best_validated_checkpoint_not_the_last(corpus, tmp_
         torch.testing.assert_close(final[k].float(), best[k].float(), rtol=0, atol=0)
 
 
+# 20 examples = 5 global batches of 4: in an epoch's last, partial batch, DDP would repeat examples to fill it
+DDP_KW = dict(max_steps=5, max_train_examples=20, eval_steps=3, save_steps=3, logging_steps=1)
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_at_the_same_global_batch(corpus, tmp_path):
+    """``torchrun --nproc_per_node 2`` (gloo on CPU) through the CLI, unchanged code: same global batch, same losses."""
+    import os
+    import subprocess
+    import sys
+    from kokoro_nb import checkpoints
+    one = train.train(_smoke(tmp_path / "one", **DDP_KW), corpus, progress=False, quiet=True)
+    out = tmp_path / "two"
+    sets = {**DDP_KW, "model_name": config.TINY_MODEL, "output_dir": str(out), "mode": "session", "max_length": 192,
+            "batch_size": 4, "per_device_batch_size": 2, "learning_rate": 5e-3, "warmup_steps": 2,
+            "max_eval_examples": 4}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "kokoro_nb.cli", "-q", "train", "response", "--data", corpus.report.source, "--json"]
+    cmd += [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    src = str(Path(kokoro_nb.__file__).parents[1])
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = json.loads(run.stdout)                                   # one report, from the main process
+    assert two["global_step"] == one["global_step"] == 5
+    assert two["effective_batch"] == one["effective_batch"] == 4 and two["gradient_accumulation_steps"] == 1
+    assert two["first_logged_loss"] == pytest.approx(one["first_logged_loss"], abs=1e-4)   # the same first batch
+    assert two["last_logged_loss"] < two["first_logged_loss"]
+    assert two["last_logged_loss"] == pytest.approx(one["last_logged_loss"], rel=0.01)     # dropout masks differ
+    assert two["tokens_seen"] == one["tokens_seen"]                # both processes' tokens are counted
+    ckpt = train.last_checkpoint(out)
+    assert ckpt.endswith("checkpoint-5") and checkpoints.is_complete(ckpt)
+    marker = json.loads((Path(ckpt) / checkpoints.COMPLETE_MARKER).read_text())
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(marker["files"])       # both ranks' RNG, then the marker
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
+    assert run.stderr.count("[train] bitsandbytes 4-bit") == 1     # notes printed once
+
+
 def test_score_task_selects_by_item_accuracy(corpus, tmp_path):
     cfg = train.make_config("score", model_name=config.TINY_MODEL, output_dir=str(tmp_path / "score"),
                             max_length=1024, max_steps=2, batch_size=2, per_device_batch_size=2,

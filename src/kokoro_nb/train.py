@@ -269,6 +269,16 @@ def runtime_device() -> dict:
     return {"device": "cpu", "name": "cpu", "n_gpus": 0, "bf16": False}
 
 
+def process_state():
+    """Return accelerate's state of this process (rank, world), distributed under torchrun or accelerate launch.
+
+    On CPU, accelerate joins the processes (gloo) only when asked for CPU explicitly.
+    """
+    import torch
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def load_tokenizer(path: str, token: str | None = None):
     """Load a tokenizer and give it our training template and a padding token."""
     from transformers import AutoTokenizer
@@ -493,7 +503,6 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     """
     validate_config(cfg)
     import torch
-    from accelerate import PartialState
     from datasets import Dataset
     from peft import LoraConfig, prepare_model_for_kbit_training
     from transformers import set_seed
@@ -508,7 +517,7 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
     dev = runtime_device()
-    proc = PartialState()                         # under torchrun / accelerate launch: this process's rank
+    proc = process_state()                        # under torchrun / accelerate launch: this process's rank
     skipped: list = []
     resume_from = last_checkpoint(out, skipped=skipped) if cfg.resume else None
     notes_resume = remove_incomplete(skipped) if proc.is_main_process else []
@@ -573,7 +582,7 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
                          **extra)
     from transformers import PrinterCallback
     trainer.remove_callback(PrinterCallback)      # raw log dicts; our callback prints a readable line
-    if not quiet:
+    if not quiet and proc.is_main_process:
         for n in notes:
             print(f"[train] {n}")
         if resume_from:
@@ -713,14 +722,19 @@ def parse_overrides(pairs: Sequence[str], task: str) -> dict:
 def _cmd_train(args) -> int:
     from .corpus import load_kokorochat
     cfg = make_config(args.task, **parse_overrides(args.set, args.task))
-    corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
     import contextlib
     import sys
-    try:                                          # with --json, stdout carries only the JSON
+    try:
+        proc = process_state()
+        with proc.main_process_first():           # torchrun / accelerate launch: one process downloads and caches
+            corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
+        # with --json, stdout carries only the JSON
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             metrics = train(cfg, corpus, progress=not os.environ.get("TQDM_DISABLE"))
     except ImportError as exc:
         raise MissingDependencyError(f"{exc}; install the training extras: pip install 'kokoro-nb[train]'") from None
+    if not proc.is_main_process:                  # one report, from the main process
+        return 0
     if args.json:
         from .cli import print_json
         print_json(_jsonable(metrics))
