@@ -29,7 +29,7 @@ def resumable(trainer_cls):
 
     Two things would make a resumed run differ from an uninterrupted one:
 
-    * bitsandbytes (0.49+) switches a 4-bit layer on a CPU with AVX512-BF16 to a packed
+    * bitsandbytes (0.50; ``Linear4bit.forward``) switches a 4-bit layer on a CPU with AVX512-BF16 to a packed
       inference layout with bf16 block scales the first time it runs in eval mode without
       gradients, and keeps it. The first validation of a run thus changed the base weights that
       all later training steps use, so a run that had validated since its start (uninterrupted)
