@@ -94,7 +94,7 @@ def _smoke(out: Path, **kw) -> train.TrainConfig:
     return train.make_config("response", **{**base, **kw})
 
 
-RESUME_KW = dict(max_steps=8, eval_steps=4, logging_steps=1, save_total_limit=None)
+RESUME_KW = dict(max_steps=8, eval_steps=4, save_steps=2, logging_steps=1, save_total_limit=None)
 
 
 @pytest.fixture(scope="module")
@@ -154,25 +154,86 @@ def _adapter_weights(folder: Path) -> dict:
 
 
 def test_resume_ends_in_the_same_state_as_an_uninterrupted_run(corpus, straight, tmp_path):
+    """Disconnect after the save at step 6, truncate that checkpoint: resume from step 4, end as if never stopped."""
     import torch
+    from kokoro_nb import checkpoints
     kw = RESUME_KW
     a, straight, _ = straight
     broken = tmp_path / "broken"
     with pytest.raises(_Disconnect):
-        train.train(_smoke(broken, **kw), corpus, callbacks=[_disconnect_after(4)], progress=False)
-    assert train.last_checkpoint(broken).endswith("checkpoint-4")
+        train.train(_smoke(broken, **kw), corpus, callbacks=[_disconnect_after(6)], progress=False)
+    assert train.last_checkpoint(broken).endswith("checkpoint-6")
+    newest = broken / "checkpoints" / "checkpoint-6" / "adapter_model.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])     # a save cut short by the disconnect
     b = train.train(_smoke(broken, **kw), corpus, progress=False)
     assert b["resumed_from"].endswith("checkpoint-4") and b["global_step"] == a["global_step"] == 8
+    assert any("incomplete checkpoint checkpoint-6" in n and "bytes" in n for n in b["notes"])
+    assert checkpoints.is_complete(broken / "checkpoints" / "checkpoint-6")   # saved again, completely
     wa = _adapter_weights(straight / "checkpoints" / "checkpoint-8")
     wb = _adapter_weights(broken / "checkpoints" / "checkpoint-8")
     assert wa.keys() == wb.keys()
     for k in wa:
-        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
     assert any(not torch.equal(wa[k], _adapter_weights(broken / "checkpoints" / "checkpoint-4")[k]) for k in wa)
     la = dict(train.logged_losses(straight))
     lb = dict(train.logged_losses(broken))
     assert {s: round(v, 5) for s, v in la.items()} == {s: round(v, 5) for s, v in lb.items()}
     assert a["best_metric"] == pytest.approx(b["best_metric"], abs=1e-6)
+    # throughput after the resume counts only the tokens of steps 5-8, trained in this run
+    at4 = json.loads((straight / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert b["tokens_seen"] == a["tokens_seen"] and a["tokens_this_run"] == a["tokens_seen"]
+    assert b["tokens_this_run"] == a["tokens_seen"] - at4["num_input_tokens_seen"] > 0
+    assert b["tokens_per_s"] == pytest.approx(b["tokens_this_run"] / b["runtime_s"])
+
+
+def test_best_adapter_is_the_best_validated_checkpoint_not_the_last(corpus, tmp_path):
+    """Checkpoints come more often than validations; adapter/ holds the weights of the best validation."""
+    import torch
+    m = train.train(_smoke(tmp_path / "best", **{**RESUME_KW, "greater_is_better": True}), corpus, progress=False)
+    losses = {e["step"]: e["eval_loss"] for e in m["eval_history"]}
+    assert losses[4] > losses[8] and m["best_model_checkpoint"].endswith("checkpoint-4")   # "best" = highest here
+    best = _adapter_weights(Path(m["best_model_checkpoint"]))
+    final = _adapter_weights(tmp_path / "best" / "adapter")
+    for k in best:
+        torch.testing.assert_close(final[k].float(), best[k].float(), rtol=0, atol=0)
+
+
+# 20 examples = 5 global batches of 4: in an epoch's last, partial batch, DDP would repeat examples to fill it
+DDP_KW = dict(max_steps=5, max_train_examples=20, eval_steps=3, save_steps=3, logging_steps=1)
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_at_the_same_global_batch(corpus, tmp_path):
+    """``torchrun --nproc_per_node 2`` (gloo on CPU) through the CLI, unchanged code: same global batch, same losses."""
+    import os
+    import subprocess
+    import sys
+    from kokoro_nb import checkpoints
+    one = train.train(_smoke(tmp_path / "one", **DDP_KW), corpus, progress=False, quiet=True)
+    out = tmp_path / "two"
+    sets = {**DDP_KW, "model_name": config.TINY_MODEL, "output_dir": str(out), "mode": "session", "max_length": 192,
+            "batch_size": 4, "per_device_batch_size": 2, "learning_rate": 5e-3, "warmup_steps": 2,
+            "max_eval_examples": 4}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "kokoro_nb.cli", "-q", "train", "response", "--data", corpus.report.source, "--json"]
+    cmd += [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    src = str(Path(kokoro_nb.__file__).parents[1])
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = json.loads(run.stdout)                                   # one report, from the main process
+    assert two["global_step"] == one["global_step"] == 5
+    assert two["effective_batch"] == one["effective_batch"] == 4 and two["gradient_accumulation_steps"] == 1
+    assert two["first_logged_loss"] == pytest.approx(one["first_logged_loss"], abs=1e-4)   # the same first batch
+    assert two["last_logged_loss"] < two["first_logged_loss"]
+    assert two["last_logged_loss"] == pytest.approx(one["last_logged_loss"], rel=0.01)     # dropout masks differ
+    assert two["tokens_seen"] == one["tokens_seen"]                # both processes' tokens are counted
+    ckpt = train.last_checkpoint(out)
+    assert ckpt.endswith("checkpoint-5") and checkpoints.is_complete(ckpt)
+    marker = json.loads((Path(ckpt) / checkpoints.COMPLETE_MARKER).read_text())
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(marker["files"])       # both ranks' RNG, then the marker
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
+    assert run.stderr.count("[train] bitsandbytes 4-bit") == 1     # notes printed once
 
 
 def test_score_task_selects_by_item_accuracy(corpus, tmp_path):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import config, sft
+from .checkpoints import last_checkpoint, remove_incomplete, resumable, save_after_evaluation
 from .errors import DataError, MissingDependencyError
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -75,7 +76,9 @@ class TrainConfig:
     metric_for_best_model: str = "eval_loss"
     greater_is_better: bool = False
     logging_steps: int = 10
-    save_total_limit: int | None = 3
+    save_steps: int = 50                         # checkpoint every N optimizer steps (and after every validation):
+                                                 # ~30 min on a T4 in session mode (estimate: ~20k tokens/step, ~600 tok/s)
+    save_total_limit: int | None = 3             # newest N checkpoints, plus the best one
     gradient_checkpointing: bool = True          # on GPU only
     seed: int = config.SEED
     resume: bool = True                          # continue from the last checkpoint in output_dir
@@ -129,7 +132,7 @@ def validate_config(cfg: TrainConfig) -> None:
         sft._check_choice(cfg.subset, sft.SUBSETS, "subset")
         sft._check_choice(cfg.mode, sft.MODES, "mode")
     sft._check_choice(cfg.eval_strategy, ("steps", "epoch"), "eval_strategy")
-    for name in ("batch_size", "per_device_batch_size", "lora_r", "eval_steps", "logging_steps"):
+    for name in ("batch_size", "per_device_batch_size", "lora_r", "eval_steps", "logging_steps", "save_steps"):
         if getattr(cfg, name) < 1:
             raise DataError(f"must be >= 1, got {getattr(cfg, name)}", field=name)
     if cfg.max_length is not None and cfg.max_length < 64:
@@ -264,6 +267,16 @@ def runtime_device() -> dict:
         return {"device": "cuda", "name": torch.cuda.get_device_name(0), "n_gpus": torch.cuda.device_count(),
                 "bf16": bf16}
     return {"device": "cpu", "name": "cpu", "n_gpus": 0, "bf16": False}
+
+
+def process_state():
+    """Return accelerate's state of this process (rank, world), distributed under torchrun or accelerate launch.
+
+    On CPU, accelerate joins the processes (gloo) only when asked for CPU explicitly.
+    """
+    import torch
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def load_tokenizer(path: str, token: str | None = None):
@@ -481,32 +494,6 @@ def _throughput_callback(log_path: Path, quiet: bool):
 
 # --------------------------------------------------------------------------- training
 
-def _resumable(trainer_cls):
-    """Return *trainer_cls* whose resume keeps the adapter dtypes it was trained with.
-
-    TRL casts QLoRA adapters to bf16; PEFT upcasts them to fp32 when a checkpoint is loaded, so a
-    resumed run would continue in another precision than an uninterrupted one. Casting back
-    right after the load (before the optimizer is built) makes both runs identical
-    (``tests/test_train.py::test_resume_ends_in_the_same_state_as_an_uninterrupted_run``).
-    """
-    class Resumable(trainer_cls):
-        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            dtypes = {n: p.dtype for n, p in self.model.named_parameters() if p.requires_grad}
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
-            for n, p in self.model.named_parameters():
-                if n in dtypes and p.dtype != dtypes[n]:
-                    p.data = p.data.to(dtypes[n])
-
-    return Resumable
-
-
-def last_checkpoint(output_dir: str | Path) -> str | None:
-    """Return the newest ``checkpoint-N`` folder under ``<output_dir>/checkpoints``, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
-    ckpt = Path(output_dir) / "checkpoints"
-    return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
-
-
 def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool = True,
           quiet: bool = False) -> dict:
     """Fine-tune with QLoRA per *cfg* on *corpus*; write the artifacts; return the metrics.
@@ -530,24 +517,29 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
     dev = runtime_device()
-    resume_from = last_checkpoint(out) if cfg.resume else None
+    proc = process_state()                        # under torchrun / accelerate launch: this process's rank
+    skipped: list = []
+    resume_from = last_checkpoint(out, skipped=skipped) if cfg.resume else None
+    notes_resume = remove_incomplete(skipped) if proc.is_main_process else []
+    proc.wait_for_everyone()
     token = hf_token()
 
     path = cfg.model_name
     notes_pre = []
     if cfg.model_name == config.TINY_MODEL and dev["device"] == "cpu":
         notes_pre.append(limit_cpu_threads())
-    if cfg.model_name == config.TINY_MODEL:
-        path = out / "base_model"
-        if not (path / "config.json").exists():     # kept across resumes: same weights, same tokenizer
-            build_tiny_llama(tiny_tokenizer_texts(corpus), path, seed=cfg.seed,
-                             max_positions=max(cfg.max_length or 0, 8192))
-        path = str(path)
-    tokenizer = load_tokenizer(path, token)
+    with proc.main_process_first():              # one process builds or downloads, the others then read
+        if cfg.model_name == config.TINY_MODEL:
+            path = out / "base_model"
+            if not (path / "config.json").exists():     # kept across resumes: same weights, same tokenizer
+                build_tiny_llama(tiny_tokenizer_texts(corpus), path, seed=cfg.seed,
+                                 max_positions=max(cfg.max_length or 0, 8192))
+            path = str(path)
+        tokenizer = load_tokenizer(path, token)
+        model, notes = load_base_model(path, load_in_4bit=cfg.load_in_4bit, quant_type=cfg.bnb_4bit_quant_type,
+                                       compute_dtype=cfg.bnb_4bit_compute_dtype, token=token)
     data, data_info = build_datasets(cfg, corpus, tokenizer)
-    model, notes = load_base_model(path, load_in_4bit=cfg.load_in_4bit, quant_type=cfg.bnb_4bit_quant_type,
-                                   compute_dtype=cfg.bnb_4bit_compute_dtype, token=token)
-    notes = notes_pre + notes
+    notes = notes_pre + notes_resume + notes
     use_gc = cfg.gradient_checkpointing and dev["device"] == "cuda"
     if cfg.load_in_4bit:
         import warnings
@@ -566,8 +558,8 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         per_device_eval_batch_size=cfg.per_device_batch_size, gradient_accumulation_steps=accum,
         learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, optim=cfg.optim, eval_strategy=cfg.eval_strategy, eval_steps=cfg.eval_steps,
-        save_strategy=cfg.eval_strategy, save_steps=cfg.eval_steps, save_total_limit=cfg.save_total_limit,
-        load_best_model_at_end=True, metric_for_best_model=cfg.metric_for_best_model,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=False, metric_for_best_model=cfg.metric_for_best_model,  # best: load_best_adapter
         greater_is_better=cfg.greater_is_better, logging_steps=cfg.logging_steps, seed=cfg.seed,
         bf16=dev["bf16"], use_cpu=dev["device"] == "cpu", activation_checkpointing=use_gc,
         activation_checkpointing_kwargs={"use_reentrant": False} if use_gc else None,
@@ -581,15 +573,16 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     if cfg.task == "score":
         extra["compute_metrics"], extra["preprocess_logits_for_metrics"] = make_score_metrics(tokenizer)
     log_path = out / "training_log.jsonl"
-    if resume_from is None and log_path.exists():
+    if resume_from is None and log_path.exists() and proc.is_main_process:
         log_path.unlink()
-    trainer = _resumable(SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(data["train"]),
+    throughput = _throughput_callback(log_path, quiet)
+    trainer = resumable(SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(data["train"]),
                          eval_dataset=Dataset.from_list(data["validation"]), processing_class=tokenizer,
-                         peft_config=lora, callbacks=[_throughput_callback(log_path, quiet), *callbacks],
+                         peft_config=lora, callbacks=[throughput, save_after_evaluation(), *callbacks],
                          **extra)
     from transformers import PrinterCallback
     trainer.remove_callback(PrinterCallback)      # raw log dicts; our callback prints a readable line
-    if not quiet:
+    if not quiet and proc.is_main_process:
         for n in notes:
             print(f"[train] {n}")
         if resume_from:
@@ -599,6 +592,8 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.time() - t0
+    trainer.load_best_adapter()                   # checkpoints are more frequent than validations: pick ourselves
+    tokens_run = trainer.state.num_input_tokens_seen - throughput.tok0   # not the tokens before a resume
 
     if trainer.is_world_process_zero():
         trainer.save_model(str(out / "adapter"))
@@ -614,7 +609,7 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         "first_logged_loss": losses[0][1] if losses else None, "last_logged_loss": losses[-1][1] if losses else None,
         "best_metric": state.best_metric, "best_model_checkpoint": state.best_model_checkpoint,
         "eval_history": evals, "runtime_s": runtime, "tokens_seen": state.num_input_tokens_seen,
-        "tokens_per_s": state.num_input_tokens_seen / runtime if runtime > 0 else None,
+        "tokens_this_run": tokens_run, "tokens_per_s": tokens_run / runtime if runtime > 0 else None,
         "effective_batch": accum * cfg.per_device_batch_size * world, "gradient_accumulation_steps": accum,
         **peak_memory_gb(), "optimizer_class": type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__,
     }
@@ -727,14 +722,19 @@ def parse_overrides(pairs: Sequence[str], task: str) -> dict:
 def _cmd_train(args) -> int:
     from .corpus import load_kokorochat
     cfg = make_config(args.task, **parse_overrides(args.set, args.task))
-    corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
     import contextlib
     import sys
-    try:                                          # with --json, stdout carries only the JSON
+    try:
+        proc = process_state()
+        with proc.main_process_first():           # torchrun / accelerate launch: one process downloads and caches
+            corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
+        # with --json, stdout carries only the JSON
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             metrics = train(cfg, corpus, progress=not os.environ.get("TQDM_DISABLE"))
     except ImportError as exc:
         raise MissingDependencyError(f"{exc}; install the training extras: pip install 'kokoro-nb[train]'") from None
+    if not proc.is_main_process:                  # one report, from the main process
+        return 0
     if args.json:
         from .cli import print_json
         print_json(_jsonable(metrics))
