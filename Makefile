@@ -7,7 +7,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KOKOROCHAT_DIR ?= $(abspath ../shared/data/kokorochat)
 PSY_INSIGHT_DIR ?= $(abspath ../shared/data/psy-insight)
-export KOKOROCHAT_DIR PSY_INSIGHT_DIR
+KOKOROCHAT_EN_DIR ?= $(abspath ../shared/data/multilingual-kokorochat)
+# the real-data book tests build into _build, so `make book` after `make test` reuses their work
+KOKORO_TEST_BUILD_DIR ?= $(CURDIR)/_build
+export KOKOROCHAT_DIR PSY_INSIGHT_DIR KOKOROCHAT_EN_DIR KOKORO_TEST_BUILD_DIR
 PYTEST_ARGS ?=
 
 .PHONY: install lock colab-sim book preview test bench colab shots clean
@@ -37,8 +40,9 @@ lock: install                     ## refresh requirements-lock.txt (Python 3.11 
 install: $(VENV)/.installed
 
 BOOK_ARGS ?=
-# Psy-Insight is optional for the build (only the dataset-comparison chapter reads it)
-PSY_ARG = $(if $(wildcard $(PSY_INSIGHT_DIR)),--psy-insight $(PSY_INSIGHT_DIR))
+# Psy-Insight and the translation are optional for the build (chapters that read them say so)
+PSY_ARG = $(if $(wildcard $(PSY_INSIGHT_DIR)),--psy-insight $(PSY_INSIGHT_DIR)) \
+	$(if $(wildcard $(KOKOROCHAT_EN_DIR)),--translation $(KOKOROCHAT_EN_DIR))
 
 book: install                     ## run changed notebooks on the full data, build _build/html (warnings are errors)
 	$(VENV)/bin/kokoro-nb book build --data $(KOKOROCHAT_DIR) $(PSY_ARG) $(BOOK_ARGS)
