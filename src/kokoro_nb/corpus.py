@@ -32,7 +32,7 @@ from .schema import (DIALOGUE_COLUMNS, FLAG_CHECKED, FLAG_KEYS, ITEM_MAX, ITEM_M
                      SCORE_MAX, SCORE_MIN, TURN_COLUMNS, UTTERANCE_COLUMNS)
 
 DIALOGUE_FOLDER = "kokorochat_dialogues"
-_CACHE_VERSION = "1"          # bump when parsing or the schema changes
+_CACHE_VERSION = "2"          # bump when parsing or the schema changes
 _REVIEW = "review_by_client_en"
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -62,6 +62,7 @@ class Corpus:
     utterances: pd.DataFrame
     report: LoadReport
     _turns: pd.DataFrame | None = field(default=None, repr=False)
+    translation: "TranslationReport | None" = None   # set by with_english()
 
     def __len__(self) -> int:
         return len(self.dialogues)
@@ -78,7 +79,19 @@ class Corpus:
         d = self.dialogues[self.dialogues["dialogue_id"].isin(keep)].reset_index(drop=True)
         u = self.utterances[self.utterances["dialogue_id"].isin(keep)].reset_index(drop=True)
         u["dialogue_id"] = u["dialogue_id"].astype("string")
-        return Corpus(self.name, d, u, self.report)
+        tr = self.translation.restrict(keep) if self.translation is not None else None
+        return Corpus(self.name, d, u, self.report, translation=tr)
+
+    def with_english(self, path: str | os.PathLike | None = None, *, lenient: bool = False,
+                     download: bool = True, progress: bool = False) -> "Corpus":
+        """Return this corpus with ``text_en``/``n_words_en`` filled from Multilingual KokoroChat.
+
+        *path* is the translation's upstream root (or its ``English/`` folder); None reads
+        ``$KOKOROCHAT_EN_DIR`` and then downloads only this corpus's files (verified). Missing
+        dialogues and empty translations stay ``<NA>`` and are listed in ``.translation``.
+        """
+        from .translation import attach_english
+        return attach_english(self, path, lenient=lenient, download=download, progress=progress)
 
     def sample(self, n: int | None, seed: int = config.SEED) -> "Corpus":
         """Return *n* dialogues drawn at random with *seed* (all of them when n is None)."""
@@ -442,6 +455,8 @@ def _parse_kokorochat(p: Path, lenient: bool, progress: bool) -> tuple[pd.DataFr
         "n_chars": pc.utf8_length(texts).to_numpy().astype("int32"),
         "strategy": _arrow_strings(pa.nulls(n, pa.large_string())),
         "emotion": _arrow_strings(pa.nulls(n, pa.large_string())),
+        "text_en": _arrow_strings(pa.nulls(n, pa.large_string())),
+        "n_words_en": pd.array(np.full(n, pd.NA), dtype="Int32"),
     })
     return dialogues, _typed(utter, UTTERANCE_COLUMNS), report
 
