@@ -646,7 +646,22 @@ def register_cli(sub) -> None:
     f = dsub.add_parser("fetch", help="download KokoroChat (pinned commit, SHA-256 verified) into the cache")
     f.add_argument("--dest", help="folder to download into (default: the user cache folder)")
     f.add_argument("--psy-insight", action="store_true", help="fetch Psy-Insight instead")
+    f.add_argument("--translation", action="store_true",
+                   help="fetch the English translation (Multilingual KokoroChat) instead, file by file")
+    f.add_argument("--ids", metavar="ID,ID,...",
+                   help="with --translation: only these dialogues (default: all 6,582 files)")
     f.set_defaults(func=_cmd_fetch)
+    t = dsub.add_parser("translation", help="check the English translation against KokoroChat",
+                        description="Join Multilingual KokoroChat to KokoroChat and report, exactly, "
+                        "the dialogues without a translation and the messages with an empty one. "
+                        "Exit 2 when a file does not align (strict) or a checksum differs.")
+    t.add_argument("path", help="translation folder (upstream root or its English/ folder)")
+    t.add_argument("--data", metavar="PATH", help="KokoroChat location (default: $KOKOROCHAT_DIR)")
+    t.add_argument("--lenient", action="store_true", help="list files that do not align instead of failing")
+    t.add_argument("--checksums", action="store_true",
+                   help="also compare every file with the SHA-256 manifest of the pinned commit")
+    t.add_argument("--json", action="store_true", help="print the result as JSON")
+    t.set_defaults(func=_cmd_translation)
     v = dsub.add_parser("validate", help="check every dialogue file against the schema")
     v.add_argument("path", help="KokoroChat folder (upstream root or kokorochat_dialogues/) or archive")
     v.add_argument("--lenient", action="store_true", help="skip bad files and list each one instead of failing")
@@ -658,9 +673,39 @@ def register_cli(sub) -> None:
 
 def _cmd_fetch(args) -> int:
     from . import fetch
-    out = fetch.fetch_psy_insight(args.dest) if args.psy_insight else fetch.fetch_kokorochat(args.dest)
+    if args.ids and not args.translation:
+        raise DataError("--ids needs --translation", field="ids")
+    if args.translation:
+        ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
+        out = fetch.fetch_translation(ids, args.dest)
+    else:
+        out = fetch.fetch_psy_insight(args.dest) if args.psy_insight else fetch.fetch_kokorochat(args.dest)
     print(out)
     return 0
+
+
+def _cmd_translation(args) -> int:
+    import sys
+    from .cli import print_json
+    corpus = load_kokorochat(args.data, progress=False, download=False)
+    tr = corpus.with_english(args.path, lenient=args.lenient, download=False, progress=not args.json).translation
+    result = tr.as_dict()
+    if args.checksums:
+        from .fetch import verify_translation
+        result["checksums"] = verify_translation(Path(args.path))
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{tr.source}: {tr.translated} of {tr.dialogues} dialogues translated; "
+              f"{len(tr.missing)} without a file ({', '.join(tr.missing) or 'none'}); "
+              f"{len(tr.empty)} empty translations; {len(tr.skipped)} files skipped")
+        for fname, reason in tr.skipped:
+            print(f"  skipped {reason}", file=sys.stderr)
+        if args.checksums:
+            c = result["checksums"]
+            print(f"checksums: {c['match']} match, {len(c['mismatch'])} differ, "
+                  f"{len(c['missing'])} missing, {len(c['unexpected'])} not in the manifest")
+    return 2 if args.checksums and not result["checksums"]["ok"] else 0
 
 
 def _cmd_validate(args) -> int:

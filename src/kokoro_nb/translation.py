@@ -32,7 +32,7 @@ from . import config
 from .errors import DataError, DataNotFoundError
 from .schema import ROLES, TRANSLATION_FOLDER, TRANSLATION_PREFIX
 
-TRANSLATION_ENV = "KOKOROCHAT_EN_DIR"
+TRANSLATION_ENV = config.TRANSLATION_ENV
 
 
 @dataclass
@@ -327,7 +327,10 @@ def length_features(corpus) -> pd.DataFrame:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho; NaN where an input is constant (a degenerate resample)."""
     from scipy.stats import spearmanr
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
     return float(spearmanr(x, y).statistic)
 
 
@@ -351,7 +354,7 @@ def length_score_correlations(features: pd.DataFrame, *, n_resamples: int = 1000
         for b in range(n_resamples):
             idx = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
             diffs[b] = _spearman(x_en[idx], y[idx]) - _spearman(x_ja[idx], y[idx])
-        lo, hi = np.quantile(diffs, [0.025, 0.975])
+        lo, hi = np.nanquantile(diffs, [0.025, 0.975]) if np.isfinite(diffs).any() else (np.nan, np.nan)
         rho_ja, rho_en = _spearman(x_ja, y), _spearman(x_en, y)
         rows.append({"role": r, "rho_ja_chars": rho_ja, "rho_en_words": rho_en,
                      "difference": rho_en - rho_ja, "diff_ci_low": float(lo), "diff_ci_high": float(hi),
