@@ -1,7 +1,7 @@
 """Every chapter in notebooks/ runs top to bottom under papermill on a small synthetic corpus.
 
 New chapters are picked up by the glob. Parameters are the ones the book build injects
-(data_dir, psy_insight_dir, output_dir; sample=None) plus the chapter's own front matter:
+(data_dir, psy_insight_dir, translation_dir, output_dir; sample=None) plus the chapter's own front matter:
 ``kokoro_nb.book_parameters`` (also used by the book) and ``kokoro_nb.smoke_parameters`` (only
 here), e.g. fewer training steps. The test also checks that every ``{glue}`` reference in the
 prose was glued, which the book build would otherwise only catch at render time.
@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from kokoro_nb import book
-from kokoro_nb.synthetic import write_kokorochat, write_psy_insight
+from kokoro_nb.synthetic import write_kokorochat, write_psy_insight, write_translation
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = book.notebook_sources(ROOT)
@@ -30,8 +30,9 @@ _GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
     base = tmp_path_factory.mktemp("synthetic")
-    return (write_kokorochat(base / "kokorochat", n_dialogues=N_DIALOGUES),
-            write_psy_insight(base / "psy-insight"))
+    kokorochat = write_kokorochat(base / "kokorochat", n_dialogues=N_DIALOGUES)
+    return (kokorochat, write_psy_insight(base / "psy-insight"),
+            write_translation(base / "multilingual-kokorochat", kokorochat))
 
 
 def glue_references(nb) -> set[str]:
@@ -90,11 +91,12 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_notebook_runs_on_synthetic_corpus(source, synthetic_data, tmp_path):
-    kokorochat, psy = synthetic_data
+    kokorochat, psy, english = synthetic_data
     nb = book.read_notebook(source)
     smoke = book.notebook_options(nb, source).get("smoke_parameters", {})
     params = book.notebook_parameters(nb, source.stem, data_dir=kokorochat, psy_insight_dir=psy,
-                                      sample=None, output_root=tmp_path / "outputs", extra=smoke)
+                                      sample=None, output_root=tmp_path / "outputs", extra=smoke,
+                                      translation_dir=english)
     target = tmp_path / f"{source.stem}.ipynb"
     book.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
     executed = nbformat.read(target, as_version=4)

@@ -163,3 +163,15 @@ def test_real_translation_aligns_with_exactly_7_missing_and_78_empty(real_corpus
     assert int(c.utterances["text_en"].notna().sum()) == len(c.utterances) - 78 - \
         int(c.utterances["dialogue_id"].isin(r.missing).sum())
     assert isinstance(translation.length_ratios(c), pd.DataFrame)
+
+
+def test_turns_join_english_like_japanese(pair):
+    corpus, _, en = pair
+    c = corpus.with_english(en)
+    t = c.turns()
+    multi = t[(t["n_messages"] > 1) & (t["dialogue_id"] == "2")].iloc[0]
+    u = c.utterances[c.utterances["dialogue_id"] == "2"]
+    parts = u["text_en"].iloc[multi["first_position"]:multi["first_position"] + multi["n_messages"]]
+    assert multi["text_en"] == "\n".join(parts)
+    assert t.loc[t["dialogue_id"] == "3", "text_en"].isna().all()
+    assert corpus.turns()["text_en"].isna().all()          # no translation joined: all <NA>

@@ -56,10 +56,10 @@ COLAB_PATH = COLAB_DIR + "/{name}.ipynb"
 BOOK_PAGES_DIR = "book"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 # Parameters the pipeline injects, each only into notebooks whose parameters cell declares it.
-PIPELINE_PARAMETERS = ("data_dir", "psy_insight_dir", "sample", "lang", "output_dir")
+PIPELINE_PARAMETERS = ("data_dir", "psy_insight_dir", "translation_dir", "sample", "lang", "output_dir")
 # Other parameters named like these are inputs too (e.g. results_dir): their files join the stamp.
 INPUT_SUFFIXES = ("_dir", "_path", "_file")
-PATH_PARAMETERS = ("data_dir", "psy_insight_dir", "output_dir")
+PATH_PARAMETERS = ("data_dir", "psy_insight_dir", "translation_dir", "output_dir")
 OPTION_KEYS = ("book_parameters", "smoke_parameters", "colab_extras", "colab_gpu")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 COLAB_SETUP_TAG = "colab-setup"
@@ -204,7 +204,8 @@ def notebook_options(nb, path: Path | str = "?") -> dict:
 
 
 def notebook_parameters(nb, name: str, *, data_dir=None, psy_insight_dir=None, sample=None,
-                        lang=None, output_root: Path, extra: dict | None = None) -> dict:
+                        lang=None, output_root: Path, extra: dict | None = None,
+                        translation_dir=None) -> dict:
     """Return the parameters papermill injects into notebook *name* in the book build.
 
     Precedence: notebook defaults < ``book_parameters`` < pipeline values (data, sample,
@@ -214,7 +215,7 @@ def notebook_parameters(nb, name: str, *, data_dir=None, psy_insight_dir=None, s
     declared = set(declared_parameters(parameters_cell(nb).source))
     params = dict(notebook_options(nb, name).get("book_parameters", {}))
     pipeline = {"data_dir": _str_or_none(data_dir), "psy_insight_dir": _str_or_none(psy_insight_dir),
-                "sample": sample, "lang": lang, "output_dir": str(Path(output_root) / name)}
+                "translation_dir": _str_or_none(translation_dir), "sample": sample, "lang": lang, "output_dir": str(Path(output_root) / name)}
     if sample is None or "sample" in params:  # a chapter's own book sample wins (smoke training)
         del pipeline["sample"]
     if lang is None:
@@ -253,7 +254,8 @@ def data_fingerprints(params: dict, inputs: dict | None = None, root: Path = Pat
     for key, value in sorted((inputs or {}).items()):
         p = Path(root, value)
         out[key] = tree_fingerprint(p) if p.exists() else "absent"
-    for key, fp in (("data_dir", fingerprint), ("psy_insight_dir", tree_fingerprint)):
+    for key, fp in (("data_dir", fingerprint), ("psy_insight_dir", tree_fingerprint),
+                    ("translation_dir", tree_fingerprint)):
         value = params.get(key)
         if value is None:
             continue
@@ -492,7 +494,7 @@ def _read_stamp(target: Path) -> dict | None:
 
 def plan(root: Path, names: list[str], build_dir: Path, *, data_dir=None, psy_insight_dir=None,
          sample=None, lang=None, force: bool = False, extra: dict | None = None,
-         smoke: bool = False) -> list[Job]:
+         smoke: bool = False, translation_dir=None) -> list[Job]:
     """Return one job per notebook with its parameters, stamp and the reason to run (or None)."""
     data_cache: dict = {}
     durations = _read_durations()
@@ -505,13 +507,14 @@ def plan(root: Path, names: list[str], build_dir: Path, *, data_dir=None, psy_in
             more.update(notebook_options(nb, src).get("smoke_parameters", {}))
         params = notebook_parameters(nb, name, data_dir=data_dir, psy_insight_dir=psy_insight_dir,
                                      sample=sample, lang=lang, output_root=build_dir / "outputs",
-                                     extra=more)
+                                     extra=more, translation_dir=translation_dir)
         code_cell = parameters_cell(nb).source
         defaults = parameter_defaults(code_cell)
         inputs = {k: params.get(k, defaults.get(k)) for k in declared_parameters(code_cell)
                   if k.endswith(INPUT_SUFFIXES) and k not in PATH_PARAMETERS}
         inputs = {k: v for k, v in inputs.items() if isinstance(v, str)}
-        key = json.dumps([params.get("data_dir"), params.get("psy_insight_dir"), inputs], sort_keys=True)
+        key = json.dumps([params.get("data_dir"), params.get("psy_insight_dir"),
+                          params.get("translation_dir"), inputs], sort_keys=True)
         if key not in data_cache:
             data_cache[key] = data_fingerprints(params, inputs, root)
         target = build_dir / "executed" / f"{name}.ipynb"
@@ -650,11 +653,13 @@ class BuildReport:
 def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, sample: int | None = None,
           lang: str | None = None, force: bool = False, n_jobs: int = 2, build_dir: Path | None = None, html: bool = True,
           timeout: float | None = None, progress: bool = True, fresh_html: bool = False,
-          colab: bool = True) -> BuildReport:
+          colab: bool = True, translation_dir=None) -> BuildReport:
     """Bring every notebook of the toc up to date, then render the HTML book.
 
     *data_dir* None reads ``$KOKOROCHAT_DIR`` (then the verified download); *psy_insight_dir*
-    None reads ``$PSY_INSIGHT_DIR`` (or stays None: chapters that need it say so). With *colab*,
+    None reads ``$PSY_INSIGHT_DIR`` (or stays None: chapters that need it say so); likewise
+    *translation_dir* and ``$KOKOROCHAT_EN_DIR`` (None: chapters download the files they need,
+    verified). With *colab*,
     the Colab copies in ``notebooks/colab/`` are brought up to date first (commit them).
     """
     from .corpus import resolve_kokorochat
@@ -669,6 +674,11 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
                   "Psy-Insight get psy_insight_dir=None", file=sys.stderr)
             env = None
         psy_insight_dir = env
+    if translation_dir is None:
+        translation_dir = os.environ.get(config.TRANSLATION_ENV) or None
+    if translation_dir is not None and not Path(translation_dir).is_dir():
+        raise DataError(f"{translation_dir}: no such folder (Multilingual KokoroChat)",
+                        field="translation_dir")
     if sample is not None and sample < 1:
         raise DataError(f"--sample {sample}: must be a positive number of dialogues", field="sample")
     names = chapters(root)
@@ -677,7 +687,7 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
             if progress:
                 print(f"  updated Colab copy {path}", file=sys.stderr)
     jobs = plan(root, names, build_dir, data_dir=data_dir, psy_insight_dir=psy_insight_dir,
-                sample=sample, lang=lang, force=force)
+                sample=sample, lang=lang, force=force, translation_dir=translation_dir)
     report = BuildReport(run_jobs(jobs, cwd=root, n_jobs=n_jobs, timeout=timeout, progress=progress))
     if not report.ok or not html:
         report.seconds = time.perf_counter() - t0
@@ -815,6 +825,8 @@ def register_cli(sub) -> None:
     b.add_argument("--data", metavar="PATH", help="KokoroChat location (default: $KOKOROCHAT_DIR, "
                    "then the verified download)")
     b.add_argument("--psy-insight", metavar="PATH", help="Psy-Insight data (default: $PSY_INSIGHT_DIR)")
+    b.add_argument("--translation", metavar="PATH", help="Multilingual KokoroChat (English) "
+                   "location (default: $KOKOROCHAT_EN_DIR, then a verified download of the files needed)")
     b.add_argument("--sample", type=int, metavar="N", help="quick preview on N random dialogues")
     b.add_argument("--lang", choices=("en", "ja"), help="label language of figures (default: each "
                    "notebook's own, English)")
@@ -834,6 +846,7 @@ def register_cli(sub) -> None:
 def _cmd_build(args) -> int:
     progress = not getattr(args, "quiet", False)
     report = build(data_dir=args.data, psy_insight_dir=args.psy_insight, sample=args.sample,
+                   translation_dir=args.translation,
                    lang=args.lang, force=args.force, n_jobs=args.jobs, timeout=args.timeout, html=not args.no_html,
                    build_dir=Path(args.build_dir).resolve() if args.build_dir else None,
                    progress=progress)

@@ -115,6 +115,12 @@ def merge_turns(utterances: pd.DataFrame) -> pd.DataFrame:
     joined = texts[first].copy()
     for k in np.flatnonzero(np.diff(bounds) > 1):   # only runs of 2+ messages need a join
         joined[k] = "\n".join(texts[bounds[k]:bounds[k + 1]])
+    english = u["text_en"].astype(object).to_numpy() if "text_en" in u else np.full(len(u), None, object)
+    joined_en = english[first].copy()
+    if pd.notna(english).any():     # English joined the same way; <NA> when no part has English
+        for k in np.flatnonzero(np.diff(bounds) > 1):
+            parts = [t for t in english[bounds[k]:bounds[k + 1]] if isinstance(t, str)]
+            joined_en[k] = "\n".join(parts) if parts else None
     starts = u["dialogue_id"].iloc[first].to_numpy()
     turn_in_dialogue = pd.Series(starts).groupby(starts, sort=False).cumcount().to_numpy()
     times = u["time"].to_numpy()
@@ -123,6 +129,7 @@ def merge_turns(utterances: pd.DataFrame) -> pd.DataFrame:
         "turn": turn_in_dialogue.astype("int32"),
         "role": pd.Categorical(role[first], categories=list(ROLES)),
         "text": pd.array(joined, dtype="string"),
+        "text_en": pd.array(joined_en, dtype="string"),
         "n_chars": np.bincount(group, weights=u["n_chars"].to_numpy()).astype("int32"),
         "n_messages": np.diff(bounds).astype("int32"),
         "start_time": times[first],

@@ -133,7 +133,7 @@ UTTERANCE_COLUMNS: dict[str, str] = {
     "strategy": "string",           # Psy-Insight supporter labels, '|'-joined
     "emotion": "string",            # Psy-Insight seeker labels, '|'-joined
 }
-TURN_COLUMNS: tuple[str, ...] = ("dialogue_id", "turn", "role", "text", "n_chars", "n_messages",
+TURN_COLUMNS: tuple[str, ...] = ("dialogue_id", "turn", "role", "text", "text_en", "n_chars", "n_messages",
                                  "start_time", "end_time", "first_position")
 
 # Multilingual KokoroChat (English half): English/en<id>.json, one file per KokoroChat dialogue.
