@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 from kokoro_nb import book
+from kokoro_nb.errors import KokoroError
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
 
@@ -53,6 +54,7 @@ def mini_root(tmp_path, synthetic_kokorochat_dir):
     (root / "book").mkdir()
     for f in ("_config.yml", "references.bib"):
         shutil.copy(ROOT / f, root / f)
+    shutil.copytree(ROOT / "book" / "_static", root / "book" / "_static")     # the book's CSS
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
                                    "  - file: notebooks/01_demo\n", encoding="utf-8")
     (root / "book" / "intro.md").write_text("# Intro\n\nSee {doc}`../notebooks/01_demo`.\n",
@@ -365,3 +367,19 @@ def test_other_input_folders_join_the_stamp(mini_root, synthetic_kokorochat_dir,
 def test_links_to_chapter_sources_point_at_executed_notebooks(tmp_path, markdown, expected):
     (tmp_path / "21_scores.md").write_text("")
     assert book._link_executed(markdown, tmp_path) == expected
+
+
+def test_translation_dir_is_injected_where_declared(tmp_path):
+    nb = _nb(tmp_path, notebook_source("x = 1", params="data_dir = None\ntranslation_dir = None"))
+    p = book.notebook_parameters(nb, "07_p", data_dir=tmp_path, translation_dir=tmp_path / "en",
+                                 output_root=tmp_path / "out")
+    assert p["translation_dir"] == str((tmp_path / "en").resolve())
+    nb = _nb(tmp_path, notebook_source("x = 1", params="data_dir = None"))
+    assert "translation_dir" not in book.notebook_parameters(nb, "07_p", translation_dir=tmp_path,
+                                                             output_root=tmp_path)
+
+
+def test_pdf_without_tex_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))          # no xelatex, no latexmk
+    with pytest.raises(KokoroError, match="apt-get install -y texlive-xetex"):
+        book.render_pdf(tmp_path, tmp_path)

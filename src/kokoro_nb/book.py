@@ -634,6 +634,58 @@ def render_html(stage: Path, build_dir: Path, *, warnings_as_errors: bool = True
     return proc.returncode, warnings
 
 
+# Japanese in the PDF: XeLaTeX with xeCJK and Debian's Noto CJK fonts (fonts-noto-cjk).
+LATEX_PREAMBLE = r"""
+\usepackage{xeCJK}
+\setCJKmainfont{Noto Serif CJK JP}
+\setCJKsansfont{Noto Sans CJK JP}
+\setCJKmonofont{Noto Sans Mono CJK JP}
+"""
+PDF_NAME = "kokorochat-companion.pdf"
+TEX_PACKAGES = ("texlive-xetex", "texlive-lang-japanese", "texlive-latex-recommended",
+                "texlive-latex-extra", "texlive-fonts-recommended", "latexmk", "fonts-noto-cjk",
+                "fonts-freefont-otf", "tex-gyre")
+
+
+def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int, str, Path]:
+    """Render *stage* to LaTeX with Jupyter Book (XeLaTeX, Japanese fonts) and compile one PDF.
+
+    Returns (exit code, log tail, PDF path). Needs a TeX installation (:data:`TEX_PACKAGES` on
+    Debian); nothing is fetched from the network.
+    """
+    import shutil
+    missing = [exe for exe in ("xelatex", "latexmk") if shutil.which(exe) is None]
+    if missing:
+        raise KokoroError(f"building the PDF needs {', '.join(missing)}: apt-get install -y "
+                          + " ".join(TEX_PACKAGES))
+    latex, doctrees = Path(build_dir) / "latex", Path(build_dir) / ".doctrees-latex"
+    code = ("import sys; from pathlib import Path; from jupyter_book.sphinx import build_sphinx; "
+            "s = Path(sys.argv[1]); "
+            "sys.exit(build_sphinx(s, sys.argv[2], noconfig=True, path_config=s / '_config.yml', "
+            "builder='latex', confoverrides={'external_toc_path': (s / '_toc.yml').as_posix(), "
+            "'latex_individualpages': False, 'latex_engine': 'xelatex', "
+            "'latex_elements': {'preamble': sys.argv[4]}}, doctreedir=sys.argv[3], "
+            "keep_going=True, quiet=True))")
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-c", code, str(stage), str(latex), str(doctrees), LATEX_PREAMBLE],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode:
+        return proc.returncode, (proc.stderr or proc.stdout)[-4000:], latex
+    texs = sorted(latex.glob("*.tex"))
+    if not texs:
+        return 1, f"no .tex file in {latex}", latex
+    # latexmk reruns XeLaTeX until cross-references settle; nonstopmode: a log, never a prompt
+    make = subprocess.run(["latexmk", "-xelatex", "-interaction=nonstopmode", "-halt-on-error",
+                           "-file-line-error", *(["-silent"] if quiet else []), texs[0].name],
+                          cwd=latex, capture_output=True, text=True, env=env)
+    pdf = latex / texs[0].with_suffix(".pdf").name
+    if make.returncode or not pdf.is_file():
+        return make.returncode or 1, (make.stdout + make.stderr)[-4000:], pdf
+    out = Path(build_dir) / PDF_NAME
+    shutil.copyfile(pdf, out)
+    return 0, "", out
+
+
 # --------------------------------------------------------------------------- the whole build
 
 @dataclass
@@ -644,16 +696,19 @@ class BuildReport:
     sphinx_rc: int | None = None
     warnings: str = ""
     seconds: float = 0.0
+    pdf: Path | None = None
+    pdf_rc: int | None = None
 
     @property
     def ok(self) -> bool:
-        return all(r.status != "failed" for r in self.results) and self.sphinx_rc in (0, None)
+        return (all(r.status != "failed" for r in self.results) and self.sphinx_rc in (0, None)
+                and self.pdf_rc in (0, None))
 
 
 def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, sample: int | None = None,
           lang: str | None = None, force: bool = False, n_jobs: int = 2, build_dir: Path | None = None, html: bool = True,
           timeout: float | None = None, progress: bool = True, fresh_html: bool = False,
-          colab: bool = True, translation_dir=None) -> BuildReport:
+          colab: bool = True, translation_dir=None, pdf: bool = False) -> BuildReport:
     """Bring every notebook of the toc up to date, then render the HTML book.
 
     *data_dir* None reads ``$KOKOROCHAT_DIR`` (then the verified download); *psy_insight_dir*
@@ -709,6 +764,14 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
     if progress:
         print(f"  {'(html)':<32} {'ok' if report.sphinx_rc == 0 else 'FAILED':<7} "
               f"{time.perf_counter() - t1:6.1f} s", file=sys.stderr)
+    if pdf and report.sphinx_rc == 0:
+        t2 = time.perf_counter()
+        report.pdf_rc, log, report.pdf = render_pdf(stage, build_dir)
+        if report.pdf_rc:
+            report.warnings = log
+        if progress:
+            print(f"  {'(pdf)':<32} {'ok' if report.pdf_rc == 0 else 'FAILED':<7} "
+                  f"{time.perf_counter() - t2:6.1f} s", file=sys.stderr)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -822,6 +885,23 @@ def register_cli(sub) -> None:
                         description="Execute every notebook of _toc.yml whose source, parameters, "
                         "data or package code changed, then render _build/html with warnings as "
                         "errors. Exit 1 when a notebook or the render fails.")
+    _add_build_args(b)
+    b.set_defaults(func=_cmd_build, pdf=False)
+    pdf = bsub.add_parser("pdf", help="the whole book as one PDF (XeLaTeX, offline)",
+                          description="Execute changed notebooks, render the HTML (warnings are errors) and "
+                          "compile the book into <build>/" + PDF_NAME + " with XeLaTeX and Japanese fonts. "
+                          "Needs Debian's TeX: apt-get install -y " + " ".join(TEX_PACKAGES) + ".")
+    _add_build_args(pdf)
+    pdf.set_defaults(func=_cmd_build, pdf=True)
+    s = bsub.add_parser("sync-colab", help="write output-free .ipynb copies for Colab",
+                        description="Regenerate notebooks/colab/*.ipynb from the jupytext sources. "
+                        "With --check, change nothing and exit 1 when a copy is out of date.")
+    s.add_argument("--check", action="store_true", help="only report stale copies (exit 1)")
+    s.set_defaults(func=_cmd_sync_colab)
+
+
+def _add_build_args(b) -> None:
+    """Add the options that `book build` and `book pdf` share."""
     b.add_argument("--data", metavar="PATH", help="KokoroChat location (default: $KOKOROCHAT_DIR, "
                    "then the verified download)")
     b.add_argument("--psy-insight", metavar="PATH", help="Psy-Insight data (default: $PSY_INSIGHT_DIR)")
@@ -835,12 +915,6 @@ def register_cli(sub) -> None:
     b.add_argument("--build-dir", metavar="DIR", help="build folder (default: <repo>/_build)")
     b.add_argument("--no-html", action="store_true", help="only execute the notebooks")
     b.add_argument("--timeout", type=float, metavar="S", help="per-cell time limit in seconds")
-    b.set_defaults(func=_cmd_build)
-    s = bsub.add_parser("sync-colab", help="write output-free .ipynb copies for Colab",
-                        description="Regenerate notebooks/colab/*.ipynb from the jupytext sources. "
-                        "With --check, change nothing and exit 1 when a copy is out of date.")
-    s.add_argument("--check", action="store_true", help="only report stale copies (exit 1)")
-    s.set_defaults(func=_cmd_sync_colab)
 
 
 def _cmd_build(args) -> int:
@@ -849,17 +923,20 @@ def _cmd_build(args) -> int:
                    translation_dir=args.translation,
                    lang=args.lang, force=args.force, n_jobs=args.jobs, timeout=args.timeout, html=not args.no_html,
                    build_dir=Path(args.build_dir).resolve() if args.build_dir else None,
-                   progress=progress)
+                   progress=progress, pdf=args.pdf)
     for r in report.results:
         if r.status == "failed":
             print(f"kokoro-nb: notebook failed: {r.error}", file=sys.stderr)
     if report.sphinx_rc:
         print(f"kokoro-nb: the HTML build failed (warnings are errors):\n{report.warnings}",
               file=sys.stderr)
+    if report.pdf_rc:
+        print(f"kokoro-nb: the PDF build failed:\n{report.warnings}", file=sys.stderr)
     ran = sum(r.status == "ran" for r in report.results)
     print(f"{len(report.results)} notebooks ({ran} run, "
           f"{sum(r.status == 'skipped' for r in report.results)} unchanged) in {report.seconds:.1f} s"
-          + (f"; open {report.html}" if report.ok and report.html else ""), file=sys.stderr)
+          + (f"; open {report.pdf if report.pdf else report.html}" if report.ok and report.html else ""),
+          file=sys.stderr)
     return 0 if report.ok else 1
 
 
