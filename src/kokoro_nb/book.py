@@ -615,7 +615,8 @@ def render_html(stage: Path, build_dir: Path, *, warnings_as_errors: bool = True
 
     Runs in a subprocess (Sphinx keeps global state); returns (exit code, warnings text).
     """
-    html, doctrees = Path(build_dir) / "html", Path(build_dir) / ".doctrees"
+    stage, build_dir = Path(stage).resolve(), Path(build_dir).resolve()
+    html, doctrees = build_dir / "html", build_dir / ".doctrees"
     code = ("import sys; from pathlib import Path; from jupyter_book.sphinx import build_sphinx; "
             "s = Path(sys.argv[1]); "
             "sys.exit(build_sphinx(s, sys.argv[2], noconfig=True, path_config=s / '_config.yml', "
@@ -658,7 +659,8 @@ def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int
     if missing:
         raise KokoroError(f"building the PDF needs {', '.join(missing)}: apt-get install -y "
                           + " ".join(TEX_PACKAGES))
-    latex, doctrees = Path(build_dir) / "latex", Path(build_dir) / ".doctrees-latex"
+    stage, build_dir = Path(stage).resolve(), Path(build_dir).resolve()
+    latex, doctrees = build_dir / "latex", build_dir / ".doctrees-latex"
     code = ("import sys; from pathlib import Path; from jupyter_book.sphinx import build_sphinx; "
             "s = Path(sys.argv[1]); "
             "sys.exit(build_sphinx(s, sys.argv[2], noconfig=True, path_config=s / '_config.yml', "
@@ -852,7 +854,32 @@ def setup(app):
     app.add_config_value("kokoro_colab_path", COLAB_PATH, "html")
     app.add_config_value("kokoro_repo_root", "", "html")
     app.connect("html-page-context", _colab_button, priority=502)  # after the theme's (501)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("config-inited", _theme_defaults)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def _theme_defaults(app, config):
+    """Give the theme a colour mode: with none, a first visit logs 'Got invalid theme mode'."""
+    context = dict(config.html_context or {})
+    context.setdefault("default_mode", "auto")      # follows the reader's system setting
+    config.html_context = context
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree):
+    """Drop repeated inline scripts: sphinx-thebe adds its config twice, and the second
+    ``const THEBE_JS_URL`` is a SyntaxError in the browser console."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, kept = set(), []
+    for js in scripts:              # same file and attributes, whatever the priority: a repeat
+        # an inline script's filename is None or "" depending on who added it
+        key = (getattr(js, "filename", js) or "", repr(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(js)
+    context["script_files"] = kept
 
 
 def _colab_button(app, pagename, templatename, context, doctree):
