@@ -1,4 +1,4 @@
-"""The whole book as one PDF (XeLaTeX, offline): every chapter and every figure is in it.
+"""The whole book as one PDF (LuaLaTeX, offline): every chapter and every figure is in it.
 
 Needs Debian's TeX (see ``kokoro_nb.book.TEX_PACKAGES``) and poppler-utils (pdftotext,
 pdfimages); without them the test skips and says what to install, unless ``KOKORO_REQUIRE_PDF=1``
@@ -51,7 +51,7 @@ def html_figures(html_dir: Path) -> int:
 
 @pytest.fixture(scope="module")
 def real_pdf(real_book):
-    _need("xelatex", "latexmk", "pdftotext", "pdfimages")
+    _need("lualatex", "latexmk", "pdftotext", "pdfimages")
     rc, log, pdf = book.render_pdf(real_book / "stage", real_book)
     assert rc == 0, log
     return pdf

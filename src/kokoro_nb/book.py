@@ -635,27 +635,28 @@ def render_html(stage: Path, build_dir: Path, *, warnings_as_errors: bool = True
     return proc.returncode, warnings
 
 
-# Japanese in the PDF: XeLaTeX with xeCJK and Debian's Noto CJK fonts (fonts-noto-cjk).
+# Japanese in the PDF: LuaLaTeX with LuaTeX-ja (texlive-lang-japanese) and Debian's Noto CJK
+# fonts (fonts-noto-cjk). XeLaTeX's xeCJK would also need texlive-lang-chinese (ctexhook.sty).
 LATEX_PREAMBLE = r"""
-\usepackage{xeCJK}
-\setCJKmainfont{Noto Serif CJK JP}
-\setCJKsansfont{Noto Sans CJK JP}
-\setCJKmonofont{Noto Sans Mono CJK JP}
+\usepackage{luatexja-fontspec}
+\setmainjfont{Noto Serif CJK JP}
+\setsansjfont{Noto Sans CJK JP}
+\setmonojfont{Noto Sans Mono CJK JP}
 """
 PDF_NAME = "kokorochat-companion.pdf"
-TEX_PACKAGES = ("texlive-xetex", "texlive-lang-japanese", "texlive-latex-recommended",
+TEX_PACKAGES = ("texlive-luatex", "texlive-lang-japanese", "texlive-latex-recommended",
                 "texlive-latex-extra", "texlive-fonts-recommended", "latexmk", "fonts-noto-cjk",
                 "fonts-freefont-otf", "tex-gyre")
 
 
 def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int, str, Path]:
-    """Render *stage* to LaTeX with Jupyter Book (XeLaTeX, Japanese fonts) and compile one PDF.
+    """Render *stage* to LaTeX with Jupyter Book (LuaLaTeX, Japanese fonts) and compile one PDF.
 
     Returns (exit code, log tail, PDF path). Needs a TeX installation (:data:`TEX_PACKAGES` on
     Debian); nothing is fetched from the network.
     """
     import shutil
-    missing = [exe for exe in ("xelatex", "latexmk") if shutil.which(exe) is None]
+    missing = [exe for exe in ("lualatex", "latexmk") if shutil.which(exe) is None]
     if missing:
         raise KokoroError(f"building the PDF needs {', '.join(missing)}: apt-get install -y "
                           + " ".join(TEX_PACKAGES))
@@ -665,7 +666,7 @@ def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int
             "s = Path(sys.argv[1]); "
             "sys.exit(build_sphinx(s, sys.argv[2], noconfig=True, path_config=s / '_config.yml', "
             "builder='latex', confoverrides={'external_toc_path': (s / '_toc.yml').as_posix(), "
-            "'latex_individualpages': False, 'latex_engine': 'xelatex', "
+            "'latex_individualpages': False, 'latex_engine': 'lualatex', "
             "'latex_elements': {'preamble': sys.argv[4]}}, doctreedir=sys.argv[3], "
             "keep_going=True, quiet=True))")
     env = dict(os.environ, PYTHONWARNINGS="ignore")
@@ -676,8 +677,8 @@ def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int
     texs = sorted(latex.glob("*.tex"))
     if not texs:
         return 1, f"no .tex file in {latex}", latex
-    # latexmk reruns XeLaTeX until cross-references settle; nonstopmode: a log, never a prompt
-    make = subprocess.run(["latexmk", "-xelatex", "-interaction=nonstopmode", "-halt-on-error",
+    # latexmk reruns LuaLaTeX until cross-references settle; nonstopmode: a log, never a prompt
+    make = subprocess.run(["latexmk", "-lualatex", "-interaction=nonstopmode", "-halt-on-error",
                            "-file-line-error", *(["-silent"] if quiet else []), texs[0].name],
                           cwd=latex, capture_output=True, text=True, env=env)
     pdf = latex / texs[0].with_suffix(".pdf").name
@@ -914,9 +915,9 @@ def register_cli(sub) -> None:
                         "errors. Exit 1 when a notebook or the render fails.")
     _add_build_args(b)
     b.set_defaults(func=_cmd_build, pdf=False)
-    pdf = bsub.add_parser("pdf", help="the whole book as one PDF (XeLaTeX, offline)",
+    pdf = bsub.add_parser("pdf", help="the whole book as one PDF (LuaLaTeX, offline)",
                           description="Execute changed notebooks, render the HTML (warnings are errors) and "
-                          "compile the book into <build>/" + PDF_NAME + " with XeLaTeX and Japanese fonts. "
+                          "compile the book into <build>/" + PDF_NAME + " with LuaLaTeX and Japanese fonts. "
                           "Needs Debian's TeX: apt-get install -y " + " ".join(TEX_PACKAGES) + ".")
     _add_build_args(pdf)
     pdf.set_defaults(func=_cmd_build, pdf=True)
