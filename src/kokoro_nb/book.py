@@ -649,6 +649,20 @@ TEX_PACKAGES = ("texlive-luatex", "texlive-lang-japanese", "texlive-latex-recomm
                 "fonts-freefont-otf", "tex-gyre")
 
 
+def pdf_safe_text(tex: str) -> str:
+    """Replace characters the PDF's fonts do not cover with "?" (e.g. the garbage a tiny random
+    model writes: U+FFFD, stray Arabic letters), which otherwise stop LuaLaTeX.
+
+    >>> pdf_safe_text("ok 日本語 ρ — \ufffd\u076d")
+    'ok 日本語 ρ — ??'
+    """
+    def covered(ch: str) -> bool:
+        o = ord(ch)
+        return (o < 0x370 or 0x370 <= o < 0x400 or 0x2000 <= o < 0x2c00 or 0x3000 <= o < 0xa000
+                or 0xff00 <= o < 0xfff0)
+    return "".join(ch if covered(ch) else "?" for ch in tex)
+
+
 def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int, str, Path]:
     """Render *stage* to LaTeX with Jupyter Book (LuaLaTeX, Japanese fonts) and compile one PDF.
 
@@ -677,6 +691,7 @@ def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int
     texs = sorted(latex.glob("*.tex"))
     if not texs:
         return 1, f"no .tex file in {latex}", latex
+    _write_if_changed(texs[0], pdf_safe_text(texs[0].read_text(encoding="utf-8")).encode("utf-8"))
     # latexmk reruns LuaLaTeX until cross-references settle; nonstopmode: a log, never a prompt
     make = subprocess.run(["latexmk", "-lualatex", "-interaction=nonstopmode", "-halt-on-error",
                            "-file-line-error", *(["-silent"] if quiet else []), texs[0].name],
