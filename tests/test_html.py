@@ -151,6 +151,8 @@ def test_built_page_is_clean(real_book, page):
     assert path.is_file(), f"{page} was not built"
     html = path.read_text(encoding="utf-8")
     assert "_static/kokoro.css" in html, f"{page}: the book's CSS (code wrapping) is not linked"
+    cdn = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+\.(?:js|css))"', html)
+    assert not cdn, f"{page}: needs the network (MathJax or another CDN): {cdn}"
     found = problems(html)
     assert not found, f"{page}: " + "; ".join(f"{k}: {v[:3]}" for k, v in found.items())
 

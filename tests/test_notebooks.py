@@ -125,3 +125,21 @@ def shown_and_glued(nb) -> list[int]:
         if glued and shown:
             bad.append(cell.get("execution_count"))
     return bad
+
+
+@pytest.mark.parametrize("name", ["01_corpus_overview", "07_translation"])
+def test_lang_ja_puts_the_japanese_first(name, synthetic_data, tmp_path):
+    """The book's `lang` parameter switches the excerpt's labels and which language leads."""
+    kokorochat, psy, english = synthetic_data
+    source = ROOT / "notebooks" / f"{name}.md"
+    nb = book.read_notebook(source)
+    params = book.notebook_parameters(nb, name, data_dir=kokorochat, psy_insight_dir=psy, lang="ja",
+                                      output_root=tmp_path / "outputs", translation_dir=english,
+                                      extra=book.notebook_options(nb, source).get("smoke_parameters", {}))
+    target = tmp_path / f"{name}.ipynb"
+    book.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
+    html = "".join(out.get("data", {}).get("text/html", "") for cell in nbformat.read(target, as_version=4).cells
+                   for out in cell.get("outputs", []))
+    assert "原文（日本語）" in html and "英訳（Multilingual KokoroChat）" in html
+    assert html.index("原文（日本語）") < html.index("英訳（Multilingual KokoroChat）")
+    assert "カウンセラー" in html
