@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 _ENGLISH_WORDS = re.compile(r"[A-Za-z]{2,}(?:['’][a-z]+)?")
 _RAW_FLOAT = re.compile(r"^-?\d[\d,]*\.\d{5,}$")            # 39.245763: describe() unrounded
+_NO_THOUSANDS = re.compile(r"^-?\d{5,}(\.\d+)?$")            # 328309161: no separators
 _MISSING = {"nan", "NaN", "<NA>", "NaT", "None", "none", "null"}
 _HIDDEN = {"tag_hide-input", "tag_hide-cell"}               # folded behind "Show code"
 
@@ -44,6 +45,12 @@ def raw_float_cells(soup) -> list[str]:
     """Return table cells holding a float with five or more decimals."""
     return [td.get_text(strip=True) for td in soup.select("article table td")
             if _RAW_FLOAT.match(td.get_text(strip=True))]
+
+
+def unseparated_numbers(soup) -> list[str]:
+    """Return table cells holding a number of five or more digits without thousands separators."""
+    return [td.get_text(strip=True) for td in soup.select("article table td")
+            if _NO_THOUSANDS.match(td.get_text(strip=True))]
 
 
 def visible_glue_code(soup) -> list[str]:
@@ -78,6 +85,7 @@ def japanese_rows_without_english(soup) -> list[str]:
 
 CHECKS = {"a missing value shown as nan": missing_value_cells,
           "an unrounded float": raw_float_cells,
+          "a large number without thousands separators": unseparated_numbers,
           "glue(...) plumbing shown": visible_glue_code,
           "a figure without alt text": images_without_alt,
           "Japanese without English beside it": japanese_rows_without_english}
@@ -100,6 +108,7 @@ def _page(body: str) -> str:
     ("<table><tr><td>nan</td></tr></table>", "a missing value shown as nan"),
     ("<table><tr><td>&lt;NA&gt;</td></tr></table>", "a missing value shown as nan"),
     ("<table><tr><td>39.245763</td></tr></table>", "an unrounded float"),
+    ("<table><tr><td>600939</td></tr></table>", "a large number without thousands separators"),
     ('<div class="cell docutils container"><div class="cell_input docutils container">'
      '<pre>x = 1\nglue("x", x, display=False)</pre></div></div>', "glue(...) plumbing shown"),
     ('<img src="fig.png">', "a figure without alt text"),
@@ -133,6 +142,9 @@ KNOWN = {
     "notebooks/12_generate_responses.html":
         "the reference turns are quoted without English: join english.turns() (text_en) on "
         "dialogue_id/turn and show it beside the reference",
+    "notebooks/10_train_response_generation.html":
+        "the split and budget tables print 328309161-style counts: format them with "
+        "'{:,}' (df.style.format(thousands=','))",
 }
 
 

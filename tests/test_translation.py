@@ -51,6 +51,10 @@ def test_a_sample_keeps_a_consistent_account(pair):
     c = corpus.with_english(en).subset(["1", "3", "4"])
     assert (c.translation.dialogues, c.translation.translated, c.translation.missing) == (3, 2, ["3"])
     assert c.translation.empty == [("1", 2)]
+    none = corpus.with_english(en).subset(["2", "4"])        # a sample with no gap at all
+    assert translation.missing_dialogues(none).empty
+    assert list(translation.empty_translations(none).columns) == ["dialogue_id", "position", "role",
+                                                                  "n_chars", "text"]
 
 
 @pytest.mark.parametrize("edit, field", [

@@ -280,7 +280,7 @@ def missing_dialogues(corpus) -> pd.DataFrame:
 def empty_translations(corpus) -> pd.DataFrame:
     """Return every message whose translation is empty: dialogue, position, role, Japanese length."""
     if not corpus.translation.empty:
-        return pd.DataFrame(columns=["dialogue_id", "position", "role", "n_chars"])
+        return pd.DataFrame(columns=["dialogue_id", "position", "role", "n_chars", "text"])
     keys = pd.DataFrame(corpus.translation.empty, columns=["dialogue_id", "position"])
     u = corpus.utterances[["dialogue_id", "position", "role", "n_chars", "text"]].copy()
     u["dialogue_id"] = u["dialogue_id"].astype(str)
