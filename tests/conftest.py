@@ -44,6 +44,31 @@ def psy_insight_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def kokorochat_en_dir() -> Path:
+    """Return the real Multilingual KokoroChat folder, or skip (fail under KOKORO_REQUIRE_DATA=1)."""
+    return _real(config.TRANSLATION_ENV, "English")
+
+
+@pytest.fixture(scope="session")
+def real_book(kokorochat_dir, psy_insight_dir, kokorochat_en_dir, tmp_path_factory):
+    """Build the whole book once per session on the real data; return its build folder.
+
+    The HTML, browser and PDF tests all read this one build. ``KOKORO_TEST_BUILD_DIR`` points it
+    at a persistent folder (e.g. ``_build``), so stamps skip the unchanged chapters.
+    """
+    from kokoro_nb import book
+    root = Path(__file__).resolve().parents[1]
+    out = Path(os.environ.get("KOKORO_TEST_BUILD_DIR") or tmp_path_factory.mktemp("book") / "build")
+    report = book.build(root, data_dir=kokorochat_dir, psy_insight_dir=psy_insight_dir,
+                        translation_dir=kokorochat_en_dir, build_dir=out, n_jobs=2, progress=False,
+                        colab=False)
+    failed = [r.error for r in report.results if r.status == "failed"]
+    assert not failed, failed
+    assert report.ok, report.warnings                   # Sphinx warnings are errors
+    return out
+
+
+@pytest.fixture(scope="session")
 def real_corpus(kokorochat_dir, tmp_path_factory):
     """The real KokoroChat corpus, loaded once per test session."""
     import kokoro_nb

@@ -1,7 +1,7 @@
 """Every chapter in notebooks/ runs top to bottom under papermill on a small synthetic corpus.
 
 New chapters are picked up by the glob. Parameters are the ones the book build injects
-(data_dir, psy_insight_dir, output_dir; sample=None) plus the chapter's own front matter:
+(data_dir, psy_insight_dir, translation_dir, output_dir; sample=None) plus the chapter's own front matter:
 ``kokoro_nb.book_parameters`` (also used by the book) and ``kokoro_nb.smoke_parameters`` (only
 here), e.g. fewer training steps. The test also checks that every ``{glue}`` reference in the
 prose was glued, which the book build would otherwise only catch at render time.
@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from kokoro_nb import book
-from kokoro_nb.synthetic import write_kokorochat, write_psy_insight
+from kokoro_nb.synthetic import write_kokorochat, write_psy_insight, write_translation
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = book.notebook_sources(ROOT)
@@ -30,8 +30,9 @@ _GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
     base = tmp_path_factory.mktemp("synthetic")
-    return (write_kokorochat(base / "kokorochat", n_dialogues=N_DIALOGUES),
-            write_psy_insight(base / "psy-insight"))
+    kokorochat = write_kokorochat(base / "kokorochat", n_dialogues=N_DIALOGUES)
+    return (kokorochat, write_psy_insight(base / "psy-insight"),
+            write_translation(base / "multilingual-kokorochat", kokorochat))
 
 
 def glue_references(nb) -> set[str]:
@@ -90,11 +91,12 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_notebook_runs_on_synthetic_corpus(source, synthetic_data, tmp_path):
-    kokorochat, psy = synthetic_data
+    kokorochat, psy, english = synthetic_data
     nb = book.read_notebook(source)
     smoke = book.notebook_options(nb, source).get("smoke_parameters", {})
     params = book.notebook_parameters(nb, source.stem, data_dir=kokorochat, psy_insight_dir=psy,
-                                      sample=None, output_root=tmp_path / "outputs", extra=smoke)
+                                      sample=None, output_root=tmp_path / "outputs", extra=smoke,
+                                      translation_dir=english)
     target = tmp_path / f"{source.stem}.ipynb"
     book.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
     executed = nbformat.read(target, as_version=4)
@@ -123,3 +125,21 @@ def shown_and_glued(nb) -> list[int]:
         if glued and shown:
             bad.append(cell.get("execution_count"))
     return bad
+
+
+@pytest.mark.parametrize("name", ["01_corpus_overview", "07_translation"])
+def test_lang_ja_puts_the_japanese_first(name, synthetic_data, tmp_path):
+    """The book's `lang` parameter switches the excerpt's labels and which language leads."""
+    kokorochat, psy, english = synthetic_data
+    source = ROOT / "notebooks" / f"{name}.md"
+    nb = book.read_notebook(source)
+    params = book.notebook_parameters(nb, name, data_dir=kokorochat, psy_insight_dir=psy, lang="ja",
+                                      output_root=tmp_path / "outputs", translation_dir=english,
+                                      extra=book.notebook_options(nb, source).get("smoke_parameters", {}))
+    target = tmp_path / f"{name}.ipynb"
+    book.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
+    html = "".join(out.get("data", {}).get("text/html", "") for cell in nbformat.read(target, as_version=4).cells
+                   for out in cell.get("outputs", []))
+    assert "原文（日本語）" in html and "英訳（Multilingual KokoroChat）" in html
+    assert html.index("原文（日本語）") < html.index("英訳（Multilingual KokoroChat）")
+    assert "カウンセラー" in html

@@ -62,3 +62,17 @@ def test_label(lang, expected):
 def test_label_rejects_unknown_language():
     with pytest.raises(ValueError, match="lang='fr'"):
         plotting.label("fr", en="Score", ja="スコア")
+
+
+def test_styled_tables_have_a_formatted_text_form():
+    import pandas as pd
+
+    from kokoro_nb.plotting import set_table_defaults, styler_text
+    set_table_defaults()
+    df = pd.DataFrame({"n": [1234.5, None], "who": ["counselor", "client"]})
+    text = styler_text(df.style.format({"n": "{:,.1f}"}, na_rep="—").hide(axis="index"))
+    assert text.splitlines()[1].split() == ["1,234.5", "counselor"]
+    assert text.splitlines()[2].split() == ["—", "client"]
+    plain = styler_text(df.assign(x=[39.245763, 1.0]).style.hide(axis="index"))
+    assert plain.splitlines()[2].split() == ["—", "client", "1.000"]   # defaults: em dash, 3 places
+    assert "39.246" in plain

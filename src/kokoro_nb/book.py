@@ -57,10 +57,10 @@ BOOK_PAGES_DIR = "book"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 DOWNLOAD_DIR = "download"       # <output_dir>/download/* -> stage/notebooks/download/<name>/*
 # Parameters the pipeline injects, each only into notebooks whose parameters cell declares it.
-PIPELINE_PARAMETERS = ("data_dir", "psy_insight_dir", "sample", "lang", "output_dir")
+PIPELINE_PARAMETERS = ("data_dir", "psy_insight_dir", "translation_dir", "sample", "lang", "output_dir")
 # Other parameters named like these are inputs too (e.g. results_dir): their files join the stamp.
 INPUT_SUFFIXES = ("_dir", "_path", "_file")
-PATH_PARAMETERS = ("data_dir", "psy_insight_dir", "output_dir")
+PATH_PARAMETERS = ("data_dir", "psy_insight_dir", "translation_dir", "output_dir")
 OPTION_KEYS = ("book_parameters", "smoke_parameters", "colab_extras", "colab_gpu")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -203,7 +203,8 @@ def notebook_options(nb, path: Path | str = "?") -> dict:
 
 
 def notebook_parameters(nb, name: str, *, data_dir=None, psy_insight_dir=None, sample=None,
-                        lang=None, output_root: Path, extra: dict | None = None) -> dict:
+                        lang=None, output_root: Path, extra: dict | None = None,
+                        translation_dir=None) -> dict:
     """Return the parameters papermill injects into notebook *name* in the book build.
 
     Precedence: notebook defaults < ``book_parameters`` < pipeline values (data, sample,
@@ -213,7 +214,7 @@ def notebook_parameters(nb, name: str, *, data_dir=None, psy_insight_dir=None, s
     declared = set(declared_parameters(parameters_cell(nb).source))
     params = dict(notebook_options(nb, name).get("book_parameters", {}))
     pipeline = {"data_dir": _str_or_none(data_dir), "psy_insight_dir": _str_or_none(psy_insight_dir),
-                "sample": sample, "lang": lang, "output_dir": str(Path(output_root) / name)}
+                "translation_dir": _str_or_none(translation_dir), "sample": sample, "lang": lang, "output_dir": str(Path(output_root) / name)}
     if sample is None or "sample" in params:  # a chapter's own book sample wins (smoke training)
         del pipeline["sample"]
     if lang is None:
@@ -252,7 +253,8 @@ def data_fingerprints(params: dict, inputs: dict | None = None, root: Path = Pat
     for key, value in sorted((inputs or {}).items()):
         p = Path(root, value)
         out[key] = tree_fingerprint(p) if p.exists() else "absent"
-    for key, fp in (("data_dir", fingerprint), ("psy_insight_dir", tree_fingerprint)):
+    for key, fp in (("data_dir", fingerprint), ("psy_insight_dir", tree_fingerprint),
+                    ("translation_dir", tree_fingerprint)):
         value = params.get(key)
         if value is None:
             continue
@@ -491,7 +493,7 @@ def _read_stamp(target: Path) -> dict | None:
 
 def plan(root: Path, names: list[str], build_dir: Path, *, data_dir=None, psy_insight_dir=None,
          sample=None, lang=None, force: bool = False, extra: dict | None = None,
-         smoke: bool = False) -> list[Job]:
+         smoke: bool = False, translation_dir=None) -> list[Job]:
     """Return one job per notebook with its parameters, stamp and the reason to run (or None)."""
     data_cache: dict = {}
     durations = _read_durations()
@@ -504,13 +506,14 @@ def plan(root: Path, names: list[str], build_dir: Path, *, data_dir=None, psy_in
             more.update(notebook_options(nb, src).get("smoke_parameters", {}))
         params = notebook_parameters(nb, name, data_dir=data_dir, psy_insight_dir=psy_insight_dir,
                                      sample=sample, lang=lang, output_root=build_dir / "outputs",
-                                     extra=more)
+                                     extra=more, translation_dir=translation_dir)
         code_cell = parameters_cell(nb).source
         defaults = parameter_defaults(code_cell)
         inputs = {k: params.get(k, defaults.get(k)) for k in declared_parameters(code_cell)
                   if k.endswith(INPUT_SUFFIXES) and k not in PATH_PARAMETERS}
         inputs = {k: v for k, v in inputs.items() if isinstance(v, str)}
-        key = json.dumps([params.get("data_dir"), params.get("psy_insight_dir"), inputs], sort_keys=True)
+        key = json.dumps([params.get("data_dir"), params.get("psy_insight_dir"),
+                          params.get("translation_dir"), inputs], sort_keys=True)
         if key not in data_cache:
             data_cache[key] = data_fingerprints(params, inputs, root)
         target = build_dir / "executed" / f"{name}.ipynb"
@@ -615,7 +618,8 @@ def render_html(stage: Path, build_dir: Path, *, warnings_as_errors: bool = True
 
     Runs in a subprocess (Sphinx keeps global state); returns (exit code, warnings text).
     """
-    html, doctrees = Path(build_dir) / "html", Path(build_dir) / ".doctrees"
+    stage, build_dir = Path(stage).resolve(), Path(build_dir).resolve()
+    html, doctrees = build_dir / "html", build_dir / ".doctrees"
     code = ("import sys; from pathlib import Path; from jupyter_book.sphinx import build_sphinx; "
             "s = Path(sys.argv[1]); "
             "sys.exit(build_sphinx(s, sys.argv[2], noconfig=True, path_config=s / '_config.yml', "
@@ -634,6 +638,75 @@ def render_html(stage: Path, build_dir: Path, *, warnings_as_errors: bool = True
     return proc.returncode, warnings
 
 
+# Japanese in the PDF: LuaLaTeX with LuaTeX-ja (texlive-lang-japanese) and Debian's Noto CJK
+# fonts (fonts-noto-cjk). XeLaTeX's xeCJK would also need texlive-lang-chinese (ctexhook.sty).
+LATEX_PREAMBLE = r"""
+\usepackage{luatexja-fontspec}
+\setmainjfont{Noto Serif CJK JP}
+\setsansjfont{Noto Sans CJK JP}
+\setmonojfont{Noto Sans Mono CJK JP}
+"""
+PDF_NAME = "kokorochat-companion.pdf"
+TEX_PACKAGES = ("texlive-luatex", "texlive-lang-japanese", "texlive-latex-recommended",
+                "texlive-latex-extra", "texlive-fonts-recommended", "latexmk", "fonts-noto-cjk",
+                "fonts-freefont-otf", "tex-gyre")
+
+
+def pdf_safe_text(tex: str) -> str:
+    """Replace characters the PDF's fonts do not cover with "?" (e.g. the garbage a tiny random
+    model writes: U+FFFD, stray Arabic letters), which otherwise stop LuaLaTeX.
+
+    >>> pdf_safe_text("ok 日本語 ρ — \ufffd\u076d")
+    'ok 日本語 ρ — ??'
+    """
+    def covered(ch: str) -> bool:
+        o = ord(ch)
+        return (o < 0x370 or 0x370 <= o < 0x400 or 0x2000 <= o < 0x2c00 or 0x3000 <= o < 0xa000
+                or 0xff00 <= o < 0xfff0)
+    return "".join(ch if covered(ch) else "?" for ch in tex)
+
+
+def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int, str, Path]:
+    """Render *stage* to LaTeX with Jupyter Book (LuaLaTeX, Japanese fonts) and compile one PDF.
+
+    Returns (exit code, log tail, PDF path). Needs a TeX installation (:data:`TEX_PACKAGES` on
+    Debian); nothing is fetched from the network.
+    """
+    import shutil
+    missing = [exe for exe in ("lualatex", "latexmk") if shutil.which(exe) is None]
+    if missing:
+        raise KokoroError(f"building the PDF needs {', '.join(missing)}: apt-get install -y "
+                          + " ".join(TEX_PACKAGES))
+    stage, build_dir = Path(stage).resolve(), Path(build_dir).resolve()
+    latex, doctrees = build_dir / "latex", build_dir / ".doctrees-latex"
+    code = ("import sys; from pathlib import Path; from jupyter_book.sphinx import build_sphinx; "
+            "s = Path(sys.argv[1]); "
+            "sys.exit(build_sphinx(s, sys.argv[2], noconfig=True, path_config=s / '_config.yml', "
+            "builder='latex', confoverrides={'external_toc_path': (s / '_toc.yml').as_posix(), "
+            "'latex_individualpages': False, 'latex_engine': 'lualatex', "
+            "'latex_elements': {'preamble': sys.argv[4]}}, doctreedir=sys.argv[3], "
+            "keep_going=True, quiet=True))")
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-c", code, str(stage), str(latex), str(doctrees), LATEX_PREAMBLE],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode:
+        return proc.returncode, (proc.stderr or proc.stdout)[-4000:], latex
+    texs = sorted(latex.glob("*.tex"))
+    if not texs:
+        return 1, f"no .tex file in {latex}", latex
+    _write_if_changed(texs[0], pdf_safe_text(texs[0].read_text(encoding="utf-8")).encode("utf-8"))
+    # latexmk reruns LuaLaTeX until cross-references settle; nonstopmode: a log, never a prompt
+    make = subprocess.run(["latexmk", "-lualatex", "-interaction=nonstopmode", "-halt-on-error",
+                           "-file-line-error", *(["-silent"] if quiet else []), texs[0].name],
+                          cwd=latex, capture_output=True, text=True, env=env)
+    pdf = latex / texs[0].with_suffix(".pdf").name
+    if make.returncode or not pdf.is_file():
+        return make.returncode or 1, (make.stdout + make.stderr)[-4000:], pdf
+    out = Path(build_dir) / PDF_NAME
+    shutil.copyfile(pdf, out)
+    return 0, "", out
+
+
 # --------------------------------------------------------------------------- the whole build
 
 @dataclass
@@ -644,20 +717,25 @@ class BuildReport:
     sphinx_rc: int | None = None
     warnings: str = ""
     seconds: float = 0.0
+    pdf: Path | None = None
+    pdf_rc: int | None = None
 
     @property
     def ok(self) -> bool:
-        return all(r.status != "failed" for r in self.results) and self.sphinx_rc in (0, None)
+        return (all(r.status != "failed" for r in self.results) and self.sphinx_rc in (0, None)
+                and self.pdf_rc in (0, None))
 
 
 def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, sample: int | None = None,
           lang: str | None = None, force: bool = False, n_jobs: int = 2, build_dir: Path | None = None, html: bool = True,
           timeout: float | None = None, progress: bool = True, fresh_html: bool = False,
-          colab: bool = True) -> BuildReport:
+          colab: bool = True, translation_dir=None, pdf: bool = False) -> BuildReport:
     """Bring every notebook of the toc up to date, then render the HTML book.
 
     *data_dir* None reads ``$KOKOROCHAT_DIR`` (then the verified download); *psy_insight_dir*
-    None reads ``$PSY_INSIGHT_DIR`` (or stays None: chapters that need it say so). With *colab*,
+    None reads ``$PSY_INSIGHT_DIR`` (or stays None: chapters that need it say so); likewise
+    *translation_dir* and ``$KOKOROCHAT_EN_DIR`` (None: chapters download the files they need,
+    verified). With *colab*,
     the Colab copies in ``notebooks/colab/`` are brought up to date first (commit them).
     """
     from .corpus import resolve_kokorochat
@@ -672,6 +750,11 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
                   "Psy-Insight get psy_insight_dir=None", file=sys.stderr)
             env = None
         psy_insight_dir = env
+    if translation_dir is None:
+        translation_dir = os.environ.get(config.TRANSLATION_ENV) or None
+    if translation_dir is not None and not Path(translation_dir).is_dir():
+        raise DataError(f"{translation_dir}: no such folder (Multilingual KokoroChat)",
+                        field="translation_dir")
     if sample is not None and sample < 1:
         raise DataError(f"--sample {sample}: must be a positive number of dialogues", field="sample")
     names = chapters(root)
@@ -681,7 +764,7 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
             if progress:
                 print(f"  updated Colab copy {path}", file=sys.stderr)
     jobs = plan(root, names, build_dir, data_dir=data_dir, psy_insight_dir=psy_insight_dir,
-                sample=sample, lang=lang, force=force)
+                sample=sample, lang=lang, force=force, translation_dir=translation_dir)
     report = BuildReport(run_jobs(jobs, cwd=root, n_jobs=n_jobs, timeout=timeout, progress=progress))
     if not report.ok or not html:
         report.seconds = time.perf_counter() - t0
@@ -703,6 +786,14 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
     if progress:
         print(f"  {'(html)':<32} {'ok' if report.sphinx_rc == 0 else 'FAILED':<7} "
               f"{time.perf_counter() - t1:6.1f} s", file=sys.stderr)
+    if pdf and report.sphinx_rc == 0:
+        t2 = time.perf_counter()
+        report.pdf_rc, log, report.pdf = render_pdf(stage, build_dir)
+        if report.pdf_rc:
+            report.warnings = log
+        if progress:
+            print(f"  {'(pdf)':<32} {'ok' if report.pdf_rc == 0 else 'FAILED':<7} "
+                  f"{time.perf_counter() - t2:6.1f} s", file=sys.stderr)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -715,6 +806,8 @@ def setup(app):
     app.add_config_value("kokoro_repo_root", "", "html")
     app.connect("html-page-context", _colab_button, priority=502)  # after the theme's (501)
     app.connect("config-inited", _require_pipeline)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("config-inited", _theme_defaults)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
@@ -728,6 +821,29 @@ def _require_pipeline(app, config) -> None:
     if not config.kokoro_repo_root:       # set by stage_book for every pipeline render
         print(NOT_STAGED, file=sys.stderr)
         raise SystemExit(1)
+
+
+def _theme_defaults(app, config):
+    """Give the theme a colour mode: with none, a first visit logs 'Got invalid theme mode'."""
+    context = dict(config.html_context or {})
+    context.setdefault("default_mode", "auto")      # follows the reader's system setting
+    config.html_context = context
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree):
+    """Drop repeated inline scripts: sphinx-thebe adds its config twice, and the second
+    ``const THEBE_JS_URL`` is a SyntaxError in the browser console."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, kept = set(), []
+    for js in scripts:              # same file and attributes, whatever the priority: a repeat
+        # an inline script's filename is None or "" depending on who added it
+        key = (getattr(js, "filename", js) or "", repr(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(js)
+    context["script_files"] = kept
 
 
 def _colab_button(app, pagename, templatename, context, doctree):
@@ -760,9 +876,28 @@ def register_cli(sub) -> None:
                         description="Execute every notebook of _toc.yml whose source, parameters, "
                         "data or package code changed, then render _build/html with warnings as "
                         "errors. Exit 1 when a notebook or the render fails.")
+    _add_build_args(b)
+    b.set_defaults(func=_cmd_build, pdf=False)
+    pdf = bsub.add_parser("pdf", help="the whole book as one PDF (LuaLaTeX, offline)",
+                          description="Execute changed notebooks, render the HTML (warnings are errors) and "
+                          "compile the book into <build>/" + PDF_NAME + " with LuaLaTeX and Japanese fonts. "
+                          "Needs Debian's TeX: apt-get install -y " + " ".join(TEX_PACKAGES) + ".")
+    _add_build_args(pdf)
+    pdf.set_defaults(func=_cmd_build, pdf=True)
+    s = bsub.add_parser("sync-colab", help="write output-free .ipynb copies for Colab",
+                        description="Regenerate notebooks/colab/*.ipynb from the jupytext sources. "
+                        "With --check, change nothing and exit 1 when a copy is out of date.")
+    s.add_argument("--check", action="store_true", help="only report stale copies (exit 1)")
+    s.set_defaults(func=_cmd_sync_colab)
+
+
+def _add_build_args(b) -> None:
+    """Add the options that `book build` and `book pdf` share."""
     b.add_argument("--data", metavar="PATH", help="KokoroChat location (default: $KOKOROCHAT_DIR, "
                    "then the verified download)")
     b.add_argument("--psy-insight", metavar="PATH", help="Psy-Insight data (default: $PSY_INSIGHT_DIR)")
+    b.add_argument("--translation", metavar="PATH", help="Multilingual KokoroChat (English) "
+                   "location (default: $KOKOROCHAT_EN_DIR, then a verified download of the files needed)")
     b.add_argument("--sample", type=int, metavar="N", help="quick preview on N random dialogues")
     b.add_argument("--lang", choices=("en", "ja"), help="label language of figures (default: each "
                    "notebook's own, English)")
@@ -771,30 +906,28 @@ def register_cli(sub) -> None:
     b.add_argument("--build-dir", metavar="DIR", help="build folder (default: <repo>/_build)")
     b.add_argument("--no-html", action="store_true", help="only execute the notebooks")
     b.add_argument("--timeout", type=float, metavar="S", help="per-cell time limit in seconds")
-    b.set_defaults(func=_cmd_build)
-    s = bsub.add_parser("sync-colab", help="write output-free .ipynb copies for Colab",
-                        description="Regenerate notebooks/colab/*.ipynb from the jupytext sources. "
-                        "With --check, change nothing and exit 1 when a copy is out of date.")
-    s.add_argument("--check", action="store_true", help="only report stale copies (exit 1)")
-    s.set_defaults(func=_cmd_sync_colab)
 
 
 def _cmd_build(args) -> int:
     progress = not getattr(args, "quiet", False)
     report = build(data_dir=args.data, psy_insight_dir=args.psy_insight, sample=args.sample,
+                   translation_dir=args.translation,
                    lang=args.lang, force=args.force, n_jobs=args.jobs, timeout=args.timeout, html=not args.no_html,
                    build_dir=Path(args.build_dir).resolve() if args.build_dir else None,
-                   progress=progress)
+                   progress=progress, pdf=args.pdf)
     for r in report.results:
         if r.status == "failed":
             print(f"kokoro-nb: notebook failed: {r.error}", file=sys.stderr)
     if report.sphinx_rc:
         print(f"kokoro-nb: the HTML build failed (warnings are errors):\n{report.warnings}",
               file=sys.stderr)
+    if report.pdf_rc:
+        print(f"kokoro-nb: the PDF build failed:\n{report.warnings}", file=sys.stderr)
     ran = sum(r.status == "ran" for r in report.results)
     print(f"{len(report.results)} notebooks ({ran} run, "
           f"{sum(r.status == 'skipped' for r in report.results)} unchanged) in {report.seconds:.1f} s"
-          + (f"; open {report.html}" if report.ok and report.html else ""), file=sys.stderr)
+          + (f"; open {report.pdf if report.pdf else report.html}" if report.ok and report.html else ""),
+          file=sys.stderr)
     return 0 if report.ok else 1
 
 

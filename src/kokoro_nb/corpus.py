@@ -32,7 +32,7 @@ from .schema import (DIALOGUE_COLUMNS, FLAG_CHECKED, FLAG_KEYS, ITEM_MAX, ITEM_M
                      SCORE_MAX, SCORE_MIN, TURN_COLUMNS, UTTERANCE_COLUMNS)
 
 DIALOGUE_FOLDER = "kokorochat_dialogues"
-_CACHE_VERSION = "1"          # bump when parsing or the schema changes
+_CACHE_VERSION = "2"          # bump when parsing or the schema changes
 _REVIEW = "review_by_client_en"
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -62,6 +62,7 @@ class Corpus:
     utterances: pd.DataFrame
     report: LoadReport
     _turns: pd.DataFrame | None = field(default=None, repr=False)
+    translation: "TranslationReport | None" = None   # set by with_english()
 
     def __len__(self) -> int:
         return len(self.dialogues)
@@ -78,7 +79,19 @@ class Corpus:
         d = self.dialogues[self.dialogues["dialogue_id"].isin(keep)].reset_index(drop=True)
         u = self.utterances[self.utterances["dialogue_id"].isin(keep)].reset_index(drop=True)
         u["dialogue_id"] = u["dialogue_id"].astype("string")
-        return Corpus(self.name, d, u, self.report)
+        tr = self.translation.restrict(keep) if self.translation is not None else None
+        return Corpus(self.name, d, u, self.report, translation=tr)
+
+    def with_english(self, path: str | os.PathLike | None = None, *, lenient: bool = False,
+                     download: bool = True, progress: bool = False) -> "Corpus":
+        """Return this corpus with ``text_en``/``n_words_en`` filled from Multilingual KokoroChat.
+
+        *path* is the translation's upstream root (or its ``English/`` folder); None reads
+        ``$KOKOROCHAT_EN_DIR`` and then downloads only this corpus's files (verified). Missing
+        dialogues and empty translations stay ``<NA>`` and are listed in ``.translation``.
+        """
+        from .translation import attach_english
+        return attach_english(self, path, lenient=lenient, download=download, progress=progress)
 
     def sample(self, n: int | None, seed: int = config.SEED) -> "Corpus":
         """Return *n* dialogues drawn at random with *seed* (all of them when n is None)."""
@@ -102,6 +115,12 @@ def merge_turns(utterances: pd.DataFrame) -> pd.DataFrame:
     joined = texts[first].copy()
     for k in np.flatnonzero(np.diff(bounds) > 1):   # only runs of 2+ messages need a join
         joined[k] = "\n".join(texts[bounds[k]:bounds[k + 1]])
+    english = u["text_en"].astype(object).to_numpy() if "text_en" in u else np.full(len(u), None, object)
+    joined_en = english[first].copy()
+    if pd.notna(english).any():     # English joined the same way; <NA> when no part has English
+        for k in np.flatnonzero(np.diff(bounds) > 1):
+            parts = [t for t in english[bounds[k]:bounds[k + 1]] if isinstance(t, str)]
+            joined_en[k] = "\n".join(parts) if parts else None
     starts = u["dialogue_id"].iloc[first].to_numpy()
     turn_in_dialogue = pd.Series(starts).groupby(starts, sort=False).cumcount().to_numpy()
     times = u["time"].to_numpy()
@@ -110,6 +129,7 @@ def merge_turns(utterances: pd.DataFrame) -> pd.DataFrame:
         "turn": turn_in_dialogue.astype("int32"),
         "role": pd.Categorical(role[first], categories=list(ROLES)),
         "text": pd.array(joined, dtype="string"),
+        "text_en": pd.array(joined_en, dtype="string"),
         "n_chars": np.bincount(group, weights=u["n_chars"].to_numpy()).astype("int32"),
         "n_messages": np.diff(bounds).astype("int32"),
         "start_time": times[first],
@@ -442,6 +462,8 @@ def _parse_kokorochat(p: Path, lenient: bool, progress: bool) -> tuple[pd.DataFr
         "n_chars": pc.utf8_length(texts).to_numpy().astype("int32"),
         "strategy": _arrow_strings(pa.nulls(n, pa.large_string())),
         "emotion": _arrow_strings(pa.nulls(n, pa.large_string())),
+        "text_en": _arrow_strings(pa.nulls(n, pa.large_string())),
+        "n_words_en": pd.array(np.full(n, pd.NA), dtype="Int32"),
     })
     return dialogues, _typed(utter, UTTERANCE_COLUMNS), report
 
@@ -631,7 +653,22 @@ def register_cli(sub) -> None:
     f = dsub.add_parser("fetch", help="download KokoroChat (pinned commit, SHA-256 verified) into the cache")
     f.add_argument("--dest", help="folder to download into (default: the user cache folder)")
     f.add_argument("--psy-insight", action="store_true", help="fetch Psy-Insight instead")
+    f.add_argument("--translation", action="store_true",
+                   help="fetch the English translation (Multilingual KokoroChat) instead, file by file")
+    f.add_argument("--ids", metavar="ID,ID,...",
+                   help="with --translation: only these dialogues (default: all 6,582 files)")
     f.set_defaults(func=_cmd_fetch)
+    t = dsub.add_parser("translation", help="check the English translation against KokoroChat",
+                        description="Join Multilingual KokoroChat to KokoroChat and report, exactly, "
+                        "the dialogues without a translation and the messages with an empty one. "
+                        "Exit 2 when a file does not align (strict) or a checksum differs.")
+    t.add_argument("path", help="translation folder (upstream root or its English/ folder)")
+    t.add_argument("--data", metavar="PATH", help="KokoroChat location (default: $KOKOROCHAT_DIR)")
+    t.add_argument("--lenient", action="store_true", help="list files that do not align instead of failing")
+    t.add_argument("--checksums", action="store_true",
+                   help="also compare every file with the SHA-256 manifest of the pinned commit")
+    t.add_argument("--json", action="store_true", help="print the result as JSON")
+    t.set_defaults(func=_cmd_translation)
     v = dsub.add_parser("validate", help="check every dialogue file against the schema")
     v.add_argument("path", help="KokoroChat folder (upstream root or kokorochat_dialogues/) or archive")
     v.add_argument("--lenient", action="store_true", help="skip bad files and list each one instead of failing")
@@ -643,9 +680,39 @@ def register_cli(sub) -> None:
 
 def _cmd_fetch(args) -> int:
     from . import fetch
-    out = fetch.fetch_psy_insight(args.dest) if args.psy_insight else fetch.fetch_kokorochat(args.dest)
+    if args.ids and not args.translation:
+        raise DataError("--ids needs --translation", field="ids")
+    if args.translation:
+        ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
+        out = fetch.fetch_translation(ids, args.dest)
+    else:
+        out = fetch.fetch_psy_insight(args.dest) if args.psy_insight else fetch.fetch_kokorochat(args.dest)
     print(out)
     return 0
+
+
+def _cmd_translation(args) -> int:
+    import sys
+    from .cli import print_json
+    corpus = load_kokorochat(args.data, progress=False, download=False)
+    tr = corpus.with_english(args.path, lenient=args.lenient, download=False, progress=not args.json).translation
+    result = tr.as_dict()
+    if args.checksums:
+        from .fetch import verify_translation
+        result["checksums"] = verify_translation(Path(args.path))
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{tr.source}: {tr.translated} of {tr.dialogues} dialogues translated; "
+              f"{len(tr.missing)} without a file ({', '.join(tr.missing) or 'none'}); "
+              f"{len(tr.empty)} empty translations; {len(tr.skipped)} files skipped")
+        for fname, reason in tr.skipped:
+            print(f"  skipped {reason}", file=sys.stderr)
+        if args.checksums:
+            c = result["checksums"]
+            print(f"checksums: {c['match']} match, {len(c['mismatch'])} differ, "
+                  f"{len(c['missing'])} missing, {len(c['unexpected'])} not in the manifest")
+    return 2 if args.checksums and not result["checksums"]["ok"] else 0
 
 
 def _cmd_validate(args) -> int:

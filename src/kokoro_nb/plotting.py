@@ -1,4 +1,5 @@
-"""Figure defaults for the book: one seaborn theme and a font that renders Japanese.
+"""Figure and table defaults for the book: one seaborn theme, a font that renders Japanese,
+rounded numbers in tables.
 
 Every chapter calls :func:`setup` once, right after its imports, so that figure defaults live
 in one place (not per figure) and Japanese labels never turn into tofu boxes.
@@ -30,6 +31,39 @@ def setup(*, style: str = "whitegrid", context: str = "notebook", dpi: int = DPI
                       "figure.figsize": (7.0, 4.2),
                       "savefig.bbox": "tight"})
     _register_inline_png()
+    set_table_defaults()
+
+
+def set_table_defaults() -> None:
+    """Round floats in tables to 3 significant places and show a missing value as an em dash."""
+    import pandas as pd
+    pd.set_option("display.precision", 3)            # DataFrame/Series HTML: no 39.245763
+    pd.set_option("styler.format.precision", 3)      # .style tables without an explicit format
+    pd.set_option("styler.format.na_rep", "—")       # never "nan" in a styled table
+    _register_styler_text()
+
+
+def styler_text(styler) -> str:
+    """Return a styled table as aligned plain text, with its number formats (for the PDF)."""
+    import pandas as pd
+    lines = [line.split("\t") for line in styler.to_string(delimiter="\t").splitlines()]
+    width = max(len(line) for line in lines)
+    cells = pd.DataFrame([line + [""] * (width - len(line)) for line in lines])
+    return cells.to_string(index=False, header=False)
+
+
+def _register_styler_text() -> None:
+    """Give styled tables a text form: the PDF (LaTeX) cannot use their HTML."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from pandas.io.formats.style import Styler
+    shell.display_formatter.formatters["text/plain"].for_type(
+        Styler, lambda obj, p, cycle: p.text(styler_text(obj)))
 
 
 def _register_inline_png() -> None:

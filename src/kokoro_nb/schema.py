@@ -18,6 +18,14 @@ KOKOROCHAT_CITATION = """@inproceedings{qi2025kokorochat,
   url       = {https://github.com/UEC-InabaLab/KokoroChat}
 }"""
 KOKOROCHAT_LICENSE = "CC BY-NC-ND 4.0"
+MULTILINGUAL_CITATION = """@inproceedings{suzuki2026multilingualkokorochat,
+  title     = {Multilingual KokoroChat: A Multi-LLM Ensemble Translation Method for Creating a Multilingual Counseling Dialogue Dataset},
+  author    = {Ryoma Suzuki and Zhiyang Qi and Michimasa Inaba},
+  booktitle = {Proceedings of the Fifteenth Language Resources and Evaluation Conference},
+  year      = {2026},
+  url       = {https://github.com/UEC-InabaLab/MultilingualKokoroChat}
+}"""
+MULTILINGUAL_LICENSE = KOKOROCHAT_LICENSE
 PSY_INSIGHT_LICENSE = "inherited from its raw sources (MIT / Apache-2.0)"
 
 
@@ -120,8 +128,15 @@ UTTERANCE_COLUMNS: dict[str, str] = {
     "time": "datetime64[s]",
     "text": "string",
     "n_chars": "int32",             # length in characters (Python str length)
+    "text_en": "string",            # English translation (Multilingual KokoroChat); <NA> if none
+    "n_words_en": "Int32",          # whitespace-separated words of text_en; <NA> if none
     "strategy": "string",           # Psy-Insight supporter labels, '|'-joined
     "emotion": "string",            # Psy-Insight seeker labels, '|'-joined
 }
-TURN_COLUMNS: tuple[str, ...] = ("dialogue_id", "turn", "role", "text", "n_chars", "n_messages",
+TURN_COLUMNS: tuple[str, ...] = ("dialogue_id", "turn", "role", "text", "text_en", "n_chars", "n_messages",
                                  "start_time", "end_time", "first_position")
+
+# Multilingual KokoroChat (English half): English/en<id>.json, one file per KokoroChat dialogue.
+TRANSLATION_FOLDER = "English"
+TRANSLATION_PREFIX = "en"
+TRANSLATION_MESSAGE_FIELDS = ("role", "time", "origin", "content")   # origin = the Japanese text

@@ -74,6 +74,37 @@ def write_kokorochat(root: Path, n_dialogues: int = 20, seed: int = 0) -> Path:
     return Path(root)
 
 
+# Stock English for the stock Japanese phrases (synthetic; not from any release).
+_ENGLISH = dict(zip(_COUNSELOR + _CLIENT, [
+    "Hello. I am the counselor.", "Could you tell me what is on your mind?", "That must have been hard.",
+    "How did you feel then?", "Let us sort things out a little.", "What do you think yourself?",
+    "You have done very well to get this far.", "What might you be able to do next?", "Thank you very much.",
+    "Hello. Thank you for having me.", "I am struggling with relationships at work.", "Yes.",
+    "I have not been sleeping well lately.", "It is hard to talk to my family about it too.",
+    "That may be so.", "I feel a little lighter now.", "Thank you."]))
+
+
+def write_translation(root: Path, kokorochat_root: Path, *, missing: tuple[str, ...] = ("3",),
+                      empty: tuple[tuple[str, int], ...] = (("1", 2),)) -> Path:
+    """Write a synthetic English translation (``English/en<id>.json``) of a synthetic KokoroChat.
+
+    Dialogues in *missing* get no file; the messages (id, position) in *empty* get an empty
+    translation, as in the release. Return *root*.
+    """
+    folder = Path(root) / "English"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in sorted((Path(kokorochat_root) / "kokorochat_dialogues").glob("*.json")):
+        if f.stem in missing:
+            continue
+        rec = json.loads(f.read_text(encoding="utf-8"))
+        dialogue = [{"role": m["role"], "time": m["time"], "origin": m["utterance"],
+                     "content": "" if (f.stem, i) in empty else _ENGLISH.get(m["utterance"], "(synthetic)")}
+                    for i, m in enumerate(rec["dialogue"])]
+        out = {"dialogue": dialogue, "topic": rec["topic"], "review_by_client": rec["review_by_client_en"]}
+        (folder / f"en{f.stem}.json").write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
+    return Path(root)
+
+
 def write_psy_insight(root: Path, n_sessions: int = 6, seed: int = 0) -> Path:
     """Write synthetic Psy-Insight files (``data/en_…``, ``data/cn_…``) under *root*; return it."""
     rng = random.Random(seed)
