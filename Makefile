@@ -13,7 +13,7 @@ KOKORO_TEST_BUILD_DIR ?= $(CURDIR)/_build
 export KOKOROCHAT_DIR PSY_INSIGHT_DIR KOKOROCHAT_EN_DIR KOKORO_TEST_BUILD_DIR
 PYTEST_ARGS ?=
 
-.PHONY: install lock colab-sim book preview test bench colab shots clean
+.PHONY: install lock colab-sim pdf book preview test bench colab shots clean
 
 $(VENV)/.installed: requirements-lock.txt requirements-torch.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ book: install                     ## run changed notebooks on the full data, bui
 preview: install                  ## the same on a 300-dialogue sample, into _build/preview
 	$(VENV)/bin/kokoro-nb book build --data $(KOKOROCHAT_DIR) $(PSY_ARG) \
 		--sample 300 --build-dir _build/preview $(BOOK_ARGS)
+
+pdf: install                      ## the whole book as one PDF, _build/kokorochat-companion.pdf (Debian TeX: see .ci/system-packages)
+	$(VENV)/bin/kokoro-nb book pdf --data $(KOKOROCHAT_DIR) $(PSY_ARG) $(BOOK_ARGS)
 
 colab: install                    ## regenerate notebooks/colab/*.ipynb from the sources (commit them)
 	$(VENV)/bin/kokoro-nb book sync-colab
