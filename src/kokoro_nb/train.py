@@ -166,7 +166,7 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 1024):
     tok.train_from_iterator(list(texts), trainer)
     hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
                                  pad_token="<|finetune_right_pad_id|>")
-    hf.chat_template = sft.chat_template()
+    hf.chat_template = sft.tiny_chat_template()
     return hf
 
 
@@ -267,10 +267,12 @@ def runtime_device() -> dict:
 
 
 def load_tokenizer(path: str, token: str | None = None):
-    """Load a tokenizer and give it our training template and a padding token."""
+    """Load a tokenizer with its own chat template (required) and give it a padding token."""
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(path, token=token)
-    tok.chat_template = sft.chat_template()
+    if not tok.chat_template:
+        raise DataError("the tokenizer has no chat template; fine-tune an instruct model", file=str(path),
+                        field="chat_template")
     if tok.pad_token is None:
         pad = "<|finetune_right_pad_id|>"
         tok.pad_token = pad if pad in tok.get_vocab() else tok.eos_token
@@ -307,19 +309,18 @@ def load_base_model(path: str, *, load_in_4bit: bool = True, quant_type: str = "
 # --------------------------------------------------------------------------- data
 
 def build_datasets(cfg: TrainConfig, corpus, tokenizer) -> tuple[dict, dict]:
-    """Return ({"train", "validation"} lists of {"messages"}, data info) for *cfg*'s task."""
+    """Return ({"train", "validation"} lists of tokenized rows, data info) for *cfg*'s task.
+
+    Rows are ``{"input_ids", "labels"}`` from :func:`kokoro_nb.sft.iter_rows` (the model's own chat
+    template, -100 where no loss), which TRL uses as they are; the info counts examples, tokens and
+    target tokens of each split.
+    """
     info: dict = {}
     if cfg.task == "response":
         prompt = sft.SYSTEM_PROMPT if cfg.system_prompt is None else cfg.system_prompt
         ids = sft.response_split_ids(corpus, cfg.subset, cfg.seed, cfg.validation_fraction)
         data = _capped({k: sft.response_examples(corpus, ids[k], cfg.mode, system_prompt=prompt)
                         for k in ("train", "validation")}, cfg)
-        if cfg.mode == "per_turn":
-            for k in data:
-                data[k], info[f"{k}_history_shortened"] = sft.fit_history(data[k], tokenizer, cfg.max_length)
-        else:
-            for k in data:
-                info[f"{k}_targets_past_max_length"] = _targets_past(data[k], tokenizer, cfg.max_length)
     else:
         prompt = sft.SCORE_SYSTEM_PROMPT if cfg.system_prompt is None else cfg.system_prompt
         from .baselines import score_split
@@ -333,26 +334,21 @@ def build_datasets(cfg: TrainConfig, corpus, tokenizer) -> tuple[dict, dict]:
     if not data["train"]:
         raise DataError(f"no training examples for task={cfg.task} subset={cfg.subset}: "
                         "the corpus (or its sample) has no dialogue in that subset", field="subset")
-    return {k: [{"messages": e["messages"]} for e in v] for k, v in data.items()}, info
+    # score examples end with their one answer (per_turn = loss on the last assistant message) and
+    # already fit; response examples are tokenized in the chosen mode
+    mode, max_length = (cfg.mode, cfg.max_length) if cfg.task == "response" else ("per_turn", None)
+    rows = {}
+    for k, v in data.items():
+        counts: dict = {}
+        rows[k] = list(sft.iter_rows(v, tokenizer, mode, max_length, info=counts))
+        info.update({f"{k}_{c}": n for c, n in counts.items() if cfg.task == "response"})
+        info.update({f"{k}_{c}": n for c, n in sft.count_rows(rows[k]).items()})
+    return rows, info
 
 
 def _capped(data: dict, cfg: TrainConfig) -> dict:
     """Keep the first max_train_examples / max_eval_examples examples (smoke runs), before any tokenizing."""
     return {"train": data["train"][:cfg.max_train_examples], "validation": data["validation"][:cfg.max_eval_examples]}
-
-
-def _targets_past(examples: list[dict], tokenizer, max_length: int | None) -> int:
-    """Count counselor turns that a session example loses to truncation at *max_length*."""
-    if max_length is None:
-        return 0
-    lost = 0
-    for ex in examples:
-        head, lens = sft.message_lengths(ex["messages"], tokenizer)
-        end = head
-        for m, n in zip(ex["messages"][1:], lens):
-            end += n
-            lost += m["role"] == "assistant" and end > max_length
-    return lost
 
 
 def _fit_score(examples: list[dict], tokenizer, max_length: int | None) -> tuple[list[dict], int]:
@@ -571,7 +567,7 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         greater_is_better=cfg.greater_is_better, logging_steps=cfg.logging_steps, seed=cfg.seed,
         bf16=dev["bf16"], use_cpu=dev["device"] == "cpu", activation_checkpointing=use_gc,
         activation_checkpointing_kwargs={"use_reentrant": False} if use_gc else None,
-        assistant_only_loss=True, max_length=cfg.max_length, report_to="none",
+        assistant_only_loss=False, max_length=cfg.max_length, report_to="none",
         include_num_input_tokens_seen="non_padding", disable_tqdm=not progress,
         eval_accumulation_steps=8 if cfg.task == "score" else None,
         ddp_find_unused_parameters=False if world > 1 else None)
