@@ -222,12 +222,26 @@ def render(messages: Sequence[dict], tokenizer, add_generation_prompt: bool = Fa
     if not getattr(tokenizer, "chat_template", None):
         raise DataError("the tokenizer has no chat template; use an instruct model's tokenizer",
                         field="tokenizer.chat_template")
+    if not messages:                  # a greeting with no history: transformers refuses empty conversations
+        from transformers.utils.chat_template_utils import render_jinja_template
+        rendered, _ = render_jinja_template(conversations=[[]], chat_template=tokenizer.chat_template,
+                                            add_generation_prompt=add_generation_prompt,
+                                            **tokenizer.special_tokens_map)
+        return rendered[0]
     return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
 def prompt_ids(messages: Sequence[dict], tokenizer) -> list[int]:
     """Return the token ids of a generation prompt: *messages* plus the assistant header."""
-    return tokenizer(render(messages, tokenizer, True), add_special_tokens=False)["input_ids"]
+    return tokenizer(_prompt_text(messages, tokenizer), add_special_tokens=False)["input_ids"]
+
+
+def _prompt_text(history: Sequence[dict], tokenizer) -> str:
+    """Return the generation prompt after *history* as it appears inside the whole conversation."""
+    prompt = render(history, tokenizer, True)
+    if not history and tokenizer.bos_token and not prompt.startswith(tokenizer.bos_token):
+        prompt = tokenizer.bos_token + prompt      # templates put BOS on the first message only
+    return prompt
 
 
 def _exact_bounds(messages: Sequence[dict], tokenizer) -> tuple[list[int], list[int | None]]:
@@ -242,7 +256,7 @@ def _exact_bounds(messages: Sequence[dict], tokenizer) -> tuple[list[int], list[
         upto = render(messages[:i + 1], tokenizer)
         start = None
         if m["role"] == "assistant":
-            prompt = render(messages[:i], tokenizer, True)
+            prompt = _prompt_text(messages[:i], tokenizer)
             if not upto.startswith(prompt):
                 raise DataError("the chat template renders a prompt that is not a prefix of the same "
                                 "conversation with its answer; per-turn targets are undefined",
@@ -262,16 +276,16 @@ def _layout(tokenizer, first_role: str) -> dict | None:
     key = (tokenizer.chat_template, first_role)
     if key in cache:
         return cache[key]
-    roles = [first_role] + ["assistant", "user", "assistant", "user", "assistant"]
-    probe = [{"role": r, "content": _PH.format(i)} for i, r in enumerate(roles)]
-    text = render(probe, tokenizer)
-    ends, starts = _exact_bounds(probe, tokenizer)
     d_end, d_start, out = {}, set(), None
-    for i, m in enumerate(probe):
-        c0 = text.index(m["content"])
-        d_end.setdefault(m["role"], set()).add(ends[i] - (c0 + len(m["content"])))
-        if starts[i] is not None:
-            d_start.add(starts[i] - c0)
+    for rest in (["assistant", "user"] * 3, ["user", "assistant"] * 3):     # each role at odd and even places
+        probe = [{"role": r, "content": _PH.format(i)} for i, r in enumerate([first_role] + rest)]
+        text = render(probe, tokenizer)
+        ends, starts = _exact_bounds(probe, tokenizer)
+        for i, m in enumerate(probe):
+            c0 = text.index(m["content"])
+            d_end.setdefault(m["role"], set()).add(ends[i] - (c0 + len(m["content"])))
+            if starts[i] is not None:
+                d_start.add(starts[i] - c0)
     if all(len(v) == 1 for v in d_end.values()) and len(d_start) == 1:   # position-independent template
         out = {"end": {r: v.pop() for r, v in d_end.items()}, "start": d_start.pop()}
     cache[key] = out
@@ -300,9 +314,11 @@ def _fast_bounds(messages: Sequence[dict], tokenizer) -> tuple[list[int], list[i
     full = render(messages, tokenizer)
     if "".join(pieces) != full or ends[-1] != len(full):          # e.g. a template that does not trim
         return None
-    last = max((i for i, s in enumerate(starts) if s is not None), default=None)
-    if last is not None and len(render(messages[:last], tokenizer, True)) != starts[last]:
-        return None
+    assistants = [i for i, s in enumerate(starts) if s is not None]
+    for i in {assistants[0], assistants[-1]} if assistants else ():       # spot checks of the definition
+        if (len(_prompt_text(messages[:i], tokenizer)) != starts[i]
+                or len(render(messages[:i + 1], tokenizer)) != ends[i]):
+            return None
     return ends, starts
 
 
