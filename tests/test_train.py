@@ -228,3 +228,47 @@ def test_cli_train_runs_the_smoke_configuration(synthetic_kokorochat_dir, tmp_pa
     assert rc == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["global_step"] == 2 and (out / "adapter" / "adapter_config.json").exists()
+
+
+# --------------------------------------------------------------------------- devices
+
+DEVICES = [  # (name, native bf16, bf16 through emulation) -> expected compute dtype
+    ("Tesla T4", False, True, "float16"),
+    ("Tesla V100-SXM2-16GB", False, True, "float16"),
+    ("NVIDIA L4", True, True, "bfloat16"),
+    ("NVIDIA A100-SXM4-40GB", True, True, "bfloat16"),
+]
+
+
+@pytest.mark.parametrize("name,native,emulated,want", DEVICES, ids=[d[0] for d in DEVICES])
+def test_dtype_is_what_the_gpu_supports_natively(monkeypatch, name, native, emulated, want):
+    import torch
+
+    class Props:
+        total_memory = 16 * 2 ** 30
+
+    def bf16_supported(including_emulation=True):
+        return emulated if including_emulation else native
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", bf16_supported)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: name)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: Props())
+    dev = train.runtime_device()
+    assert dev["dtype"] == want and dev["bf16"] == (want == "bfloat16")
+    picked, note = train.pick_dtype("bfloat16", dev)
+    assert picked == want and (note is None) == native
+    assert train.pick_dtype("float32", dev) == ("float32", None)
+
+
+def test_cpu_computes_in_float32():
+    assert train.pick_dtype("bfloat16", {"device": "cpu", "name": "cpu", "bf16": False}) == \
+        ("float32", "CPU: compute dtype float32 instead of bfloat16")
+
+
+def test_eval_sample_is_fixed_and_seeded():
+    rows = list(range(50))
+    a = train.eval_sample(rows, 10, 1)
+    assert a == train.eval_sample(rows, 10, 1) and len(set(a)) == 10 and a == sorted(a)
+    assert train.eval_sample(rows, 10, 2) != a and train.eval_sample(rows, None, 1) == rows

@@ -70,7 +70,8 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
     ``model_name="tiny-random-llama"`` builds the random smoke model (tokenizer trained on
     *corpus*) unless *adapter* points at an adapter trained from one (its base is read from it).
     """
-    from .train import build_tiny_llama, hf_token, load_base_model, load_tokenizer, tiny_tokenizer_texts
+    from .train import build_tiny_llama, free_memory, hf_token, load_base_model, load_tokenizer, tiny_tokenizer_texts
+    free_memory()                                  # whatever a finished training run left on the GPU
     if not progress:
         import transformers
         transformers.utils.logging.disable_progress_bar()
@@ -111,8 +112,7 @@ def _greedy_jsonl(model, tokenizer, items: list[dict], out_path: str | Path, rec
         out_path.unlink()
     done = done_keys(out_path, fields)
     todo = [p for p in items if _key(p, fields) not in done]
-    texts = [tokenizer.apply_chat_template(p["messages"], chat_template=sft.chat_template(), tokenize=False,
-                                           add_generation_prompt=True) for p in todo]
+    texts = [sft.prompt_text(p["messages"], tokenizer) for p in todo]   # the model's template, as in training
     order = sorted(range(len(todo)), key=lambda i: -len(texts[i]))     # similar lengths batch together
     eos = [tokenizer.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>")
            if t in tokenizer.get_vocab()] or [tokenizer.eos_token_id]

@@ -233,10 +233,10 @@ def render(messages: Sequence[dict], tokenizer, add_generation_prompt: bool = Fa
 
 def prompt_ids(messages: Sequence[dict], tokenizer) -> list[int]:
     """Return the token ids of a generation prompt: *messages* plus the assistant header."""
-    return tokenizer(_prompt_text(messages, tokenizer), add_special_tokens=False)["input_ids"]
+    return tokenizer(prompt_text(messages, tokenizer), add_special_tokens=False)["input_ids"]
 
 
-def _prompt_text(history: Sequence[dict], tokenizer) -> str:
+def prompt_text(history: Sequence[dict], tokenizer) -> str:
     """Return the generation prompt after *history* as it appears inside the whole conversation."""
     prompt = render(history, tokenizer, True)
     if not history and tokenizer.bos_token and not prompt.startswith(tokenizer.bos_token):
@@ -256,7 +256,7 @@ def _exact_bounds(messages: Sequence[dict], tokenizer) -> tuple[list[int], list[
         upto = render(messages[:i + 1], tokenizer)
         start = None
         if m["role"] == "assistant":
-            prompt = _prompt_text(messages[:i], tokenizer)
+            prompt = prompt_text(messages[:i], tokenizer)
             if not upto.startswith(prompt):
                 raise DataError("the chat template renders a prompt that is not a prefix of the same "
                                 "conversation with its answer; per-turn targets are undefined",
@@ -316,7 +316,7 @@ def _fast_bounds(messages: Sequence[dict], tokenizer) -> tuple[list[int], list[i
         return None
     assistants = [i for i, s in enumerate(starts) if s is not None]
     for i in {assistants[0], assistants[-1]} if assistants else ():       # spot checks of the definition
-        if (len(_prompt_text(messages[:i], tokenizer)) != starts[i]
+        if (len(prompt_text(messages[:i], tokenizer)) != starts[i]
                 or len(render(messages[:i + 1], tokenizer)) != ends[i]):
             return None
     return ends, starts

@@ -1,6 +1,7 @@
 """QLoRA fine-tuning of paper section 5 with the settings of Appendix D.
 
-Two tasks share one code path (TRL's ``SFTTrainer`` with an assistant-only loss):
+Two tasks share one code path (TRL's ``SFTTrainer`` on rows tokenized by
+:func:`kokoro_nb.sft.iter_rows` with the model's own chat template, loss on the counselor turns):
 
 * ``response``: response generation, :class:`ResponseTrainConfig` (adamw_8bit, lr 1e-3,
   warmup 100, batch 8, 5 epochs, validation every 400 steps, best by validation loss);
@@ -54,10 +55,13 @@ class TrainConfig:
     system_prompt: str | None = None             # None: sft.SYSTEM_PROMPT / sft.SCORE_SYSTEM_PROMPT
     max_train_examples: int | None = None        # cap training examples (smoke runs)
     max_eval_examples: int | None = None         # cap validation size (smoke runs)
+    eval_sample: int | None = 1000               # validation examples scored during training (fixed, seeded);
+                                                 # the whole validation set is scored once at the end
     # QLoRA (Appendix D)
     load_in_4bit: bool = True
     bnb_4bit_quant_type: str = "nf4"
-    bnb_4bit_compute_dtype: str = "bfloat16"
+    bnb_4bit_compute_dtype: str = "bfloat16"     # float16 where the GPU lacks native bf16 (T4, V100)
+    bnb_4bit_use_double_quant: bool = True       # not stated in the paper; saves ~0.4 GB on 8B weights
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
@@ -257,13 +261,25 @@ def limit_cpu_threads(n: int = 1) -> str:
 
 
 def runtime_device() -> dict:
-    """Describe where training runs: device name, compute dtype, whether bf16 is used."""
+    """Describe where training runs: device name, compute dtype (bf16 only where the GPU has it natively)."""
     import torch
     if torch.cuda.is_available():
-        bf16 = torch.cuda.is_bf16_supported()
+        # T4 / V100 report bf16 "supported" through emulation, many times slower: fp16 there
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
         return {"device": "cuda", "name": torch.cuda.get_device_name(0), "n_gpus": torch.cuda.device_count(),
-                "bf16": bf16}
-    return {"device": "cpu", "name": "cpu", "n_gpus": 0, "bf16": False}
+                "bf16": bf16, "dtype": "bfloat16" if bf16 else "float16",
+                "memory_gb": torch.cuda.get_device_properties(0).total_memory / 2 ** 30}
+    return {"device": "cpu", "name": "cpu", "n_gpus": 0, "bf16": False, "dtype": "float32"}
+
+
+def pick_dtype(asked: str, dev: dict | None = None) -> tuple[str, str | None]:
+    """Return (dtype to compute in, note) for *asked* on the device: float16 where bf16 is only emulated."""
+    dev = dev or runtime_device()
+    if asked == "bfloat16" and dev["device"] == "cuda" and not dev["bf16"]:
+        return "float16", f"{dev['name']}: no native bfloat16, compute dtype float16 instead"
+    if asked == "bfloat16" and dev["device"] == "cpu":
+        return "float32", "CPU: compute dtype float32 instead of bfloat16"
+    return asked, None
 
 
 def load_tokenizer(path: str, token: str | None = None):
@@ -280,25 +296,26 @@ def load_tokenizer(path: str, token: str | None = None):
 
 
 def load_base_model(path: str, *, load_in_4bit: bool = True, quant_type: str = "nf4",
-                    compute_dtype: str = "bfloat16", token: str | None = None):
+                    compute_dtype: str = "bfloat16", double_quant: bool = True, token: str | None = None):
     """Load a causal LM, 4-bit quantised with bitsandbytes when asked (QLoRA), on the local device.
 
-    On CPU the compute dtype falls back to float32: bf16 matmuls there are many times slower
-    and give the same smoke-run outcome. Returns (model, notes about what actually ran).
+    The compute dtype follows the device (:func:`pick_dtype`): float16 on GPUs without native
+    bf16 (T4, V100), float32 on CPU, where bf16 matmuls are many times slower. Returns (model,
+    notes about what actually ran).
     """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     dev = runtime_device()
-    dtype = getattr(torch, compute_dtype)
-    notes = []
-    if dev["device"] == "cpu" and dtype == torch.bfloat16:
-        dtype = torch.float32
-        notes.append("CPU: compute dtype float32 instead of bfloat16")
+    name, note = pick_dtype(compute_dtype, dev)
+    dtype = getattr(torch, name)
+    notes = [note] if note else []
     kwargs = {"dtype": dtype, "token": token}
     if load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_compute_dtype=dtype)
-        notes.append(f"bitsandbytes 4-bit {quant_type} weights ({dev['device']})")
+            load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=double_quant)
+        notes.append(f"bitsandbytes 4-bit {quant_type} weights{' (double quantisation)' if double_quant else ''} "
+                     f"({dev['device']})")
     if dev["device"] == "cuda":
         from accelerate import PartialState
         kwargs["device_map"] = {"": PartialState().local_process_index}
@@ -344,6 +361,28 @@ def build_datasets(cfg: TrainConfig, corpus, tokenizer) -> tuple[dict, dict]:
         info.update({f"{k}_{c}": n for c, n in counts.items() if cfg.task == "response"})
         info.update({f"{k}_{c}": n for c, n in sft.count_rows(rows[k]).items()})
     return rows, info
+
+
+def eval_sample(rows: list, n: int | None, seed: int) -> list:
+    """Return a fixed, seeded sample of *n* validation rows (all of them when n is None or larger)."""
+    if n is None or n >= len(rows):
+        return rows
+    import numpy as np
+    keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=n, replace=False))
+    return [rows[i] for i in keep]
+
+
+def free_memory(*holders) -> None:
+    """Drop the model and optimizer that *holders* (trainers, models) keep, and return GPU memory."""
+    import gc
+    import torch
+    for h in holders:
+        for attr in ("model", "model_wrapped", "optimizer", "lr_scheduler"):
+            if hasattr(h, attr) and not isinstance(h, torch.nn.Module):
+                setattr(h, attr, None)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _capped(data: dict, cfg: TrainConfig) -> dict:
@@ -542,7 +581,8 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     tokenizer = load_tokenizer(path, token)
     data, data_info = build_datasets(cfg, corpus, tokenizer)
     model, notes = load_base_model(path, load_in_4bit=cfg.load_in_4bit, quant_type=cfg.bnb_4bit_quant_type,
-                                   compute_dtype=cfg.bnb_4bit_compute_dtype, token=token)
+                                   compute_dtype=cfg.bnb_4bit_compute_dtype,
+                                   double_quant=cfg.bnb_4bit_use_double_quant, token=token)
     notes = notes_pre + notes
     use_gc = cfg.gradient_checkpointing and dev["device"] == "cuda"
     if cfg.load_in_4bit:
@@ -565,7 +605,7 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         save_strategy=cfg.eval_strategy, save_steps=cfg.eval_steps, save_total_limit=cfg.save_total_limit,
         load_best_model_at_end=True, metric_for_best_model=cfg.metric_for_best_model,
         greater_is_better=cfg.greater_is_better, logging_steps=cfg.logging_steps, seed=cfg.seed,
-        bf16=dev["bf16"], use_cpu=dev["device"] == "cpu", activation_checkpointing=use_gc,
+        bf16=dev["bf16"], fp16=dev["device"] == "cuda" and not dev["bf16"], use_cpu=dev["device"] == "cpu", activation_checkpointing=use_gc,
         activation_checkpointing_kwargs={"use_reentrant": False} if use_gc else None,
         assistant_only_loss=False, max_length=cfg.max_length, report_to="none",
         include_num_input_tokens_seen="non_padding", disable_tqdm=not progress,
@@ -579,8 +619,9 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     log_path = out / "training_log.jsonl"
     if resume_from is None and log_path.exists():
         log_path.unlink()
+    eval_rows = eval_sample(data["validation"], cfg.eval_sample, cfg.seed)
     trainer = _resumable(SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(data["train"]),
-                         eval_dataset=Dataset.from_list(data["validation"]), processing_class=tokenizer,
+                         eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,
                          peft_config=lora, callbacks=[_throughput_callback(log_path, quiet), *callbacks],
                          **extra)
     from transformers import PrinterCallback
@@ -596,6 +637,9 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.time() - t0
 
+    final_eval = None
+    if len(eval_rows) < len(data["validation"]):   # the best model on the whole validation set
+        final_eval = trainer.evaluate(Dataset.from_list(data["validation"]), metric_key_prefix="final_eval")
     if trainer.is_world_process_zero():
         trainer.save_model(str(out / "adapter"))
         tokenizer.save_pretrained(str(out / "adapter"))
@@ -609,11 +653,13 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         "epochs_done": state.epoch, "train_loss": result.training_loss,
         "first_logged_loss": losses[0][1] if losses else None, "last_logged_loss": losses[-1][1] if losses else None,
         "best_metric": state.best_metric, "best_model_checkpoint": state.best_model_checkpoint,
-        "eval_history": evals, "runtime_s": runtime, "tokens_seen": state.num_input_tokens_seen,
+        "eval_history": evals, "eval_examples_during_training": len(eval_rows), "final_validation": final_eval,
+        "runtime_s": runtime, "tokens_seen": state.num_input_tokens_seen,
         "tokens_per_s": state.num_input_tokens_seen / runtime if runtime > 0 else None,
         "effective_batch": accum * cfg.per_device_batch_size * world, "gradient_accumulation_steps": accum,
         **peak_memory_gb(), "optimizer_class": type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__,
     }
+    free_memory(trainer, model)
     if trainer.is_world_process_zero():
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
         (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, ensure_ascii=False),
