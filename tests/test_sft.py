@@ -395,3 +395,22 @@ def test_real_session_mode_reads_about_18x_fewer_characters(real_corpus):
     ratio = b.loc["per_turn", "characters"] / b.loc["session", "characters"]
     assert 15 < ratio < 22
     assert b.loc["per_turn", "target_characters"] == b.loc["session", "target_characters"]
+
+
+def test_cli_sft_data_dry_run_counts_the_training_rows(synthetic_kokorochat_dir, capsys):
+    from kokoro_nb import train
+    got = {}
+    for mode in sft.MODES:
+        assert main(["-q", "sft-data", "--data-dir", str(synthetic_kokorochat_dir), "--mode", mode,
+                     "--dry-run", "--json"]) == 0
+        got[mode] = json.loads(capsys.readouterr().out)
+        assert got[mode]["tokenizer"] == "tiny" and got[mode]["files"] == {}
+    # the same numbers as the rows training builds with the same (tiny) tokenizer
+    c = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
+    tok = train.train_tokenizer(train.tiny_tokenizer_texts(c))
+    ids = sft.response_split_ids(c, "full")["train"]
+    rows, _ = sft.encode_rows(sft.response_examples(c, ids, "per_turn"), tok, "per_turn", 4096)
+    want = sft.count_rows(rows)
+    assert got["per_turn"]["tokens"]["train"] == want["tokens"]
+    assert got["per_turn"]["target_tokens"]["train"] == want["target_tokens"] == got["session"]["target_tokens"]["train"]
+    assert got["per_turn"]["tokens"]["train"] > 3 * got["session"]["tokens"]["train"]

@@ -272,3 +272,43 @@ def test_eval_sample_is_fixed_and_seeded():
     a = train.eval_sample(rows, 10, 1)
     assert a == train.eval_sample(rows, 10, 1) and len(set(a)) == 10 and a == sorted(a)
     assert train.eval_sample(rows, 10, 2) != a and train.eval_sample(rows, None, 1) == rows
+
+
+# --------------------------------------------------------------------------- plans and profiles
+
+def test_colab_profile_is_one_parameter_from_the_paper():
+    paper_cfg, colab = train.make_config("response"), train.make_config("response", "colab")
+    assert (paper_cfg.mode, paper_cfg.subset, paper_cfg.max_steps) == ("per_turn", "full", -1)
+    assert (colab.mode, colab.subset) == ("session", "high") and colab.max_steps > 0
+    assert train.make_config("response", "colab", max_steps=7).max_steps == 7
+    with pytest.raises(DataError, match="profile"):
+        train.make_config("response", "laptop")
+
+
+def test_memory_estimate_grows_with_length_and_fits_the_goal():
+    from kokoro_nb import plan
+    a, b = plan.estimate_memory_gb(2048), plan.estimate_memory_gb(4096)
+    assert a["total"] < b["total"] <= 16                 # the goal: <= 16 GB at 4k
+    assert 5 < b["weights"] < 6                          # 4-bit 8B weights + 16-bit embeddings
+    assert plan.estimate_memory_gb(4096, double_quant=False)["weights"] > b["weights"]
+
+
+def test_training_plan_steps_and_hours():
+    from kokoro_nb import plan
+    df = plan.training_plan({"examples": 80, "tokens": 1_000_000}, batch_size=8, epochs=5)
+    assert (df["optimizer_steps"] == 50).all() and (df["tokens"] == 5_000_000).all()
+    assert df.loc["A100-40GB", "est_hours"] == pytest.approx(5_000_000 / 2400 / 3600, abs=0.01)
+    assert df.loc["T4", "est_hours"] > df.loc["L4", "est_hours"] > df.loc["H100-80GB", "est_hours"]
+    capped = plan.training_plan({"examples": 80, "tokens": 1_000_000}, batch_size=8, epochs=5, max_steps=5)
+    assert (capped["epochs"] == 0.5).all() and (capped["tokens"] == 500_000).all()
+
+
+def test_cli_train_plan_prints_budgets(synthetic_kokorochat_dir, capsys):
+    assert main(["-q", "train", "response", "--data-dir", str(synthetic_kokorochat_dir), "--plan", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["epoch"]["target_tokens"] > 0 and out["epoch"]["tokens"] > out["epoch"]["target_tokens"]
+    assert {r["gpu"] for r in out["estimates"]} == {"T4", "L4", "A100-40GB", "A100-80GB", "H100-80GB"}
+    assert main(["-q", "train", "response", "--data-dir", str(synthetic_kokorochat_dir), "--plan",
+                 "--profile", "colab"]) == 0
+    text = capsys.readouterr().out
+    assert "ESTIMATES" in text and "mode=session" in text and "T4" in text

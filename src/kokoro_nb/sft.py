@@ -589,10 +589,13 @@ def write_jsonl(rows: Iterable[dict], path: str | Path) -> int:
 def write_sft_data(corpus: Corpus, output_dir: str | Path | None, *, task: str = "response",
                    subset: str = "full", mode: str = "per_turn", seed: int | None = None,
                    validation_fraction: float = VALIDATION_FRACTION,
-                   system_prompt: str | None = None, max_chars: int | None = None) -> dict:
+                   system_prompt: str | None = None, max_chars: int | None = None, tokenizer=None,
+                   max_length: int | None = 4096) -> dict:
     """Build the SFT data of *task*, write ``<split>.jsonl`` under *output_dir* (None: don't write).
 
-    Returns ``{"task", "dialogues": {split: n}, "examples": {split: n}, "files": {split: path}}``.
+    Returns ``{"task", "dialogues": {split: n}, "examples": {split: n}, "files": {split: path}}``;
+    with a *tokenizer*, also ``tokens`` and ``target_tokens`` per split (one epoch), counted on
+    the training rows themselves (:func:`iter_rows`, *max_length* as in training).
     """
     _check_choice(task, TASKS, "task")
     if task == "response":
@@ -614,6 +617,13 @@ def write_sft_data(corpus: Corpus, output_dir: str | Path | None, *, task: str =
         info = {"task": task, "seed": seed, "test_seed": config.SEED,
                 "dialogues": {k: len(v) for k, v in ids.items()}}
     info["examples"] = {k: len(v) for k, v in data.items()}
+    if tokenizer is not None:
+        mode_, max_len = (mode, max_length) if task == "response" else ("per_turn", None)
+        counts = {k: count_rows(iter_rows(v, tokenizer, mode_, max_len)) for k, v in data.items()}
+        info["max_length"] = max_len
+        info["rows"] = {k: c["examples"] for k, c in counts.items()}   # session: windows past max_length
+        info["tokens"] = {k: c["tokens"] for k, c in counts.items()}
+        info["target_tokens"] = {k: c["target_tokens"] for k, c in counts.items()}
     info["files"] = {}
     if output_dir is not None:
         for k, rows in data.items():
@@ -641,7 +651,12 @@ def register_cli(sub) -> None:
     p.add_argument("--max-chars", type=int, default=None, help="score task: cut dialogues longer than this")
     p.add_argument("--sample", type=int, default=None, help="use N random dialogues (smoke runs)")
     p.add_argument("--output-dir", default="outputs/sft", help="where to write JSONL (default outputs/sft)")
-    p.add_argument("--dry-run", action="store_true", help="print the sizes, write nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the sizes and the tokens of one epoch per split, write nothing")
+    p.add_argument("--tokenizer", default="tiny",
+                   help="--dry-run: count tokens with this tokenizer, a local path or hub id (default: the "
+                        "offline tiny tokenizer trained on the corpus; its counts are indicative only)")
+    p.add_argument("--max-length", type=int, default=4096, help="tokens per training row, as in training")
     p.add_argument("--json", action="store_true", help="print the sizes as JSON")
     p.set_defaults(func=_cmd_sft_data)
 
@@ -652,10 +667,17 @@ def _cmd_sft_data(args) -> int:
     if args.max_chars is not None and args.max_chars < 100:
         raise DataError(f"--max-chars must be at least 100, got {args.max_chars}", field="--max-chars")
     corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
+    tok = None
+    if args.dry_run:
+        from .plan import plan_tokenizer
+        tok = plan_tokenizer(args.tokenizer, corpus)
     info = write_sft_data(corpus, None if args.dry_run else args.output_dir, task=args.task,
                           subset=args.subset, mode=args.mode, seed=args.seed,
                           validation_fraction=args.validation_fraction,
-                          system_prompt=args.system_prompt, max_chars=args.max_chars)
+                          system_prompt=args.system_prompt, max_chars=args.max_chars, tokenizer=tok,
+                          max_length=args.max_length)
+    if tok is not None:
+        info["tokenizer"] = args.tokenizer
     if args.json:
         from .cli import print_json
         print_json(info)
@@ -668,6 +690,8 @@ def _cmd_sft_data(args) -> int:
     for k, n in info["dialogues"].items():
         ex = info["examples"].get(k)
         extra = f"  {ex:>8,} examples" if ex is not None else "  (test: every counselor turn is generated)"
+        if "tokens" in info and k in info["tokens"]:
+            extra += f"  {info['tokens'][k]:>12,} tokens  {info['target_tokens'][k]:>10,} target tokens"
         where = f"  -> {info['files'][k]}" if k in info["files"] else ""
         print(f"  {k:<10} {n:>6,} dialogues{extra}{where}")
     return 0

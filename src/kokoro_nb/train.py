@@ -111,9 +111,16 @@ class ScoreTrainConfig(TrainConfig):
     seed: int = config.SCORE_SPLIT_SEEDS[0]      # train/validation re-split; test fixed by config.SEED
 
 
-def make_config(task: str = "response", **overrides) -> TrainConfig:
-    """Return the Appendix D config of *task* with *overrides* (unknown names are an error)."""
+def make_config(task: str = "response", profile: str = "paper", **overrides) -> TrainConfig:
+    """Return the config of *task*: Appendix D (``profile="paper"``) or a named profile, plus *overrides*.
+
+    ``profile="colab"`` (response task) is a run a free Colab T4 finishes in one session
+    (:data:`kokoro_nb.plan.PROFILES`); unknown names are an error.
+    """
+    from .plan import PROFILES
     sft._check_choice(task, sft.TASKS, "task")
+    sft._check_choice(profile, tuple(PROFILES), "profile")
+    overrides = {**(PROFILES[profile] if task == "response" else {}), **overrides}
     cls = ResponseTrainConfig if task == "response" else ScoreTrainConfig
     names = {f.name for f in fields(cls)}
     bad = sorted(set(overrides) - names)
@@ -133,6 +140,8 @@ def validate_config(cfg: TrainConfig) -> None:
         sft._check_choice(cfg.subset, sft.SUBSETS, "subset")
         sft._check_choice(cfg.mode, sft.MODES, "mode")
     sft._check_choice(cfg.eval_strategy, ("steps", "epoch"), "eval_strategy")
+    if cfg.eval_sample is not None and cfg.eval_sample < 1:
+        raise DataError(f"must be >= 1 or None, got {cfg.eval_sample}", field="eval_sample")
     for name in ("batch_size", "per_device_batch_size", "lora_r", "eval_steps", "logging_steps"):
         if getattr(cfg, name) < 1:
             raise DataError(f"must be >= 1, got {getattr(cfg, name)}", field=name)
@@ -747,7 +756,13 @@ def register_cli(sub) -> None:
     p.add_argument("--sample", type=int, default=None, help="use N random dialogues")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a TrainConfig field, e.g. --set model_name=tiny-random-llama --set max_steps=40")
-    p.add_argument("--json", action="store_true", help="print metrics.json")
+    p.add_argument("--profile", default="paper", help="paper (Appendix D, default) or colab (a free T4 session)")
+    p.add_argument("--plan", action="store_true",
+                   help="print steps, tokens, estimated GPU memory and hours per GPU type; train nothing")
+    p.add_argument("--tokenizer", default="tiny",
+                   help="--plan: count tokens with this tokenizer (local path or hub id; default: the offline "
+                        "tiny tokenizer, whose counts are indicative only)")
+    p.add_argument("--json", action="store_true", help="print metrics.json (with --plan: the plan)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -768,8 +783,19 @@ def parse_overrides(pairs: Sequence[str], task: str) -> dict:
 
 def _cmd_train(args) -> int:
     from .corpus import load_kokorochat
-    cfg = make_config(args.task, **parse_overrides(args.set, args.task))
+    cfg = make_config(args.task, args.profile, **parse_overrides(args.set, args.task))
     corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
+    if args.plan:
+        from .plan import format_plan, plan_run, plan_tokenizer
+        df, counts = plan_run(cfg, corpus, plan_tokenizer(args.tokenizer, corpus))
+        if args.json:
+            from .cli import print_json
+            print_json({"tokenizer": args.tokenizer, "epoch": counts,
+                        "estimates": _jsonable(df.reset_index().to_dict(orient="records"))})
+        else:
+            print(f"tokens counted with the {args.tokenizer} tokenizer")
+            print(format_plan(df, counts, cfg))
+        return 0
     import contextlib
     import sys
     try:                                          # with --json, stdout carries only the JSON
