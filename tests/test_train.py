@@ -312,3 +312,15 @@ def test_cli_train_plan_prints_budgets(synthetic_kokorochat_dir, capsys):
                  "--profile", "colab"]) == 0
     text = capsys.readouterr().out
     assert "ESTIMATES" in text and "mode=session" in text and "T4" in text
+
+
+def test_gpu_bench_script_parses_its_arguments():
+    """scripts/gpu_bench.py: the GPU benchmark (its --dry-run runs the tiny model on a CPU in minutes)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gpu_bench", Path(__file__).parents[1] / "scripts" / "gpu_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.build_parser().parse_args([])
+    assert (args.arch, args.max_length, args.modes) == ("llama-3.1-8b", 4096, ["per_turn", "session"])
+    assert args.arch in train.ARCHITECTURES
+    assert bench.build_parser().parse_args(["--dry-run"]).dry_run
