@@ -445,6 +445,25 @@ def encode_rows(examples: Sequence[dict], tokenizer, mode: str, max_length: int 
     return rows, info
 
 
+def mark_targets(row: dict, tokenizer, left: str = "⟦", right: str = "⟧") -> str:
+    """Decode a training row with the tokens that carry loss between *left* and *right*.
+
+    >>> from kokoro_nb.train import train_tokenizer
+    >>> tok = train_tokenizer(["はい", "そうですね"], 300)
+    >>> msgs = [{"role": "user", "content": "はい"}, {"role": "assistant", "content": "そうですね"}]
+    >>> mark_targets(encode_rows([{"messages": msgs}], tok, "per_turn")[0][0], tok)[-22:]
+    '\n\n⟦そうですね<|eot_id|>⟧'
+    """
+    out, ids, labels = [], row["input_ids"], row["labels"]
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or (labels[i] == IGNORE_INDEX) != (labels[start] == IGNORE_INDEX):
+            text = tokenizer.decode(ids[start:i])
+            out.append(text if labels[start] == IGNORE_INDEX else left + text + right)
+            start = i
+    return "".join(out)
+
+
 def count_rows(rows: Iterable[dict]) -> dict:
     """Return ``{"examples", "tokens", "target_tokens"}`` of tokenized rows."""
     n = t = y = 0
