@@ -414,3 +414,21 @@ def test_cli_sft_data_dry_run_counts_the_training_rows(synthetic_kokorochat_dir,
     assert got["per_turn"]["tokens"]["train"] == want["tokens"]
     assert got["per_turn"]["target_tokens"]["train"] == want["target_tokens"] == got["session"]["target_tokens"]["train"]
     assert got["per_turn"]["tokens"]["train"] > 3 * got["session"]["tokens"]["train"]
+
+
+@pytest.mark.parametrize("template", [None, NUMBERED], ids=["llama3", "numbered"])
+def test_shortened_per_turn_rows_equal_tokenizing_the_shortened_conversation(tiny, template):
+    """Cut from the dialogue's tokens or tokenized afresh, a shortened row is what the template gives."""
+    import copy
+    c, tok, _ = tiny
+    if template:
+        tok = copy.deepcopy(tok)
+        tok.chat_template = template
+    ex = sft.response_examples(c, [str(c.dialogues["dialogue_id"].iloc[0])], mode="per_turn")
+    rows, info = sft.encode_rows(ex, tok, "per_turn", 300)
+    assert info["history_shortened"] > 3
+    fitted, _ = sft.fit_history(ex, tok, 300)
+    for row, f in zip(rows, fitted):
+        want = tok.apply_chat_template(f["messages"], tokenize=True, return_dict=True)["input_ids"]
+        if len(want) <= 300:
+            assert row["input_ids"] == want

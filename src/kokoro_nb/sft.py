@@ -379,16 +379,30 @@ def _row(ids: Sequence[int], spans: Iterable[tuple[int, int]]) -> dict:
     return {"input_ids": list(ids), "labels": labels.tolist()}
 
 
-def _fitted_turn(messages: Sequence[dict], enc: dict, k: int, tokenizer, max_length: int) -> tuple[dict, bool]:
-    """Row for assistant message *k* with the oldest history dropped until it fits *max_length*."""
+def _fitted_turn(messages: Sequence[dict], enc: dict, k: int, tokenizer, max_length: int,
+                 verified: dict) -> tuple[dict, bool]:
+    """Row for assistant message *k* with the oldest history dropped until it fits *max_length*.
+
+    The row is cut from the dialogue's tokens (system block + the kept messages) once a first
+    such cut of the dialogue has been checked against tokenizing the shortened conversation;
+    a template whose blocks depend on their position falls back to tokenizing every row.
+    """
     has_sys = messages[0]["role"] == "system"
     head = enc["ends"][0] if has_sys else 0
+    before = lambda j: enc["ends"][j - 1] if j else 0
     j = has_sys
-    while j < k and head + enc["ends"][k] - (enc["ends"][j - 1] if j else 0) > max_length:
+    while j < k and head + enc["ends"][k] - before(j) > max_length:
         j += 1
+    ids = enc["input_ids"]
+    cut = ids[:head] + ids[before(j):enc["ends"][k]]
+    start = len(cut) - (enc["ends"][k] - enc["starts"][k])
+    if verified.get("ok") is None:
+        e = encode_dialogue(list(messages[:has_sys]) + list(messages[j:k + 1]), tokenizer)
+        verified["ok"] = e["input_ids"] == cut and e["starts"][-1] == start
+    if verified["ok"]:
+        return _row(cut, [(start, len(cut))]), j > has_sys
     while True:
-        msgs = list(messages[:has_sys]) + list(messages[j:k + 1])
-        e = encode_dialogue(msgs, tokenizer)
+        e = encode_dialogue(list(messages[:has_sys]) + list(messages[j:k + 1]), tokenizer)
         if len(e["input_ids"]) <= max_length or j >= k:
             return _row(e["input_ids"], [(e["starts"][-1], e["ends"][-1])]), j > has_sys
         j += 1
@@ -418,12 +432,13 @@ def iter_rows(examples: Sequence[dict], tokenizer, mode: str, max_length: int | 
     for exs in items:
         longest = max(exs, key=lambda e: len(e["messages"]))["messages"]
         enc = encode_dialogue(longest, tokenizer)
+        verified: dict = {}
         ids = enc["input_ids"]
         for ex in exs:
             k = len(ex["messages"]) - 1
             if mode == "per_turn":
                 if max_length is not None and enc["ends"][k] > max_length:
-                    row, cut = _fitted_turn(longest, enc, k, tokenizer, max_length)
+                    row, cut = _fitted_turn(longest, enc, k, tokenizer, max_length, verified)
                     info["history_shortened"] += cut
                 else:
                     row = _row(ids[:enc["ends"][k]], [(enc["starts"][k], enc["ends"][k])])
