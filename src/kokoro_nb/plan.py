@@ -88,7 +88,7 @@ def training_plan(counts: dict, *, batch_size: int, epochs: float, max_steps: in
         tps = tokens_per_s(g) * n_gpus
         rows.append({"gpu": g, "optimizer_steps": steps, "epochs": round(share, 3), "tokens": int(tokens),
                      "est_peak_memory_gb": round(mem, 1), "fits": mem <= GPUS[g]["memory_gb"],
-                     "est_tokens_per_s": round(tps), "est_hours": round(tokens / tps / 3600, 2)})
+                     "est_tokens_per_s": round(tps), "est_hours": round(tokens / tps / 3600, 3)})
     return pd.DataFrame(rows).set_index("gpu")
 
 
@@ -99,11 +99,13 @@ def format_plan(df, counts: dict, cfg) -> str:
              f"{counts['target_tokens']:,} target tokens",
              f"run: {int(df['optimizer_steps'].iloc[0]):,} optimizer steps of batch {cfg.batch_size} "
              f"= {df['epochs'].iloc[0]:g} epochs, {int(df['tokens'].iloc[0]):,} tokens",
-             "ESTIMATES (not measured; see book/performance.md):",
-             f"  {'GPU':<10} {'peak GB':>8} {'fits':>5} {'tok/s':>7} {'hours':>8}"]
+             "ESTIMATES for QLoRA on Llama-3.1-8B (not measured; see book/performance.md):",
+             f"  {'GPU':<10} {'peak GB':>8} {'fits':>5} {'tok/s':>7} {'time':>9}"]
     for g, r in df.iterrows():
+        h = r["est_hours"]
+        when = f"{h:,.1f} h" if h >= 1 else f"{h * 60:.0f} min"
         lines.append(f"  {g:<10} {r['est_peak_memory_gb']:>8.1f} {'yes' if r['fits'] else 'NO':>5} "
-                     f"{r['est_tokens_per_s']:>7,} {r['est_hours']:>8.1f}")
+                     f"{r['est_tokens_per_s']:>7,} {when:>9}")
     lines.append(f"  throughput: {REFERENCE['source']}, scaled by {GPU_SOURCE}")
     return "\n".join(lines)
 
