@@ -94,7 +94,8 @@ def training_plan(counts: dict, *, batch_size: int, epochs: float, max_steps: in
 
 def format_plan(df, counts: dict, cfg) -> str:
     """Return the plan as text: what one epoch reads, then one line per GPU (all marked estimates)."""
-    lines = [f"one epoch ({cfg.task}, mode={cfg.mode}, subset={cfg.subset}, max_length={cfg.max_length}): "
+    what = f"mode={cfg.mode}, subset={cfg.subset}, " if cfg.task == "response" else ""
+    lines = [f"one epoch ({cfg.task}, {what}max_length={cfg.max_length}): "
              f"{counts['examples']:,} examples, {counts['tokens']:,} tokens, "
              f"{counts['target_tokens']:,} target tokens",
              f"run: {int(df['optimizer_steps'].iloc[0]):,} optimizer steps of batch {cfg.batch_size} "
