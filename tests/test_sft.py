@@ -242,7 +242,8 @@ def _trainer_batches(tok, model, rows, tmp_path, max_length):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
     args = SFTConfig(output_dir=str(tmp_path), max_length=max_length, report_to="none", use_cpu=True,
-                     per_device_train_batch_size=4, activation_checkpointing=False, assistant_only_loss=False)
+                     per_device_train_batch_size=4, activation_checkpointing=False, assistant_only_loss=False,
+                     completion_only_loss=True)
     tr = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
     return [b["labels"] for b in tr.get_train_dataloader()]
 

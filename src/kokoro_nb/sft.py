@@ -373,10 +373,13 @@ def _session_windows(messages: Sequence[dict], enc: dict, tokenizer, max_length:
 
 
 def _row(ids: Sequence[int], spans: Iterable[tuple[int, int]]) -> dict:
+    # TRL >= 1.16 takes "labels" as they are; earlier 1.x builds them in the collator from
+    # "completion_mask" (completion_only_loss=True): both say the same thing
     labels = np.full(len(ids), IGNORE_INDEX, dtype=np.int64)
     for a, b in spans:
         labels[a:b] = np.asarray(ids[a:b])
-    return {"input_ids": list(ids), "labels": labels.tolist()}
+    return {"input_ids": list(ids), "labels": labels.tolist(),
+            "completion_mask": (labels != IGNORE_INDEX).astype(np.int8).tolist()}
 
 
 def _fitted_turn(messages: Sequence[dict], enc: dict, k: int, tokenizer, max_length: int,

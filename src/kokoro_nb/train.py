@@ -616,7 +616,7 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         greater_is_better=cfg.greater_is_better, logging_steps=cfg.logging_steps, seed=cfg.seed,
         bf16=dev["bf16"], fp16=dev["device"] == "cuda" and not dev["bf16"], use_cpu=dev["device"] == "cpu", activation_checkpointing=use_gc,
         activation_checkpointing_kwargs={"use_reentrant": False} if use_gc else None,
-        assistant_only_loss=False, max_length=cfg.max_length, report_to="none",
+        assistant_only_loss=False, completion_only_loss=True, max_length=cfg.max_length, report_to="none",
         include_num_input_tokens_seen="non_padding", disable_tqdm=not progress,
         eval_accumulation_steps=8 if cfg.task == "score" else None,
         ddp_find_unused_parameters=False if world > 1 else None)
