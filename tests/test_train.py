@@ -324,3 +324,19 @@ def test_gpu_bench_script_parses_its_arguments():
     assert (args.arch, args.max_length, args.modes) == ("llama-3.1-8b", 4096, ["per_turn", "session"])
     assert args.arch in train.ARCHITECTURES
     assert bench.build_parser().parse_args(["--dry-run"]).dry_run
+
+
+def test_free_memory_drops_model_and_optimizer_of_a_trainer():
+    import torch
+
+    class FakeTrainer:                            # what transformers.Trainer holds on to
+        def __init__(self):
+            self.model = self.model_wrapped = torch.nn.Linear(2, 2)
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+            self.lr_scheduler = object()
+
+    t = FakeTrainer()
+    model = t.model
+    train.free_memory(t, model)
+    assert (t.model, t.model_wrapped, t.optimizer, t.lr_scheduler) == (None, None, None, None)
+    assert isinstance(model.weight, torch.nn.Parameter)        # a module passed in is left intact
