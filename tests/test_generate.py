@@ -100,3 +100,75 @@ def test_evaluation_ids_are_the_response_test_split(corpus):
     assert generate.evaluation_dialogue_ids(corpus) == [str(i) for i in response_splits(corpus.dialogues)["test"]]
     low = generate.evaluation_dialogue_ids(corpus, min_score=60)
     assert generate.evaluation_dialogue_ids(corpus, 2, min_score=60) == low[:2]
+
+
+# --------------------------------------------------------------------------- backends and released models
+
+def test_both_backends_decode_the_same_prompts_greedily(corpus, tiny):
+    """HF generate and vLLM get the same prompt ids, the same stop ids, budget and greedy decoding."""
+    _, tok = tiny
+    prompts = generate.response_prompts(corpus, [str(corpus.dialogues["dialogue_id"].iloc[0])])[:5]
+    ids = generate.encode_prompts(prompts, tok)
+    for p, i in zip(prompts, ids):
+        assert i == sft.prompt_ids(p["messages"], tok)
+        assert tok.decode(i).endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    s = generate.greedy_settings(tok, 32)
+    hf, vl = generate.hf_generate_kwargs(s, tok), generate.vllm_sampling_kwargs(s)
+    assert hf["do_sample"] is False and vl["temperature"] == 0.0
+    assert hf["max_new_tokens"] == vl["max_tokens"] == 32
+    assert hf["eos_token_id"] == vl["stop_token_ids"] == [tok.convert_tokens_to_ids("<|eot_id|>"),
+                                                          tok.convert_tokens_to_ids("<|end_of_text|>")]
+
+
+def test_vllm_backend_without_vllm_names_the_install(corpus, monkeypatch, tmp_path):
+    import importlib.util
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    from kokoro_nb.errors import MissingDependencyError
+    with pytest.raises(MissingDependencyError, match="pip install vllm"):
+        generate.load_generator(config.TINY_MODEL, corpus=corpus, work_dir=tmp_path, load_in_4bit=False,
+                                backend="vllm")
+    assert not generate.vllm_available()
+
+
+@pytest.fixture(scope="module")
+def released_like(corpus, tiny, tmp_path_factory):
+    """Local stand-ins for the two ways a fine-tuned model is published: full weights and a LoRA adapter."""
+    from peft import LoraConfig, get_peft_model
+    from kokoro_nb import train
+    root = tmp_path_factory.mktemp("released")
+    base = train.build_tiny_llama(train.tiny_tokenizer_texts(corpus), root / "base")
+    model, tok = train.load_base_model(str(base), load_in_4bit=False)[0], train.load_tokenizer(str(base))
+    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                            task_type="CAUSAL_LM", init_lora_weights=False))
+    peft.save_pretrained(root / "adapter")
+    tok.save_pretrained(root / "adapter")
+    peft.merge_and_unload().save_pretrained(root / "full")
+    tok.save_pretrained(root / "full")
+    return root
+
+
+def test_adapter_or_full_weights_are_told_apart(released_like):
+    assert generate.is_adapter(released_like / "adapter") and not generate.is_adapter(released_like / "full")
+    assert generate.adapter_base(released_like / "adapter") == str(released_like / "base")
+    with pytest.raises(DataError, match="adapter"):
+        generate.adapter_base(released_like / "full")
+
+
+def test_released_model_loads_either_way_and_gives_the_same_text(corpus, released_like, tmp_path):
+    """model_name = an adapter folder or merged full weights: both load, and decode identically."""
+    from peft import PeftModel
+    prompts = generate.response_prompts(corpus, [str(corpus.dialogues["dialogue_id"].iloc[0])])[:3]
+    out = {}
+    for kind in ("adapter", "full"):
+        model, tok = generate.load_generator(str(released_like / kind), load_in_4bit=False, progress=False)
+        assert isinstance(model, PeftModel) == (kind == "adapter")
+        generate.generate_responses(model, tok, prompts, tmp_path / f"{kind}.jsonl", max_new_tokens=6,
+                                    max_length=None, progress=False)
+        out[kind] = [r["hypothesis"] for r in generate.read_responses(tmp_path / f"{kind}.jsonl")]
+    assert out["adapter"] == out["full"] and any(out["full"])
+
+
+def test_released_model_ids_are_configured():
+    assert set(config.RELEASED_MODELS) == set(sft.SUBSETS)
+    assert all(v.startswith("UEC-InabaLab/KokoroChat-") for v in config.RELEASED_MODELS.values())

@@ -96,37 +96,103 @@ def test_response_split_ids_follow_the_score_rules(corpus):
 
 # --------------------------------------------------------------------------- chat template and masks
 
+def _targets(row):
+    """Return the labelled spans of a row as (start, end) token ranges."""
+    mask = np.asarray(row["labels"]) != sft.IGNORE_INDEX
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 def _counselor_texts(messages):
     return [m["content"].strip() + "<|eot_id|>" for m in messages if m["role"] == "assistant"]
 
 
-def test_trl_assistant_mask_covers_exactly_the_counselor_turns(tiny, tmp_path):
-    """TRL's tokenization (assistant_only_loss) trains on every counselor turn and its <|eot_id|>, nothing else."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-    c, tok, model = tiny
+def test_fast_bounds_equal_the_definition(tiny):
+    """Three-render placeholders give the same bounds as rendering every prefix."""
+    c, tok, _ = tiny
+    for e in sft.response_examples(c, mode="session")[:5] + sft.response_examples(c, mode="session",
+                                                                                   system_prompt=None)[:2]:
+        assert sft._fast_bounds(e["messages"], tok) == sft._exact_bounds(e["messages"], tok)
+
+
+NUMBERED = ("{{ bos_token }}{% for m in messages %}[{{ loop.index }}]{{ m['role'] }}: {{ m['content'] | trim }}"
+            "<|eot_id|>{% endfor %}{% if add_generation_prompt %}[{{ messages|length + 1 }}]assistant: {% endif %}")
+PARITY = ("{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] | trim }}<|eot_id|>"
+          "{% if loop.index is even %}~{% endif %}{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}")
+
+
+@pytest.mark.parametrize("template,fast", [(NUMBERED, True), (PARITY, False)], ids=["numbered", "parity"])
+def test_other_templates_give_exact_bounds(tiny, template, fast):
+    """Any template: the fast path where its layout is regular, else every prefix rendered."""
+    import copy
+    c, tok, _ = tiny
+    t2 = copy.deepcopy(tok)
+    t2.chat_template = template
+    m = sft.response_examples(c, mode="session")[0]["messages"]
+    assert (sft._fast_bounds(m, t2) is not None) == fast
+    if fast:
+        assert sft._fast_bounds(m, t2) == sft._exact_bounds(m, t2)
+    enc = sft.encode_dialogue(m, t2)
+    assert enc["input_ids"] == t2.apply_chat_template(m, tokenize=True, return_dict=True)["input_ids"]
+    for k in (i for i, x in enumerate(m) if x["role"] == "assistant"):
+        assert enc["input_ids"][:enc["starts"][k]] == sft.prompt_ids(m[:k], t2)
+
+
+def test_training_prompt_is_the_generation_prompt_token_for_token(tiny):
+    """Every per-turn training row = the generation prompt of that turn + its labelled completion."""
+    from kokoro_nb import generate
+    c, tok, _ = tiny
+    ids = [str(i) for i in c.dialogues["dialogue_id"][:3]]
+    examples = sft.response_examples(c, ids, mode="per_turn")
+    rows, _ = sft.encode_rows(examples, tok, "per_turn")
+    gen = {(p["dialogue_id"], p["turn"]): p for p in generate.response_prompts(c, ids)}
+    checked = 0
+    for ex, row in zip(examples, rows):
+        (a, b), = _targets(row)                             # exactly one target span: the last turn
+        assert b == len(row["input_ids"])
+        assert tok.decode(row["input_ids"][a:b]) == _counselor_texts(ex["messages"])[-1]
+        if (ex["dialogue_id"], ex["turn"]) in gen:          # turns with history are generated
+            assert row["input_ids"][:a] == sft.prompt_ids(gen[ex["dialogue_id"], ex["turn"]]["messages"], tok)
+            checked += 1
+    assert checked > 20
+
+
+def test_session_rows_train_each_counselor_turn_once(tiny):
+    c, tok, _ = tiny
     ex = sft.response_examples(c, mode="session")[:3]
-    args = SFTConfig(output_dir=str(tmp_path), assistant_only_loss=True, max_length=None, report_to="none",
-                     use_cpu=True, per_device_train_batch_size=1, activation_checkpointing=False)
-    tr = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([{"messages": e["messages"]} for e in ex]),
-                    processing_class=tok)
-    assert tr.chat_template is None                         # our template already has generation markers
-    for e, row in zip(ex, tr.train_dataset):
-        ids = np.asarray(row["input_ids"])
-        mask = np.asarray(row["labels"]) != -100            # TRL folds the assistant mask into labels
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
-        spans = [tok.decode(ids[a:b]) for a, b in zip(edges[::2], edges[1::2])]
-        assert spans == _counselor_texts(e["messages"])
-        assert "<|start_header_id|>" not in tok.decode(ids[mask])
+    rows, info = sft.encode_rows(ex, tok, "session")
+    for e, row in zip(ex, rows):
+        assert [tok.decode(row["input_ids"][a:b]) for a, b in _targets(row)] == _counselor_texts(e["messages"])
+        assert "<|start_header_id|>" not in tok.decode([t for t in row["labels"] if t >= 0])
+    assert info["session_windows"] == 0
 
 
-def test_template_renders_llama31_format(tiny):
+@pytest.mark.parametrize("max_length", [None, 1024, 400])
+def test_both_modes_train_the_same_targets_within_max_length(tiny, max_length):
+    c, tok, _ = tiny
+    got = {}
+    for mode in sft.MODES:
+        rows, info = sft.encode_rows(sft.response_examples(c, mode=mode), tok, mode, max_length)
+        assert all(len(r["input_ids"]) <= (max_length or 10 ** 9) for r in rows)
+        assert info["targets_past_max_length"] == 0
+        got[mode] = sorted(tok.decode(r["input_ids"][a:b]) for r in rows for a, b in _targets(r))
+    assert got["per_turn"] == got["session"] and len(got["session"]) > 100
+
+
+def test_template_is_the_tokenizers_own(tiny):
     _, tok, _ = tiny
-    text = tok.apply_chat_template([{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
-                                    {"role": "assistant", "content": "A"}], tokenize=False)
-    assert text == ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
-                    "December 2023\nToday Date: 26 Jul 2024\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>"
-                    "\n\nU<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|>")
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
+            {"role": "assistant", "content": "A"}]
+    assert sft.render(msgs, tok) == ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
+                                     "<|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|>"
+                                     "<|start_header_id|>assistant<|end_header_id|>\n\nA<|eot_id|>")
+    import copy
+    other = copy.deepcopy(tok)
+    other.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+    assert sft.render(msgs, other) == "<system>S<user>U<assistant>A"
+    other.chat_template = None
+    with pytest.raises(DataError, match="chat template"):
+        sft.render(msgs, other)
 
 
 def test_message_lengths_add_up_and_fit_history_fits(tiny):
@@ -145,33 +211,50 @@ def test_message_lengths_add_up_and_fit_history_fits(tiny):
 
 
 def test_per_turn_and_session_give_identical_target_losses(tiny):
-    """Causal attention: each counselor token sees the same prefix in both modes, so losses match."""
+    """Same weights: each counselor token has the same prefix, hence the same loss, in both modes' rows."""
     import torch
     c, tok, model = tiny
-    did = str(c.dialogues["dialogue_id"].iloc[0])
+    did = [str(c.dialogues["dialogue_id"].iloc[0])]
 
-    def token_losses(messages):
-        enc = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
-        ids = torch.tensor([enc["input_ids"]])
-        with torch.no_grad():
-            logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
-        nll = torch.nn.functional.cross_entropy(logits.double(), ids[0, 1:], reduction="none")
-        mask = torch.tensor(enc["assistant_masks"][1:], dtype=torch.bool)
-        return ids[0, 1:][mask], nll[mask], mask
+    def token_losses(rows):
+        out_ids, out_loss = [], []
+        for r in rows:
+            ids = torch.tensor([r["input_ids"]])
+            labels = torch.tensor(r["labels"][1:])
+            with torch.no_grad():
+                logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
+            nll = torch.nn.functional.cross_entropy(logits.double(), ids[0, 1:], reduction="none")
+            keep = labels != sft.IGNORE_INDEX
+            out_ids.append(labels[keep])
+            out_loss.append(nll[keep])
+        return torch.cat(out_ids), torch.cat(out_loss)
 
-    s_ids, s_loss, _ = token_losses(sft.response_examples(c, [did], mode="session")[0]["messages"])
-    # each per-turn example contributes the targets of its last (new) counselor turn
-    p_ids, p_loss, seen = [], [], 0
-    for e in sft.response_examples(c, [did], mode="per_turn"):
-        ids, loss, _ = token_losses(e["messages"])
-        p_ids.append(ids[seen:])
-        p_loss.append(loss[seen:])
-        seen = len(ids)
-    p_ids, p_loss = torch.cat(p_ids), torch.cat(p_loss)
+    s_ids, s_loss = token_losses(sft.encode_rows(sft.response_examples(c, did, mode="session"), tok, "session")[0])
+    p_ids, p_loss = token_losses(sft.encode_rows(sft.response_examples(c, did, mode="per_turn"), tok, "per_turn")[0])
     assert len(s_ids) > 50
     assert torch.equal(p_ids, s_ids)
     torch.testing.assert_close(p_loss, s_loss, rtol=0, atol=1e-5)
     assert s_loss.std() > 0                              # a real, non-constant comparison
+
+
+def _trainer_batches(tok, model, rows, tmp_path, max_length):
+    """Labels of the batches SFTTrainer's own data loader yields for *rows*."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+    args = SFTConfig(output_dir=str(tmp_path), max_length=max_length, report_to="none", use_cpu=True,
+                     per_device_train_batch_size=4, activation_checkpointing=False, assistant_only_loss=False,
+                     completion_only_loss=True)
+    tr = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+    return [b["labels"] for b in tr.get_train_dataloader()]
+
+
+def test_trainer_batches_keep_our_labels(tiny, tmp_path):
+    """TRL uses the rows' labels as they are: the batches train exactly the counted target tokens."""
+    c, tok, model = tiny
+    for mode in sft.MODES:
+        rows, _ = sft.encode_rows(sft.response_examples(c, mode=mode)[:12], tok, mode, 512)
+        labels = _trainer_batches(tok, model, rows, tmp_path / mode, 512)
+        assert sum(int((b != -100).sum()) for b in labels) == sft.count_rows(rows)["target_tokens"] > 0
 
 
 def test_epoch_budget_counts(tiny):
@@ -188,6 +271,7 @@ def test_epoch_budget_counts(tiny):
     assert b.loc["per_turn", "tokens"] == toks(per_turn)
     assert b.loc["session", "tokens"] == toks(session)
     assert b.loc["per_turn", "target_tokens"] == b.loc["session", "target_tokens"] > 0
+    assert b.loc["per_turn", "target_characters"] == b.loc["session", "target_characters"]
 
 
 # --------------------------------------------------------------------------- score prediction
@@ -288,9 +372,64 @@ def test_real_split_sizes_match_the_paper(real_corpus):
 
 
 @pytest.mark.realdata
+def test_real_batches_train_the_same_targets_in_both_modes(real_corpus, tmp_path):
+    """Real dialogues through the training pipeline (rows, SFTTrainer, its collator): count labels != -100."""
+    from kokoro_nb import train
+    ids = sft.response_split_ids(real_corpus, "full")["train"][:40]
+    tok = train.train_tokenizer(train.tiny_tokenizer_texts(real_corpus, 100), 1024)
+    model = train.tiny_llama(tok)
+    got = {}
+    for mode in sft.MODES:
+        rows, info = sft.encode_rows(sft.response_examples(real_corpus, ids, mode), tok, mode, 4096)
+        assert info["targets_past_max_length"] == 0
+        batches = _trainer_batches(tok, model, rows, tmp_path / mode, 4096)
+        got[mode] = {"targets": sum(int((b != -100).sum()) for b in batches),
+                     "tokens": sum(len(r["input_ids"]) for r in rows)}
+    assert got["per_turn"]["targets"] == got["session"]["targets"] > 10_000
+    assert got["per_turn"]["tokens"] > 5 * got["session"]["tokens"]
+
+
+@pytest.mark.realdata
 def test_real_session_mode_reads_about_18x_fewer_characters(real_corpus):
     from kokoro_nb.stats import response_splits
     b = sft.epoch_budget(real_corpus, response_splits(real_corpus.dialogues)["full"])
     ratio = b.loc["per_turn", "characters"] / b.loc["session", "characters"]
     assert 15 < ratio < 22
     assert b.loc["per_turn", "target_characters"] == b.loc["session", "target_characters"]
+
+
+def test_cli_sft_data_dry_run_counts_the_training_rows(synthetic_kokorochat_dir, capsys):
+    from kokoro_nb import train
+    got = {}
+    for mode in sft.MODES:
+        assert main(["-q", "sft-data", "--data-dir", str(synthetic_kokorochat_dir), "--mode", mode,
+                     "--dry-run", "--json"]) == 0
+        got[mode] = json.loads(capsys.readouterr().out)
+        assert got[mode]["tokenizer"] == "tiny" and got[mode]["files"] == {}
+    # the same numbers as the rows training builds with the same (tiny) tokenizer
+    c = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
+    tok = train.train_tokenizer(train.tiny_tokenizer_texts(c))
+    ids = sft.response_split_ids(c, "full")["train"]
+    rows, _ = sft.encode_rows(sft.response_examples(c, ids, "per_turn"), tok, "per_turn", 4096)
+    want = sft.count_rows(rows)
+    assert got["per_turn"]["tokens"]["train"] == want["tokens"]
+    assert got["per_turn"]["target_tokens"]["train"] == want["target_tokens"] == got["session"]["target_tokens"]["train"]
+    assert got["per_turn"]["tokens"]["train"] > 3 * got["session"]["tokens"]["train"]
+
+
+@pytest.mark.parametrize("template", [None, NUMBERED], ids=["llama3", "numbered"])
+def test_shortened_per_turn_rows_equal_tokenizing_the_shortened_conversation(tiny, template):
+    """Cut from the dialogue's tokens or tokenized afresh, a shortened row is what the template gives."""
+    import copy
+    c, tok, _ = tiny
+    if template:
+        tok = copy.deepcopy(tok)
+        tok.chat_template = template
+    ex = sft.response_examples(c, [str(c.dialogues["dialogue_id"].iloc[0])], mode="per_turn")
+    rows, info = sft.encode_rows(ex, tok, "per_turn", 300)
+    assert info["history_shortened"] > 3
+    fitted, _ = sft.fit_history(ex, tok, 300)
+    for row, f in zip(rows, fitted):
+        want = tok.apply_chat_template(f["messages"], tokenize=True, return_dict=True)["input_ids"]
+        if len(want) <= 300:
+            assert row["input_ids"] == want

@@ -292,3 +292,115 @@ def test_cli_train_runs_the_smoke_configuration(synthetic_kokorochat_dir, tmp_pa
     assert rc == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["global_step"] == 2 and (out / "adapter" / "adapter_config.json").exists()
+
+
+# --------------------------------------------------------------------------- devices
+
+DEVICES = [  # (name, native bf16, bf16 through emulation) -> expected compute dtype
+    ("Tesla T4", False, True, "float16"),
+    ("Tesla V100-SXM2-16GB", False, True, "float16"),
+    ("NVIDIA L4", True, True, "bfloat16"),
+    ("NVIDIA A100-SXM4-40GB", True, True, "bfloat16"),
+]
+
+
+@pytest.mark.parametrize("name,native,emulated,want", DEVICES, ids=[d[0] for d in DEVICES])
+def test_dtype_is_what_the_gpu_supports_natively(monkeypatch, name, native, emulated, want):
+    import torch
+
+    class Props:
+        total_memory = 16 * 2 ** 30
+
+    def bf16_supported(including_emulation=True):
+        return emulated if including_emulation else native
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", bf16_supported)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: name)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: Props())
+    dev = train.runtime_device()
+    assert dev["dtype"] == want and dev["bf16"] == (want == "bfloat16")
+    picked, note = train.pick_dtype("bfloat16", dev)
+    assert picked == want and (note is None) == native
+    assert train.pick_dtype("float32", dev) == ("float32", None)
+
+
+def test_cpu_computes_in_float32():
+    assert train.pick_dtype("bfloat16", {"device": "cpu", "name": "cpu", "bf16": False}) == \
+        ("float32", "CPU: compute dtype float32 instead of bfloat16")
+
+
+def test_eval_sample_is_fixed_and_seeded():
+    rows = list(range(50))
+    a = train.eval_sample(rows, 10, 1)
+    assert a == train.eval_sample(rows, 10, 1) and len(set(a)) == 10 and a == sorted(a)
+    assert train.eval_sample(rows, 10, 2) != a and train.eval_sample(rows, None, 1) == rows
+
+
+# --------------------------------------------------------------------------- plans and profiles
+
+def test_colab_profile_is_one_parameter_from_the_paper():
+    paper_cfg, colab = train.make_config("response"), train.make_config("response", "colab")
+    assert (paper_cfg.mode, paper_cfg.subset, paper_cfg.max_steps) == ("per_turn", "full", -1)
+    assert (colab.mode, colab.subset) == ("session", "high") and colab.max_steps > 0
+    assert train.make_config("response", "colab", max_steps=7).max_steps == 7
+    with pytest.raises(DataError, match="profile"):
+        train.make_config("response", "laptop")
+
+
+def test_memory_estimate_grows_with_length_and_fits_the_goal():
+    from kokoro_nb import plan
+    a, b = plan.estimate_memory_gb(2048), plan.estimate_memory_gb(4096)
+    assert a["total"] < b["total"] <= 16                 # the issue's goal: <= 16 GB at 4k
+    assert 5 < b["weights"] < 6                          # 4-bit 8B weights + 16-bit embeddings
+    assert plan.estimate_memory_gb(4096, double_quant=False)["weights"] > b["weights"]
+
+
+def test_training_plan_steps_and_hours():
+    from kokoro_nb import plan
+    df = plan.training_plan({"examples": 80, "tokens": 1_000_000}, batch_size=8, epochs=5)
+    assert (df["optimizer_steps"] == 50).all() and (df["tokens"] == 5_000_000).all()
+    assert df.loc["A100-40GB", "est_hours"] == pytest.approx(5_000_000 / 2400 / 3600, abs=0.01)
+    assert df.loc["T4", "est_hours"] > df.loc["L4", "est_hours"] > df.loc["H100-80GB", "est_hours"]
+    capped = plan.training_plan({"examples": 80, "tokens": 1_000_000}, batch_size=8, epochs=5, max_steps=5)
+    assert (capped["epochs"] == 0.5).all() and (capped["tokens"] == 500_000).all()
+
+
+def test_cli_train_plan_prints_budgets(synthetic_kokorochat_dir, capsys):
+    assert main(["-q", "train", "response", "--data-dir", str(synthetic_kokorochat_dir), "--plan", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["epoch"]["target_tokens"] > 0 and out["epoch"]["tokens"] > out["epoch"]["target_tokens"]
+    assert {r["gpu"] for r in out["estimates"]} == {"T4", "L4", "A100-40GB", "A100-80GB", "H100-80GB"}
+    assert main(["-q", "train", "response", "--data-dir", str(synthetic_kokorochat_dir), "--plan",
+                 "--profile", "colab"]) == 0
+    text = capsys.readouterr().out
+    assert "ESTIMATES" in text and "mode=session" in text and "T4" in text
+
+
+def test_gpu_bench_script_parses_its_arguments():
+    """scripts/gpu_bench.py: the GPU benchmark (its --dry-run runs the tiny model on a CPU in minutes)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gpu_bench", Path(__file__).parents[1] / "scripts" / "gpu_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.build_parser().parse_args([])
+    assert (args.arch, args.max_length, args.modes) == ("llama-3.1-8b", 4096, ["per_turn", "session"])
+    assert args.arch in train.ARCHITECTURES
+    assert bench.build_parser().parse_args(["--dry-run"]).dry_run
+
+
+def test_free_memory_drops_model_and_optimizer_of_a_trainer():
+    import torch
+
+    class FakeTrainer:                            # what transformers.Trainer holds on to
+        def __init__(self):
+            self.model = self.model_wrapped = torch.nn.Linear(2, 2)
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+            self.lr_scheduler = object()
+
+    t = FakeTrainer()
+    model = t.model
+    train.free_memory(t, model)
+    assert (t.model, t.model_wrapped, t.optimizer, t.lr_scheduler) == (None, None, None, None)
+    assert isinstance(model.weight, torch.nn.Parameter)        # a module passed in is left intact

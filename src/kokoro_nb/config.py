@@ -9,6 +9,9 @@ SCORE_SPLIT_SEEDS = (0, 1, 2, 3, 4)          # paper Table 5: five train/validat
 
 BASE_MODEL = "tokyotech-llm/Llama-3.1-Swallow-8B-Instruct-v0.3"
 TINY_MODEL = "tiny-random-llama"               # built in code for CPU smoke runs
+# The authors' fine-tuned models (KokoroChat README): Swallow-8B trained on each response subset.
+RELEASED_MODELS = {"low": "UEC-InabaLab/KokoroChat-Low", "high": "UEC-InabaLab/KokoroChat-High",
+                   "full": "UEC-InabaLab/KokoroChat-Full"}
 
 KOKOROCHAT_ENV = "KOKOROCHAT_DIR"
 PSY_INSIGHT_ENV = "PSY_INSIGHT_DIR"

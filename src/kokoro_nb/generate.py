@@ -6,9 +6,14 @@ prompt exceeds ``max_length - max_new_tokens``). The output is the responses JSO
 ``kokoro-nb evaluate responses``: one ``{"dialogue_id", "turn", "reference", "hypothesis"}`` per
 line, appended batch by batch and flushed, so an interrupted run resumes where it stopped.
 
-Models: a base model (hub id or path), base + LoRA adapter (``adapter=`` a folder written by
-:func:`kokoro_nb.train.train`), or ``tiny-random-llama`` for CPU smoke runs. Decoding is greedy
-(``do_sample=False``), 4-bit as in Appendix D when ``load_in_4bit``.
+Models: a base model (hub id or path), the authors' released models
+(``UEC-InabaLab/KokoroChat-Low`` / ``-High`` / ``-Full``, :data:`kokoro_nb.config.RELEASED_MODELS`),
+base + LoRA adapter (``adapter=`` a folder written by :func:`kokoro_nb.train.train`), or
+``tiny-random-llama`` for CPU smoke runs. A *model_name* that holds ``adapter_config.json`` is
+loaded as an adapter on the base it names, anything else as full weights. Decoding is greedy
+(``do_sample=False``), 4-bit as in Appendix D when ``load_in_4bit``, with Hugging Face ``generate``
+(batched, left-padded) or vLLM's offline ``LLM.generate`` (``backend="vllm"``); both decode the same
+prompt ids with the same settings (:func:`greedy_settings`).
 """
 from __future__ import annotations
 
@@ -62,25 +67,52 @@ def _key(rec: dict, fields: tuple[str, ...]) -> tuple:
     return tuple(str(rec[f]) if f == "dialogue_id" else int(rec[f]) for f in fields)
 
 
+def is_adapter(name_or_path: str | Path, token: str | None = None) -> bool:
+    """True when *name_or_path* (a folder or hub id) is a LoRA adapter: it has ``adapter_config.json``."""
+    path = Path(name_or_path)
+    if path.exists():
+        return (path / "adapter_config.json").is_file()
+    from huggingface_hub import file_exists
+    try:
+        return file_exists(str(name_or_path), "adapter_config.json", token=token)
+    except Exception as exc:                       # offline, gated, or no such repository
+        raise DataError(f"cannot inspect {name_or_path!r} on the Hugging Face hub ({exc.__class__.__name__}); "
+                        "check the name, your connection and HF_TOKEN", field="model_name") from None
+
+
+def adapter_base(adapter: str | Path, token: str | None = None) -> str:
+    """Return the base model an adapter was trained on (``base_model_name_or_path``)."""
+    from peft import PeftConfig
+    try:
+        return PeftConfig.from_pretrained(str(adapter), token=token).base_model_name_or_path
+    except (OSError, ValueError) as exc:
+        raise DataError(f"not a LoRA adapter ({exc.__class__.__name__}: no readable adapter_config.json)",
+                        file=str(adapter)) from None
+
+
 def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | None = None, *,
                    load_in_4bit: bool = True, corpus=None, work_dir: str | Path = "outputs/generate",
-                   progress: bool = True):
-    """Return (model, tokenizer) for greedy decoding: a base model, or base + LoRA adapter.
+                   progress: bool = True, backend: str = "hf", max_length: int = 4096):
+    """Return (model, tokenizer) for greedy decoding: a model, or base + LoRA adapter.
 
-    ``model_name="tiny-random-llama"`` builds the random smoke model (tokenizer trained on
-    *corpus*) unless *adapter* points at an adapter trained from one (its base is read from it).
+    *model_name* may itself be an adapter (folder or hub id with ``adapter_config.json``, such as a
+    released KokoroChat model if published that way): its base is read from it. Full weights load
+    directly. ``model_name="tiny-random-llama"`` builds the random smoke model (tokenizer trained on
+    *corpus*) unless *adapter* points at an adapter trained from one.
     """
-    from .train import build_tiny_llama, hf_token, load_base_model, load_tokenizer, tiny_tokenizer_texts
+    from .train import build_tiny_llama, free_memory, hf_token, load_base_model, load_tokenizer, tiny_tokenizer_texts
+    free_memory()                                  # whatever a finished training run left on the GPU
     if not progress:
         import transformers
         transformers.utils.logging.disable_progress_bar()
     token = hf_token()
     base = model_name
+    if adapter is None and model_name != config.TINY_MODEL and is_adapter(model_name, token):
+        adapter = model_name                       # e.g. a released model published as an adapter
     if adapter is not None:
-        cfg_file = Path(adapter) / "adapter_config.json"
-        if not cfg_file.exists():
+        if Path(adapter).exists() and not (Path(adapter) / "adapter_config.json").exists():
             raise DataError("not a LoRA adapter folder (no adapter_config.json)", file=str(adapter))
-        base = json.loads(cfg_file.read_text(encoding="utf-8"))["base_model_name_or_path"]
+        base = adapter_base(adapter, token)
     elif model_name == config.TINY_MODEL:
         from .train import limit_cpu_threads, runtime_device
         if runtime_device()["device"] == "cpu":
@@ -91,8 +123,11 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
         if not (base / "config.json").exists():
             build_tiny_llama(tiny_tokenizer_texts(corpus), base)
         base = str(base)
-    model, _ = load_base_model(base, load_in_4bit=load_in_4bit, token=token)
     tokenizer = load_tokenizer(str(adapter) if adapter is not None else base, token)
+    sft._check_choice(backend, BACKENDS, "backend")
+    if backend == "vllm" or (backend == "auto" and vllm_available()):
+        return _load_vllm(base, adapter, tokenizer, load_in_4bit, max_length), tokenizer
+    model, _ = load_base_model(base, load_in_4bit=load_in_4bit, token=token)
     if adapter is not None:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, str(adapter))
@@ -101,37 +136,110 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
     return model, tokenizer
 
 
+BACKENDS = ("auto", "hf", "vllm")
+
+
+def greedy_settings(tokenizer, max_new_tokens: int) -> dict:
+    """Return the decoding both backends use: greedy, at most *max_new_tokens*, these stop ids."""
+    stop = [tokenizer.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>")
+            if t in tokenizer.get_vocab()] or [tokenizer.eos_token_id]
+    return {"greedy": True, "max_new_tokens": int(max_new_tokens), "stop_token_ids": stop}
+
+
+def hf_generate_kwargs(settings: dict, tokenizer) -> dict:
+    """Translate :func:`greedy_settings` into ``model.generate`` arguments (Appendix D: greedy, temperature None)."""
+    return {"do_sample": not settings["greedy"], "max_new_tokens": settings["max_new_tokens"],
+            "eos_token_id": settings["stop_token_ids"], "pad_token_id": tokenizer.pad_token_id,
+            "temperature": None, "top_p": None}
+
+
+def vllm_sampling_kwargs(settings: dict) -> dict:
+    """Translate :func:`greedy_settings` into ``vllm.SamplingParams`` arguments (temperature 0 = greedy)."""
+    return {"temperature": 0.0 if settings["greedy"] else 1.0, "max_tokens": settings["max_new_tokens"],
+            "stop_token_ids": settings["stop_token_ids"], "skip_special_tokens": True}
+
+
+def encode_prompts(items: list[dict], tokenizer) -> list[list[int]]:
+    """Return the prompt ids of each item's messages: the model's template plus the assistant header."""
+    return [sft.prompt_ids(p["messages"], tokenizer) for p in items]
+
+
+class VllmModel:
+    """A vLLM engine (and LoRA adapter, if any) standing where a transformers model would."""
+
+    def __init__(self, llm, lora_request=None, name: str = ""):
+        self.llm, self.lora_request, self.name = llm, lora_request, name
+
+    def decode(self, prompts: list[list[int]], settings: dict) -> list[str]:
+        """Greedy-decode token-id prompts with ``LLM.generate``."""
+        from vllm import SamplingParams
+        outs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts],
+                                 SamplingParams(**vllm_sampling_kwargs(settings)),
+                                 lora_request=self.lora_request, use_tqdm=False)
+        return [o.outputs[0].text.strip() for o in outs]
+
+
+def vllm_available() -> bool:
+    """True when vLLM is installed and a CUDA GPU is visible."""
+    import importlib.util
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+    return torch.cuda.is_available()
+
+
+def _hf_decode(model, tokenizer, prompts: list[list[int]], settings: dict) -> list[str]:
+    """Greedy-decode token-id prompts with ``model.generate``, left-padded in one batch."""
+    import torch
+    tokenizer.padding_side = "left"
+    enc = tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(next(model.parameters()).device)
+    with torch.no_grad():
+        gen = model.generate(**enc, **hf_generate_kwargs(settings, tokenizer))
+    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in gen[:, enc["input_ids"].shape[1]:]]
+
+
+def _load_vllm(base: str, adapter, tokenizer, load_in_4bit: bool, max_length: int) -> VllmModel:
+    """Start a vLLM engine on *base* (bitsandbytes 4-bit as Appendix D when asked), with the adapter as LoRA."""
+    try:
+        from vllm import LLM
+        from vllm.lora.request import LoRARequest
+    except ImportError:
+        from .errors import MissingDependencyError
+        raise MissingDependencyError("backend='vllm' needs vLLM on a CUDA GPU: pip install vllm") from None
+    kw = {"quantization": "bitsandbytes"} if load_in_4bit else {}
+    lora = None
+    if adapter is not None:
+        from peft import PeftConfig
+        kw.update(enable_lora=True, max_lora_rank=max(8, PeftConfig.from_pretrained(str(adapter)).r))
+        lora = LoRARequest("adapter", 1, str(adapter))
+    llm = LLM(model=base, tokenizer=base, max_model_len=max_length, seed=0, **kw)
+    return VllmModel(llm, lora, name=str(adapter or base))
+
+
 def _greedy_jsonl(model, tokenizer, items: list[dict], out_path: str | Path, record, fields: tuple[str, ...], *,
                   batch_size: int, max_new_tokens: int, resume: bool, progress: bool, desc: str) -> dict:
     """Greedy-decode ``item["messages"]`` in batches, appending ``record(item, text)`` lines to *out_path*."""
-    import torch
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if not resume and out_path.exists():
         out_path.unlink()
     done = done_keys(out_path, fields)
     todo = [p for p in items if _key(p, fields) not in done]
-    texts = [tokenizer.apply_chat_template(p["messages"], chat_template=sft.chat_template(), tokenize=False,
-                                           add_generation_prompt=True) for p in todo]
-    order = sorted(range(len(todo)), key=lambda i: -len(texts[i]))     # similar lengths batch together
-    eos = [tokenizer.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>")
-           if t in tokenizer.get_vocab()] or [tokenizer.eos_token_id]
+    prompts = encode_prompts(todo, tokenizer)
+    settings = greedy_settings(tokenizer, max_new_tokens)
+    order = sorted(range(len(todo)), key=lambda i: -len(prompts[i]))     # similar lengths batch together
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item")
-    device = next(model.parameters()).device
     written = 0
     with out_path.open("a", encoding="utf-8") as f:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            with torch.no_grad():
-                gen = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos,
-                                     pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None)
-            for i, ids in zip(idx, gen[:, enc["input_ids"].shape[1]:]):
-                text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+            batch = [prompts[i] for i in idx]
+            texts = (model.decode(batch, settings) if isinstance(model, VllmModel)
+                     else _hf_decode(model, tokenizer, batch, settings))
+            for i, text in zip(idx, texts):
                 f.write(json.dumps(record(todo[i], text), ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())                 # a disconnect loses at most the batch in flight
@@ -202,7 +310,11 @@ def register_cli(sub) -> None:
                                    "from its full history and append to a responses JSONL.")
     p.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH",
                    help=f"KokoroChat folder or archive (default: ${config.KOKOROCHAT_ENV})")
-    p.add_argument("--model", default=config.BASE_MODEL, help="hub id, local path, or tiny-random-llama")
+    p.add_argument("--model", default=config.BASE_MODEL,
+                   help="hub id or local path (full weights or a LoRA adapter, e.g. UEC-InabaLab/KokoroChat-Full), "
+                        "or tiny-random-llama")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="hf (batched generate), vllm (LLM.generate), auto: vllm when installed with a GPU")
     p.add_argument("--adapter", default=None, help="LoRA adapter folder (from kokoro-nb train)")
     p.add_argument("--output", default="outputs/generate/responses.jsonl")
     p.add_argument("--dialogues", type=int, default=None, help="only the first N test dialogues")
@@ -228,7 +340,7 @@ def _cmd_generate(args) -> int:
     corpus = load_kokorochat(args.data_dir, progress=not os.environ.get("TQDM_DISABLE"))
     ids = evaluation_dialogue_ids(corpus, args.dialogues)
     model, tok = load_generator(args.model, args.adapter, load_in_4bit=not args.no_4bit, corpus=corpus,
-                                work_dir=Path(args.output).parent)
+                                work_dir=Path(args.output).parent, backend=args.backend, max_length=args.max_length)
     info = generate_responses(model, tok, response_prompts(corpus, ids), args.output, batch_size=args.batch_size,
                               max_new_tokens=args.max_new_tokens, max_length=args.max_length,
                               resume=not args.restart, progress=not os.environ.get("TQDM_DISABLE"))

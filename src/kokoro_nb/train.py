@@ -1,6 +1,7 @@
 """QLoRA fine-tuning of paper section 5 with the settings of Appendix D.
 
-Two tasks share one code path (TRL's ``SFTTrainer`` with an assistant-only loss):
+Two tasks share one code path (TRL's ``SFTTrainer`` on rows tokenized by
+:func:`kokoro_nb.sft.iter_rows` with the model's own chat template, loss on the counselor turns):
 
 * ``response``: response generation, :class:`ResponseTrainConfig` (adamw_8bit, lr 1e-3,
   warmup 100, batch 8, 5 epochs, validation every 400 steps, best by validation loss);
@@ -55,10 +56,13 @@ class TrainConfig:
     system_prompt: str | None = None             # None: sft.SYSTEM_PROMPT / sft.SCORE_SYSTEM_PROMPT
     max_train_examples: int | None = None        # cap training examples (smoke runs)
     max_eval_examples: int | None = None         # cap validation size (smoke runs)
+    eval_sample: int | None = 1000               # validation examples scored during training (fixed, seeded);
+                                                 # the whole validation set is scored once at the end
     # QLoRA (Appendix D)
     load_in_4bit: bool = True
     bnb_4bit_quant_type: str = "nf4"
-    bnb_4bit_compute_dtype: str = "bfloat16"
+    bnb_4bit_compute_dtype: str = "bfloat16"     # float16 where the GPU lacks native bf16 (T4, V100)
+    bnb_4bit_use_double_quant: bool = True       # not stated in the paper; saves ~0.4 GB on 8B weights
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
@@ -110,9 +114,16 @@ class ScoreTrainConfig(TrainConfig):
     seed: int = config.SCORE_SPLIT_SEEDS[0]      # train/validation re-split; test fixed by config.SEED
 
 
-def make_config(task: str = "response", **overrides) -> TrainConfig:
-    """Return the Appendix D config of *task* with *overrides* (unknown names are an error)."""
+def make_config(task: str = "response", profile: str = "paper", **overrides) -> TrainConfig:
+    """Return the config of *task*: Appendix D (``profile="paper"``) or a named profile, plus *overrides*.
+
+    ``profile="colab"`` (response task) is a run a free Colab T4 finishes in one session
+    (:data:`kokoro_nb.plan.PROFILES`); unknown names are an error.
+    """
+    from .plan import PROFILES
     sft._check_choice(task, sft.TASKS, "task")
+    sft._check_choice(profile, tuple(PROFILES), "profile")
+    overrides = {**(PROFILES[profile] if task == "response" else {}), **overrides}
     cls = ResponseTrainConfig if task == "response" else ScoreTrainConfig
     names = {f.name for f in fields(cls)}
     bad = sorted(set(overrides) - names)
@@ -132,6 +143,8 @@ def validate_config(cfg: TrainConfig) -> None:
         sft._check_choice(cfg.subset, sft.SUBSETS, "subset")
         sft._check_choice(cfg.mode, sft.MODES, "mode")
     sft._check_choice(cfg.eval_strategy, ("steps", "epoch"), "eval_strategy")
+    if cfg.eval_sample is not None and cfg.eval_sample < 1:
+        raise DataError(f"must be >= 1 or None, got {cfg.eval_sample}", field="eval_sample")
     for name in ("batch_size", "per_device_batch_size", "lora_r", "eval_steps", "logging_steps", "save_steps"):
         if getattr(cfg, name) < 1:
             raise DataError(f"must be >= 1, got {getattr(cfg, name)}", field=name)
@@ -169,7 +182,7 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 1024):
     tok.train_from_iterator(list(texts), trainer)
     hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
                                  pad_token="<|finetune_right_pad_id|>")
-    hf.chat_template = sft.chat_template()
+    hf.chat_template = sft.tiny_chat_template()
     return hf
 
 
@@ -260,13 +273,25 @@ def limit_cpu_threads(n: int = 1) -> str:
 
 
 def runtime_device() -> dict:
-    """Describe where training runs: device name, compute dtype, whether bf16 is used."""
+    """Describe where training runs: device name, compute dtype (bf16 only where the GPU has it natively)."""
     import torch
     if torch.cuda.is_available():
-        bf16 = torch.cuda.is_bf16_supported()
+        # T4 / V100 report bf16 "supported" through emulation, many times slower: fp16 there
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
         return {"device": "cuda", "name": torch.cuda.get_device_name(0), "n_gpus": torch.cuda.device_count(),
-                "bf16": bf16}
-    return {"device": "cpu", "name": "cpu", "n_gpus": 0, "bf16": False}
+                "bf16": bf16, "dtype": "bfloat16" if bf16 else "float16",
+                "memory_gb": torch.cuda.get_device_properties(0).total_memory / 2 ** 30}
+    return {"device": "cpu", "name": "cpu", "n_gpus": 0, "bf16": False, "dtype": "float32"}
+
+
+def pick_dtype(asked: str, dev: dict | None = None) -> tuple[str, str | None]:
+    """Return (dtype to compute in, note) for *asked* on the device: float16 where bf16 is only emulated."""
+    dev = dev or runtime_device()
+    if asked == "bfloat16" and dev["device"] == "cuda" and not dev["bf16"]:
+        return "float16", f"{dev['name']}: no native bfloat16, compute dtype float16 instead"
+    if asked == "bfloat16" and dev["device"] == "cpu":
+        return "float32", "CPU: compute dtype float32 instead of bfloat16"
+    return asked, None
 
 
 def process_state():
@@ -280,10 +305,12 @@ def process_state():
 
 
 def load_tokenizer(path: str, token: str | None = None):
-    """Load a tokenizer and give it our training template and a padding token."""
+    """Load a tokenizer with its own chat template (required) and give it a padding token."""
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(path, token=token)
-    tok.chat_template = sft.chat_template()
+    if not tok.chat_template:
+        raise DataError("the tokenizer has no chat template; fine-tune an instruct model", file=str(path),
+                        field="chat_template")
     if tok.pad_token is None:
         pad = "<|finetune_right_pad_id|>"
         tok.pad_token = pad if pad in tok.get_vocab() else tok.eos_token
@@ -291,25 +318,26 @@ def load_tokenizer(path: str, token: str | None = None):
 
 
 def load_base_model(path: str, *, load_in_4bit: bool = True, quant_type: str = "nf4",
-                    compute_dtype: str = "bfloat16", token: str | None = None):
+                    compute_dtype: str = "bfloat16", double_quant: bool = True, token: str | None = None):
     """Load a causal LM, 4-bit quantised with bitsandbytes when asked (QLoRA), on the local device.
 
-    On CPU the compute dtype falls back to float32: bf16 matmuls there are many times slower
-    and give the same smoke-run outcome. Returns (model, notes about what actually ran).
+    The compute dtype follows the device (:func:`pick_dtype`): float16 on GPUs without native
+    bf16 (T4, V100), float32 on CPU, where bf16 matmuls are many times slower. Returns (model,
+    notes about what actually ran).
     """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     dev = runtime_device()
-    dtype = getattr(torch, compute_dtype)
-    notes = []
-    if dev["device"] == "cpu" and dtype == torch.bfloat16:
-        dtype = torch.float32
-        notes.append("CPU: compute dtype float32 instead of bfloat16")
+    name, note = pick_dtype(compute_dtype, dev)
+    dtype = getattr(torch, name)
+    notes = [note] if note else []
     kwargs = {"dtype": dtype, "token": token}
     if load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_compute_dtype=dtype)
-        notes.append(f"bitsandbytes 4-bit {quant_type} weights ({dev['device']})")
+            load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=double_quant)
+        notes.append(f"bitsandbytes 4-bit {quant_type} weights{' (double quantisation)' if double_quant else ''} "
+                     f"({dev['device']})")
     if dev["device"] == "cuda":
         from accelerate import PartialState
         kwargs["device_map"] = {"": PartialState().local_process_index}
@@ -320,19 +348,18 @@ def load_base_model(path: str, *, load_in_4bit: bool = True, quant_type: str = "
 # --------------------------------------------------------------------------- data
 
 def build_datasets(cfg: TrainConfig, corpus, tokenizer) -> tuple[dict, dict]:
-    """Return ({"train", "validation"} lists of {"messages"}, data info) for *cfg*'s task."""
+    """Return ({"train", "validation"} lists of tokenized rows, data info) for *cfg*'s task.
+
+    Rows are ``{"input_ids", "labels"}`` from :func:`kokoro_nb.sft.iter_rows` (the model's own chat
+    template, -100 where no loss), which TRL uses as they are; the info counts examples, tokens and
+    target tokens of each split.
+    """
     info: dict = {}
     if cfg.task == "response":
         prompt = sft.SYSTEM_PROMPT if cfg.system_prompt is None else cfg.system_prompt
         ids = sft.response_split_ids(corpus, cfg.subset, cfg.seed, cfg.validation_fraction)
         data = _capped({k: sft.response_examples(corpus, ids[k], cfg.mode, system_prompt=prompt)
                         for k in ("train", "validation")}, cfg)
-        if cfg.mode == "per_turn":
-            for k in data:
-                data[k], info[f"{k}_history_shortened"] = sft.fit_history(data[k], tokenizer, cfg.max_length)
-        else:
-            for k in data:
-                info[f"{k}_targets_past_max_length"] = _targets_past(data[k], tokenizer, cfg.max_length)
     else:
         prompt = sft.SCORE_SYSTEM_PROMPT if cfg.system_prompt is None else cfg.system_prompt
         from .baselines import score_split
@@ -346,26 +373,43 @@ def build_datasets(cfg: TrainConfig, corpus, tokenizer) -> tuple[dict, dict]:
     if not data["train"]:
         raise DataError(f"no training examples for task={cfg.task} subset={cfg.subset}: "
                         "the corpus (or its sample) has no dialogue in that subset", field="subset")
-    return {k: [{"messages": e["messages"]} for e in v] for k, v in data.items()}, info
+    # score examples end with their one answer (per_turn = loss on the last assistant message) and
+    # already fit; response examples are tokenized in the chosen mode
+    mode, max_length = (cfg.mode, cfg.max_length) if cfg.task == "response" else ("per_turn", None)
+    rows = {}
+    for k, v in data.items():
+        counts: dict = {}
+        rows[k] = list(sft.iter_rows(v, tokenizer, mode, max_length, info=counts))
+        info.update({f"{k}_{c}": n for c, n in counts.items() if cfg.task == "response"})
+        info.update({f"{k}_{c}": n for c, n in sft.count_rows(rows[k]).items()})
+    return rows, info
+
+
+def eval_sample(rows: list, n: int | None, seed: int) -> list:
+    """Return a fixed, seeded sample of *n* validation rows (all of them when n is None or larger)."""
+    if n is None or n >= len(rows):
+        return rows
+    import numpy as np
+    keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=n, replace=False))
+    return [rows[i] for i in keep]
+
+
+def free_memory(*holders) -> None:
+    """Drop the model and optimizer that *holders* (trainers, models) keep, and return GPU memory."""
+    import gc
+    import torch
+    for h in holders:
+        for attr in ("model", "model_wrapped", "optimizer", "lr_scheduler"):
+            if hasattr(h, attr) and not isinstance(h, torch.nn.Module):
+                setattr(h, attr, None)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _capped(data: dict, cfg: TrainConfig) -> dict:
     """Keep the first max_train_examples / max_eval_examples examples (smoke runs), before any tokenizing."""
     return {"train": data["train"][:cfg.max_train_examples], "validation": data["validation"][:cfg.max_eval_examples]}
-
-
-def _targets_past(examples: list[dict], tokenizer, max_length: int | None) -> int:
-    """Count counselor turns that a session example loses to truncation at *max_length*."""
-    if max_length is None:
-        return 0
-    lost = 0
-    for ex in examples:
-        head, lens = sft.message_lengths(ex["messages"], tokenizer)
-        end = head
-        for m, n in zip(ex["messages"][1:], lens):
-            end += n
-            lost += m["role"] == "assistant" and end > max_length
-    return lost
 
 
 def _fit_score(examples: list[dict], tokenizer, max_length: int | None) -> tuple[list[dict], int]:
@@ -537,7 +581,8 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
             path = str(path)
         tokenizer = load_tokenizer(path, token)
         model, notes = load_base_model(path, load_in_4bit=cfg.load_in_4bit, quant_type=cfg.bnb_4bit_quant_type,
-                                       compute_dtype=cfg.bnb_4bit_compute_dtype, token=token)
+                                       compute_dtype=cfg.bnb_4bit_compute_dtype,
+                                       double_quant=cfg.bnb_4bit_use_double_quant, token=token)
     data, data_info = build_datasets(cfg, corpus, tokenizer)
     notes = notes_pre + notes_resume + notes
     use_gc = cfg.gradient_checkpointing and dev["device"] == "cuda"
@@ -561,9 +606,9 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
         load_best_model_at_end=False, metric_for_best_model=cfg.metric_for_best_model,  # best: load_best_adapter
         greater_is_better=cfg.greater_is_better, logging_steps=cfg.logging_steps, seed=cfg.seed,
-        bf16=dev["bf16"], use_cpu=dev["device"] == "cpu", activation_checkpointing=use_gc,
+        bf16=dev["bf16"], fp16=dev["device"] == "cuda" and not dev["bf16"], use_cpu=dev["device"] == "cpu", activation_checkpointing=use_gc,
         activation_checkpointing_kwargs={"use_reentrant": False} if use_gc else None,
-        assistant_only_loss=True, max_length=cfg.max_length, report_to="none",
+        assistant_only_loss=False, completion_only_loss=True, max_length=cfg.max_length, report_to="none",
         include_num_input_tokens_seen="non_padding", disable_tqdm=not progress,
         eval_accumulation_steps=8 if cfg.task == "score" else None,
         ddp_find_unused_parameters=False if world > 1 else None)
@@ -576,8 +621,9 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     if resume_from is None and log_path.exists() and proc.is_main_process:
         log_path.unlink()
     throughput = _throughput_callback(log_path, quiet)
+    eval_rows = eval_sample(data["validation"], cfg.eval_sample, cfg.seed)
     trainer = resumable(SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(data["train"]),
-                         eval_dataset=Dataset.from_list(data["validation"]), processing_class=tokenizer,
+                         eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,
                          peft_config=lora, callbacks=[throughput, save_after_evaluation(), *callbacks],
                          **extra)
     from transformers import PrinterCallback
@@ -595,6 +641,9 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     trainer.load_best_adapter()                   # checkpoints are more frequent than validations: pick ourselves
     tokens_run = trainer.state.num_input_tokens_seen - throughput.tok0   # not the tokens before a resume
 
+    final_eval = None
+    if len(eval_rows) < len(data["validation"]):   # the best model on the whole validation set
+        final_eval = trainer.evaluate(Dataset.from_list(data["validation"]), metric_key_prefix="final_eval")
     if trainer.is_world_process_zero():
         trainer.save_model(str(out / "adapter"))
         tokenizer.save_pretrained(str(out / "adapter"))
@@ -608,11 +657,13 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         "epochs_done": state.epoch, "train_loss": result.training_loss,
         "first_logged_loss": losses[0][1] if losses else None, "last_logged_loss": losses[-1][1] if losses else None,
         "best_metric": state.best_metric, "best_model_checkpoint": state.best_model_checkpoint,
-        "eval_history": evals, "runtime_s": runtime, "tokens_seen": state.num_input_tokens_seen,
+        "eval_history": evals, "eval_examples_during_training": len(eval_rows), "final_validation": final_eval,
+        "runtime_s": runtime, "tokens_seen": state.num_input_tokens_seen,
         "tokens_this_run": tokens_run, "tokens_per_s": tokens_run / runtime if runtime > 0 else None,
         "effective_batch": accum * cfg.per_device_batch_size * world, "gradient_accumulation_steps": accum,
         **peak_memory_gb(), "optimizer_class": type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__,
     }
+    free_memory(trainer, model)
     if trainer.is_world_process_zero():
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
         (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, ensure_ascii=False),
@@ -700,7 +751,13 @@ def register_cli(sub) -> None:
     p.add_argument("--sample", type=int, default=None, help="use N random dialogues")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a TrainConfig field, e.g. --set model_name=tiny-random-llama --set max_steps=40")
-    p.add_argument("--json", action="store_true", help="print metrics.json")
+    p.add_argument("--profile", default="paper", help="paper (Appendix D, default) or colab (a free T4 session)")
+    p.add_argument("--plan", action="store_true",
+                   help="print steps, tokens, estimated GPU memory and hours per GPU type; train nothing")
+    p.add_argument("--tokenizer", default="tiny",
+                   help="--plan: count tokens with this tokenizer (local path or hub id; default: the offline "
+                        "tiny tokenizer, whose counts are indicative only)")
+    p.add_argument("--json", action="store_true", help="print metrics.json (with --plan: the plan)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -721,7 +778,19 @@ def parse_overrides(pairs: Sequence[str], task: str) -> dict:
 
 def _cmd_train(args) -> int:
     from .corpus import load_kokorochat
-    cfg = make_config(args.task, **parse_overrides(args.set, args.task))
+    cfg = make_config(args.task, args.profile, **parse_overrides(args.set, args.task))
+    if args.plan:
+        from .plan import format_plan, plan_run, plan_tokenizer
+        corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
+        df, counts = plan_run(cfg, corpus, plan_tokenizer(args.tokenizer, corpus))
+        if args.json:
+            from .cli import print_json
+            print_json({"tokenizer": args.tokenizer, "epoch": counts,
+                        "estimates": _jsonable(df.reset_index().to_dict(orient="records"))})
+        else:
+            print(f"tokens counted with the {args.tokenizer} tokenizer")
+            print(format_plan(df, counts, cfg))
+        return 0
     import contextlib
     import sys
     try:
