@@ -54,7 +54,12 @@ def verify_kokorochat(root: Path, manifest: dict[str, str] | None = None) -> dic
     from .corpus import DIALOGUE_FOLDER, dialogue_folder
     manifest = kokorochat_manifest() if manifest is None else manifest
     folder = dialogue_folder(Path(root))
-    present = {f"{DIALOGUE_FOLDER}/{p.name}": p for p in folder.glob("*.json")}
+    return compare_with_manifest({f"{DIALOGUE_FOLDER}/{p.name}": p for p in folder.glob("*.json")},
+                                 manifest)
+
+
+def compare_with_manifest(present: dict[str, Path], manifest: dict[str, str]) -> dict:
+    """Compare files (manifest key -> path) with their SHA-256 manifest: what matched and what not."""
     mismatch = sorted(k for k, p in present.items() if k in manifest and sha256_file(p) != manifest[k])
     missing = sorted(set(manifest) - set(present))
     unexpected = sorted(set(present) - set(manifest))
@@ -156,13 +161,8 @@ def verify_translation(root: Path, manifest: dict[str, str] | None = None) -> di
     from .schema import TRANSLATION_FOLDER
     from .translation import translation_folder
     manifest = translation_manifest() if manifest is None else manifest
-    present = {f"{TRANSLATION_FOLDER}/{p.name}": p for p in translation_folder(Path(root)).glob("*.json")}
-    mismatch = sorted(k for k, p in present.items() if k in manifest and sha256_file(p) != manifest[k])
-    missing = sorted(set(manifest) - set(present))
-    unexpected = sorted(set(present) - set(manifest))
-    match = sum(1 for k in present if k in manifest) - len(mismatch)
-    return {"ok": not (mismatch or missing or unexpected), "match": match, "mismatch": mismatch,
-            "missing": missing, "unexpected": unexpected}
+    return compare_with_manifest(
+        {f"{TRANSLATION_FOLDER}/{p.name}": p for p in translation_folder(Path(root)).glob("*.json")}, manifest)
 
 
 def write_translation_manifest(root: Path, out: Path) -> None:
