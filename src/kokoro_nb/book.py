@@ -653,16 +653,20 @@ TEX_PACKAGES = ("texlive-luatex", "texlive-lang-japanese", "texlive-latex-recomm
 
 
 def pdf_safe_text(tex: str) -> str:
-    """Replace characters the PDF's fonts do not cover with "?" (e.g. the garbage a tiny random
+    r"""Replace characters the PDF's fonts do not cover with "?" (e.g. the garbage a tiny random
     model writes: U+FFFD, stray Arabic letters), which otherwise stop LuaLaTeX.
 
-    >>> pdf_safe_text("ok 日本語 ρ — \ufffd\u076d")
-    'ok 日本語 ρ — ??'
+    Control characters other than tab and newline (the tiny model writes those too) stop
+    LuaLaTeX with "invalid character" and are replaced as well.
+
+    >>> pdf_safe_text("ok 日本語 ρ — \ufffd\u076d\x0e\x85\n")
+    'ok 日本語 ρ — ????\n'
     """
     def covered(ch: str) -> bool:
         o = ord(ch)
-        return (o < 0x370 or 0x370 <= o < 0x400 or 0x2000 <= o < 0x2c00 or 0x3000 <= o < 0xa000
-                or 0xff00 <= o < 0xfff0)
+        if o < 0x20 or 0x7f <= o < 0xa0:
+            return ch in "\t\n\r"
+        return (o < 0x400 or 0x2000 <= o < 0x2c00 or 0x3000 <= o < 0xa000 or 0xff00 <= o < 0xfff0)
     return "".join(ch if covered(ch) else "?" for ch in tex)
 
 
