@@ -612,6 +612,21 @@ def stage_book(root: Path, build_dir: Path, names: list[str], *, banner: str | N
     return stage
 
 
+def _jupyter_book(stage: Path, out: Path, doctrees: Path, builder: str, *, overrides: dict | None = None,
+                  warnings_as_errors: bool = False, fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run Jupyter Book's Sphinx *builder* on *stage* in a subprocess (Sphinx keeps global state)."""
+    code = ("import json, sys; from pathlib import Path; from jupyter_book.sphinx import build_sphinx; "
+            "s, a = Path(sys.argv[1]), json.loads(sys.argv[4]); "
+            "sys.exit(build_sphinx(s, sys.argv[2], noconfig=True, path_config=s / '_config.yml', "
+            "builder=a['builder'], confoverrides={'external_toc_path': (s / '_toc.yml').as_posix(), "
+            "'latex_individualpages': False, **a['overrides']}, doctreedir=sys.argv[3], "
+            "warningiserror=a['werror'], keep_going=True, freshenv=a['fresh'], quiet=True))")
+    args = json.dumps({"builder": builder, "overrides": overrides or {}, "werror": warnings_as_errors,
+                       "fresh": fresh})
+    return subprocess.run([sys.executable, "-c", code, str(stage), str(out), str(doctrees), args],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+
+
 def render_html(stage: Path, build_dir: Path, *, warnings_as_errors: bool = True,
                 fresh: bool = False, quiet: bool = False) -> tuple[int, str]:
     """Render *stage* with Jupyter Book (Sphinx, execution off) into ``<build>/html``.
@@ -619,18 +634,8 @@ def render_html(stage: Path, build_dir: Path, *, warnings_as_errors: bool = True
     Runs in a subprocess (Sphinx keeps global state); returns (exit code, warnings text).
     """
     stage, build_dir = Path(stage).resolve(), Path(build_dir).resolve()
-    html, doctrees = build_dir / "html", build_dir / ".doctrees"
-    code = ("import sys; from pathlib import Path; from jupyter_book.sphinx import build_sphinx; "
-            "s = Path(sys.argv[1]); "
-            "sys.exit(build_sphinx(s, sys.argv[2], noconfig=True, path_config=s / '_config.yml', "
-            "confoverrides={'external_toc_path': (s / '_toc.yml').as_posix(), "
-            "'latex_individualpages': False}, doctreedir=sys.argv[3], "
-            "warningiserror=sys.argv[4] == '1', keep_going=True, freshenv=sys.argv[5] == '1', "
-            "quiet=True))")
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-c", code, str(stage), str(html), str(doctrees),
-                           "1" if warnings_as_errors else "0", "1" if fresh else "0"],
-                          capture_output=True, text=True, env=env)
+    proc = _jupyter_book(stage, build_dir / "html", build_dir / ".doctrees", "html",
+                         warnings_as_errors=warnings_as_errors, fresh=fresh)
     ansi = re.compile(r"\x1b\[[0-9;]*m")
     warnings = "\n".join(ansi.sub("", line) for line in proc.stderr.splitlines() if line.strip())
     if proc.returncode and not warnings:
@@ -683,16 +688,8 @@ def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int
                           + " ".join(TEX_PACKAGES))
     stage, build_dir = Path(stage).resolve(), Path(build_dir).resolve()
     latex, doctrees = build_dir / "latex", build_dir / ".doctrees-latex"
-    code = ("import sys; from pathlib import Path; from jupyter_book.sphinx import build_sphinx; "
-            "s = Path(sys.argv[1]); "
-            "sys.exit(build_sphinx(s, sys.argv[2], noconfig=True, path_config=s / '_config.yml', "
-            "builder='latex', confoverrides={'external_toc_path': (s / '_toc.yml').as_posix(), "
-            "'latex_individualpages': False, 'latex_engine': 'lualatex', "
-            "'latex_elements': {'preamble': sys.argv[4]}}, doctreedir=sys.argv[3], "
-            "keep_going=True, quiet=True))")
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-c", code, str(stage), str(latex), str(doctrees), LATEX_PREAMBLE],
-                          capture_output=True, text=True, env=env)
+    proc = _jupyter_book(stage, latex, doctrees, "latex", overrides={
+        "latex_engine": "lualatex", "latex_elements": {"preamble": LATEX_PREAMBLE}})
     if proc.returncode:
         return proc.returncode, (proc.stderr or proc.stdout)[-4000:], latex
     texs = sorted(latex.glob("*.tex"))
@@ -702,7 +699,7 @@ def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int
     # latexmk reruns LuaLaTeX until cross-references settle; nonstopmode: a log, never a prompt
     make = subprocess.run(["latexmk", "-lualatex", "-interaction=nonstopmode", "-halt-on-error",
                            "-file-line-error", *(["-silent"] if quiet else []), texs[0].name],
-                          cwd=latex, capture_output=True, text=True, env=env)
+                          cwd=latex, capture_output=True, text=True)
     pdf = latex / texs[0].with_suffix(".pdf").name
     if make.returncode or not pdf.is_file():
         return make.returncode or 1, (make.stdout + make.stderr)[-4000:], pdf
