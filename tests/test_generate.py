@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 
+import pandas as pd
 import pytest
 
 import kokoro_nb
@@ -172,3 +173,22 @@ def test_released_model_loads_either_way_and_gives_the_same_text(corpus, release
 def test_released_model_ids_are_configured():
     assert set(config.RELEASED_MODELS) == set(sft.SUBSETS)
     assert all(v.startswith("UEC-InabaLab/KokoroChat-") for v in config.RELEASED_MODELS.values())
+
+
+def test_reference_english_is_joined_by_turn_and_missing_english_is_said(tmp_path):
+    from kokoro_nb.synthetic import write_kokorochat, write_translation
+    ja = write_kokorochat(tmp_path / "ja", n_dialogues=4)
+    c = kokoro_nb.load_kokorochat(ja, cache=False, progress=False)
+    c = c.with_english(write_translation(tmp_path / "en", ja, missing=("2",)))
+    turns = c.turns()
+    rows = pd.DataFrame(generate.response_prompts(c)).assign(hypothesis="x")
+    shown = generate.with_reference_english(rows, turns[["dialogue_id", "turn", "text_en"]], max_chars=10_000)
+    ref_en = shown["reference (English, Multilingual KokoroChat)"]
+    expected = rows.merge(turns, on=["dialogue_id", "turn"])["text_en"]
+    missing = rows["dialogue_id"].astype(str) == "2"
+    assert missing.any() and (~missing).any()
+    assert (ref_en[missing] == generate.NO_ENGLISH).all()
+    assert ref_en[~missing].tolist() == expected[~missing].tolist()
+    assert shown["reference (Japanese)"].tolist() == rows["reference"].tolist()
+    short = generate.with_reference_english(rows.head(1), turns, max_chars=3, lang="ja")
+    assert short.columns[2] == "参照（日本語）" and short.iloc[0, 2] == rows["reference"].iloc[0][:3] + "…"

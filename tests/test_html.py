@@ -138,14 +138,7 @@ def test_clean_pages_pass(body):
 
 # Pages with a known defect, each with what fixes it. strict: the test fails once it is fixed,
 # so the entry cannot outlive the defect.
-KNOWN = {
-    "notebooks/12_generate_responses.html":
-        "the reference turns are quoted without English: join english.turns() (text_en) on "
-        "dialogue_id/turn and show it beside the reference",
-    "notebooks/10_train_response_generation.html":
-        "the split and budget tables print 328309161-style counts: format them with "
-        "'{:,}' (df.style.format(thousands=','))",
-}
+KNOWN: dict[str, str] = {}
 
 
 def _pages() -> list:

@@ -301,6 +301,48 @@ def read_responses(path: str | Path) -> list[dict]:
     return [obj for _, obj in read_records(path)]
 
 
+NO_ENGLISH = "(no English translation in the release)"
+
+_REFERENCE_LABELS = {
+    "en": ("dialogue", "turn", "reference (English, Multilingual KokoroChat)", "reference (Japanese)",
+           "model reply (untranslated)"),
+    "ja": ("対話", "ターン", "参照（英訳）", "参照（日本語）", "モデルの応答（未翻訳）"),
+}
+
+
+def with_reference_english(rows, english, *, max_chars: int = 60, lang: str = "en"):
+    """Return responses *rows* with each reference's English beside it, for display.
+
+    *english* holds ``dialogue_id``, ``turn`` and ``text_en`` (``corpus.with_english(...).turns()``);
+    a turn without English (dialogue not translated, empty translation) shows :data:`NO_ENGLISH`.
+    Texts longer than *max_chars* are cut with "…". With ``lang="ja"`` the Japanese comes first.
+
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"dialogue_id": ["1", "1"], "turn": [1, 3], "reference": ["はい", "ええ"],
+    ...                      "hypothesis": ["x", "y"]})
+    >>> en = pd.DataFrame({"dialogue_id": ["1"], "turn": [1], "text_en": ["Yes"]})
+    >>> with_reference_english(rows, en).iloc[:, 2].tolist()
+    ['Yes', '(no English translation in the release)']
+    """
+    import pandas as pd
+    keys = pd.DataFrame({"dialogue_id": rows["dialogue_id"].astype(str).to_numpy(),
+                         "turn": rows["turn"].astype("int64").to_numpy()})
+    en = pd.DataFrame({"dialogue_id": english["dialogue_id"].astype(str).to_numpy(),
+                       "turn": english["turn"].astype("int64").to_numpy(),
+                       "text_en": english["text_en"].astype(object).to_numpy()})
+    if en.duplicated(["dialogue_id", "turn"]).any():
+        raise DataError("the English turns have a (dialogue_id, turn) twice", field="turn")
+    text_en = keys.merge(en, on=["dialogue_id", "turn"], how="left")["text_en"]
+    text_en = text_en.where(text_en.notna() & (text_en.astype(str).str.strip() != ""), NO_ENGLISH)
+    cut = lambda s: s.where(s.str.len() <= max_chars, s.str.slice(0, max_chars) + "…")
+    did, turn, ref_en, ref_ja, hyp = _REFERENCE_LABELS["ja" if lang == "ja" else "en"]
+    out = pd.DataFrame({did: keys["dialogue_id"], turn: keys["turn"],
+                        ref_en: cut(text_en.astype(str)).to_numpy(),
+                        ref_ja: cut(rows["reference"].astype(str)).to_numpy(),
+                        hyp: cut(rows["hypothesis"].astype(str)).to_numpy()})
+    return out[[did, turn, ref_ja, ref_en, hyp]] if lang == "ja" else out
+
+
 # --------------------------------------------------------------------------- CLI
 
 def register_cli(sub) -> None:
