@@ -404,3 +404,11 @@ def test_free_memory_drops_model_and_optimizer_of_a_trainer():
     train.free_memory(t, model)
     assert (t.model, t.model_wrapped, t.optimizer, t.lr_scheduler) == (None, None, None, None)
     assert isinstance(model.weight, torch.nn.Parameter)        # a module passed in is left intact
+
+
+def test_rerunning_a_finished_run_trains_nothing(corpus, straight):
+    """A second run of a finished notebook must not take a step past max_steps (the Trainer would)."""
+    m, out, _ = straight
+    again = train.train(_smoke(out, **RESUME_KW), corpus, progress=False, quiet=True)
+    assert again["global_step"] == m["global_step"] == 8
+    assert not (out / "checkpoints" / "checkpoint-9").exists()

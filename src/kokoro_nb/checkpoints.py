@@ -173,6 +173,21 @@ def last_checkpoint(output_dir: str | Path, *, skipped: list | None = None) -> s
     return None
 
 
+def finished_step(checkpoint: str | Path, max_steps: int, epochs: float) -> int | None:
+    """Return the checkpoint's step if its run already reached the end (*max_steps* > 0, else *epochs*).
+
+    Resuming such a run would make the Trainer take one step past the end before it looks at
+    the limit, so a finished run is reported, not trained again.
+    """
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    step = int(state.get("global_step") or 0)
+    if max_steps and max_steps > 0:
+        done = step >= max_steps
+    else:
+        done = step >= int(state.get("max_steps") or 0) > 0 and float(state.get("epoch") or 0) >= epochs - 1e-6
+    return step if done else None
+
+
 def remove_incomplete(skipped: list) -> list[str]:
     """Delete the incomplete checkpoints listed in *skipped* (they would be re-saved into); return lines to print."""
     lines = []

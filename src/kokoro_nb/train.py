@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import config, sft
-from .checkpoints import last_checkpoint, remove_incomplete, resumable, save_after_evaluation
+from .checkpoints import finished_step, last_checkpoint, remove_incomplete, resumable, save_after_evaluation
 from .errors import DataError, MissingDependencyError
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -566,6 +566,12 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
     resume_from = last_checkpoint(out, skipped=skipped) if cfg.resume else None
     notes_resume = remove_incomplete(skipped) if proc.is_main_process else []
     proc.wait_for_everyone()
+    done = finished_step(resume_from, cfg.max_steps, cfg.epochs) if resume_from else None
+    if done is not None and (out / "metrics.json").is_file():
+        if not quiet and proc.is_main_process:
+            print(f"[train] the run in {out} already finished at step {done}: nothing to train "
+                  "(resume=False or another output folder trains again)")
+        return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     token = hf_token()
 
     path = cfg.model_name
