@@ -160,6 +160,8 @@ def test_built_page_is_clean(real_book, page):
     assert not cdn, f"{page}: needs the network (MathJax or another CDN): {cdn}"
     found = problems(html)
     assert not found, f"{page}: " + "; ".join(f"{k}: {v[:3]}" for k, v in found.items())
+    local = sorted({str(p) for p in (real_book.resolve(), ROOT.resolve()) if str(p) in html})
+    assert not local, f"{page}: shows paths of the machine that built it: {local}"
 
 
 @pytest.mark.realdata

@@ -401,6 +401,8 @@ def execute_notebook(source: Path, target: Path, parameters: dict, *, cwd: Path,
             _show_injected(cell, parameters)
         elif cell.cell_type == "markdown":
             cell.source = _link_executed(cell.source, source.parent)
+        elif parameters.get("output_dir"):
+            _hide_local_paths(cell, str(parameters["output_dir"]))
     nbformat.write(out, str(running))
     os.replace(running, target)
     failed.unlink(missing_ok=True)
@@ -418,6 +420,22 @@ def _link_executed(markdown: str, folder: Path) -> str:
             return m.group(0)
         return f"]({name}.ipynb{m.group(2) or ''})"
     return _MD_LINK.sub(repl, markdown)
+
+
+def _hide_local_paths(cell, output_dir: str) -> None:
+    """Print this build's output folder as the chapter's own default, ``outputs``, in the page.
+
+    >>> from nbformat.v4 import new_code_cell, new_output
+    >>> c = new_code_cell(outputs=[new_output("stream", text="wrote /b/outputs/12_x/r.jsonl")])
+    >>> _hide_local_paths(c, "/b/outputs/12_x"); c.outputs[0].text
+    'wrote outputs/r.jsonl'
+    """
+    for out in cell.get("outputs", []):
+        if "text" in out:
+            out["text"] = out["text"].replace(output_dir, "outputs")
+        for mime, value in (out.get("data") or {}).items():
+            if mime.startswith("text/") and isinstance(value, str):
+                out["data"][mime] = value.replace(output_dir, "outputs")
 
 
 def _show_injected(cell, parameters: dict) -> None:
