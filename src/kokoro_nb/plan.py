@@ -1,7 +1,8 @@
 """What a training run will cost before it starts: steps, tokens, GPU memory and time per device.
 
 Counts (examples, tokens, target tokens per epoch) come from the training rows themselves
-(:func:`kokoro_nb.sft.iter_rows`). Memory and time are **estimates**, not measurements:
+(:func:`kokoro_nb.sft.iter_rows`); :data:`LLAMA31_EPOCH` keeps those of the whole corpus counted
+with Llama 3.1's tokenizer (``scripts/llama31_tokenizer.py``), quoted beside any run. Memory and time are **estimates**, not measurements:
 
 * memory: 4-bit weights + LoRA states + checkpointed activations + logits, a formula
   (:func:`estimate_memory_gb`) for the Llama-3.1-8B shape;
