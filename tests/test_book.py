@@ -418,4 +418,5 @@ def test_translation_dir_is_injected_where_declared(tmp_path):
 def test_pdf_without_tex_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))          # no lualatex, no latexmk
     with pytest.raises(KokoroError, match="apt-get install -y texlive-luatex"):
-        book.render_pdf(tmp_path, tmp_path)
+        from kokoro_nb.pdf import render_pdf
+        render_pdf(tmp_path, tmp_path)

@@ -1,6 +1,6 @@
 """The whole book as one PDF (LuaLaTeX, offline): every chapter and every figure is in it.
 
-Needs Debian's TeX (see ``kokoro_nb.book.TEX_PACKAGES``) and poppler-utils (pdftotext,
+Needs Debian's TeX (see ``kokoro_nb.pdf.TEX_PACKAGES``) and poppler-utils (pdftotext,
 pdfimages); without them the test skips and says what to install, unless ``KOKORO_REQUIRE_PDF=1``
 (then it fails). The PDF is compiled from the session's real-data book build (``real_book``).
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kokoro_nb import book
+from kokoro_nb import pdf as book_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +25,7 @@ def _need(*exes: str) -> None:
     if not missing:
         return
     reason = (f"the PDF test needs {', '.join(missing)}: apt-get install -y poppler-utils "
-              + " ".join(book.TEX_PACKAGES))
+              + " ".join(book_pdf.TEX_PACKAGES))
     if os.environ.get("KOKORO_REQUIRE_PDF", "") not in ("", "0"):
         pytest.fail(reason + " (KOKORO_REQUIRE_PDF=1 forbids skipping)")
     pytest.skip(reason)
@@ -52,9 +53,9 @@ def html_figures(html_dir: Path) -> int:
 @pytest.fixture(scope="module")
 def real_pdf(real_book):
     _need("lualatex", "latexmk", "pdftotext", "pdfimages")
-    rc, log, pdf = book.render_pdf(real_book / "stage", real_book)
+    rc, log, path = book_pdf.render_pdf(real_book / "stage", real_book)
     assert rc == 0, log
-    return pdf
+    return path
 
 
 def test_titles_are_read_from_every_page():

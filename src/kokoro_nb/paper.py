@@ -275,7 +275,7 @@ def _release_rows(L: _Ledger, corpus) -> None:
     """Statements of sections 3-4 and the data example of Figure 12, checked against the release."""
     from . import stats
     from .schema import ITEM_CODES, ITEM_MAX, ITEM_MIN
-    d, u = corpus.dialogues, corpus.utterances
+    d = corpus.dialogues
     minutes = (d["ended_at"] - d["started_at"]).dt.total_seconds() / 60
     med = float(minutes.median()) if len(d) else float("nan")
     hours = L._pub("session_duration.typical_hours")
