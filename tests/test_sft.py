@@ -421,6 +421,18 @@ def test_cli_sft_data_dry_run_counts_the_training_rows(synthetic_kokorochat_dir,
     assert got["per_turn"]["tokens"]["train"] > 3 * got["session"]["tokens"]["train"]
 
 
+def _check_shortened_rows(c, tok, max_length: int = 300):
+    """Per-turn rows cut to *max_length* equal tokenizing the shortened conversation with the template."""
+    ex = sft.response_examples(c, [str(c.dialogues["dialogue_id"].iloc[0])], mode="per_turn")
+    rows, info = sft.encode_rows(ex, tok, "per_turn", max_length)
+    assert info["history_shortened"] > 3
+    fitted, _ = sft.fit_history(ex, tok, max_length)
+    for row, f in zip(rows, fitted):
+        want = tok.apply_chat_template(f["messages"], tokenize=True, return_dict=True)["input_ids"]
+        if len(want) <= max_length:
+            assert row["input_ids"] == want
+
+
 @pytest.mark.parametrize("template", [None, NUMBERED], ids=["llama3", "numbered"])
 def test_shortened_per_turn_rows_equal_tokenizing_the_shortened_conversation(tiny, template):
     """Cut from the dialogue's tokens or tokenized afresh, a shortened row is what the template gives."""
@@ -429,14 +441,7 @@ def test_shortened_per_turn_rows_equal_tokenizing_the_shortened_conversation(tin
     if template:
         tok = copy.deepcopy(tok)
         tok.chat_template = template
-    ex = sft.response_examples(c, [str(c.dialogues["dialogue_id"].iloc[0])], mode="per_turn")
-    rows, info = sft.encode_rows(ex, tok, "per_turn", 300)
-    assert info["history_shortened"] > 3
-    fitted, _ = sft.fit_history(ex, tok, 300)
-    for row, f in zip(rows, fitted):
-        want = tok.apply_chat_template(f["messages"], tokenize=True, return_dict=True)["input_ids"]
-        if len(want) <= 300:
-            assert row["input_ids"] == want
+    _check_shortened_rows(c, tok)
 
 
 # --------------------------------------------------------------------------- the real Llama 3.1 tokenizer
@@ -485,14 +490,7 @@ def test_llama31_rows_are_what_the_template_gives(tiny, llama31):
         assert sft._fast_bounds(m, llama31) == sft._exact_bounds(m, llama31)
         assert sft.encode_dialogue(m, llama31)["input_ids"] == llama31.apply_chat_template(
             m, tokenize=True, return_dict=True)["input_ids"]
-    ex = sft.response_examples(c, [str(c.dialogues["dialogue_id"].iloc[0])], mode="per_turn")
-    rows, info = sft.encode_rows(ex, llama31, "per_turn", 300)
-    assert info["history_shortened"] > 3
-    fitted, _ = sft.fit_history(ex, llama31, 300)
-    for row, f in zip(rows, fitted):
-        want = llama31.apply_chat_template(f["messages"], tokenize=True, return_dict=True)["input_ids"]
-        if len(want) <= 300:
-            assert row["input_ids"] == want
+    _check_shortened_rows(c, llama31)
 
 
 @pytest.mark.realdata

@@ -709,10 +709,13 @@ def _cmd_translation(args) -> int:
         for fname, reason in tr.skipped:
             print(f"  skipped {reason}", file=sys.stderr)
         if args.checksums:
-            c = result["checksums"]
-            print(f"checksums: {c['match']} match, {len(c['mismatch'])} differ, "
-                  f"{len(c['missing'])} missing, {len(c['unexpected'])} not in the manifest")
+            _print_checksums(result["checksums"])
     return 2 if args.checksums and not result["checksums"]["ok"] else 0
+
+
+def _print_checksums(c: dict) -> None:
+    print(f"checksums: {c['match']} match, {len(c['mismatch'])} differ, "
+          f"{len(c['missing'])} missing, {len(c['unexpected'])} not in the manifest")
 
 
 def _cmd_validate(args) -> int:
@@ -733,9 +736,7 @@ def _cmd_validate(args) -> int:
         for fname, reason in r.skipped:
             print(f"  skipped {reason}", file=sys.stderr)
         if args.checksums:
-            c = result["checksums"]
-            print(f"checksums: {c['match']} match, {len(c['mismatch'])} differ, "
-                  f"{len(c['missing'])} missing, {len(c['unexpected'])} not in the manifest")
+            _print_checksums(result["checksums"])
     if args.checksums and not result["checksums"]["ok"]:
         return 2
     return 0

@@ -57,6 +57,14 @@ def _percentile(x: np.ndarray, confidence: float) -> list[float]:
     return [float(v) for v in np.quantile(x, [a, 1 - a])]
 
 
+def _paired(stats_a, stats_b) -> tuple[np.ndarray, np.ndarray]:
+    """Return both systems' (units, k) statistics as float arrays, refusing mismatched shapes."""
+    A, B = np.asarray(stats_a, float), np.asarray(stats_b, float)
+    if A.shape != B.shape or A.ndim != 2 or not len(A):
+        raise DataError(f"paired statistics must have the same (units, k) shape, got {A.shape} and {B.shape}")
+    return A, B
+
+
 def paired_bootstrap(stats_a: np.ndarray, stats_b: np.ndarray, score: Callable = ratio_score, *,
                      n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 42,
                      confidence: float = CONFIDENCE) -> dict:
@@ -65,9 +73,7 @@ def paired_bootstrap(stats_a: np.ndarray, stats_b: np.ndarray, score: Callable =
     *stats_a*, *stats_b*: (units, k) sufficient statistics per unit; *score* maps summed rows
     (B, k) to scores (B,). Returns a, b, delta = b - a, their percentile intervals and p_value.
     """
-    A, B = np.asarray(stats_a, float), np.asarray(stats_b, float)
-    if A.shape != B.shape or A.ndim != 2 or not len(A):
-        raise DataError(f"paired statistics must have the same (units, k) shape, got {A.shape} and {B.shape}")
+    A, B = _paired(stats_a, stats_b)
     if check_n_boot(n_boot) == 0:
         raise DataError("a paired bootstrap needs at least one resample", field="--bootstrap")
     rng = np.random.default_rng(seed)
@@ -88,9 +94,7 @@ def approximate_randomization(stats_a: np.ndarray, stats_b: np.ndarray, score: C
 
     Returns delta = b - a and the two-sided p_value (see :func:`p_value`).
     """
-    A, B = np.asarray(stats_a, float), np.asarray(stats_b, float)
-    if A.shape != B.shape or A.ndim != 2 or not len(A):
-        raise DataError(f"paired statistics must have the same (units, k) shape, got {A.shape} and {B.shape}")
+    A, B = _paired(stats_a, stats_b)
     if check_n_boot(n_trials) == 0:
         raise DataError("approximate randomization needs at least one trial", field="--trials")
     rng = np.random.default_rng(seed)
