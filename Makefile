@@ -54,8 +54,9 @@ preview: install                  ## the same on a 300-dialogue sample, into _bu
 pdf: install                      ## the whole book as one PDF, _build/kokorochat-companion.pdf (Debian TeX: see .ci/system-packages)
 	$(VENV)/bin/kokoro-nb book pdf --data $(KOKOROCHAT_DIR) $(PSY_ARG) $(BOOK_ARGS)
 
-colab: install                    ## regenerate notebooks/colab/*.ipynb from the sources (commit them)
-	$(VENV)/bin/kokoro-nb book sync-colab
+COLAB_BUILD ?= _build
+colab: install                    ## regenerate notebooks/colab/*.ipynb from the sources and the full-data build in $(COLAB_BUILD) (make book first; commit them)
+	$(VENV)/bin/kokoro-nb book sync-colab --build-dir $(COLAB_BUILD)
 
 colab-sim: install                ## run every Colab copy on a simulated fresh Colab runtime (see scripts/colab_sim.py)
 	$(PY) scripts/colab_sim.py $(COLAB_SIM_ARGS)

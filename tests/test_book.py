@@ -78,10 +78,6 @@ def test_toc_pages_exist():
         assert stem.with_suffix(".md").is_file() or stem.with_suffix(".ipynb").is_file(), entry
 
 
-def test_colab_copies_are_in_sync():
-    assert colab.sync(ROOT, check=True) == [], "run `kokoro-nb book sync-colab`"
-
-
 @pytest.mark.parametrize("source", book.notebook_sources(ROOT), ids=lambda p: p.stem)
 def test_colab_copy_is_output_free_and_installs_the_package(source):
     copy = ROOT / colab.COLAB_DIR / f"{source.stem}.ipynb"
@@ -260,16 +256,18 @@ def test_html_build_with_colab_button_and_warnings_as_errors(mini_root, syntheti
     assert not report.ok and report.sphinx_rc != 0
     assert "notebooks/colab/01_demo.ipynb" in report.warnings and "sync-colab" in report.warnings
 
-    assert colab.sync(mini_root) == ["notebooks/colab/01_demo.ipynb"]
+    assert colab.sync(mini_root, build_dir=out) == ["notebooks/colab/01_demo.ipynb"]
     report = run()
     assert report.ok, report.warnings
-    # the default build keeps the Colab copies in step with the sources
+    # the default (full) build keeps the Colab copies in step with the sources and its numbers
     src = mini_root / "notebooks" / "01_demo.md"
     src.write_text(src.read_text() + "\nA new paragraph.\n")
-    assert colab.sync(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb"]
+    assert colab.check_structure(mini_root) == ["notebooks/colab/01_demo.ipynb"]
     report = book.build(mini_root, data_dir=synthetic_kokorochat_dir, build_dir=out, n_jobs=1,
                         progress=False)
-    assert report.ok and colab.sync(mini_root, check=True) == []
+    assert report.ok and colab.sync(mini_root, build_dir=out, check=True) == []
+    copy = (mini_root / "notebooks" / "colab" / "01_demo.ipynb").read_text(encoding="utf-8")
+    assert "The data folder has 20 dialogue files." in copy and "{glue" not in copy
     html = (out / "html" / "notebooks" / "01_demo.html").read_text(encoding="utf-8")
     assert colab.colab_url(REPO_URL, BRANCH, "01_demo") in html
     assert f"https://colab.research.google.com/github/{REPO_URL.split('github.com/')[1]}/blob/{BRANCH}/notebooks/colab/01_demo.ipynb" in html
@@ -282,25 +280,6 @@ def test_html_build_with_colab_button_and_warnings_as_errors(mini_root, syntheti
 
 
 # --------------------------------------------------------------------------- Colab copies
-
-def test_sync_colab_writes_checks_and_prunes(mini_root):
-    copies = mini_root / "notebooks" / "colab"
-    assert colab.sync(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb"]
-    assert not copies.exists()                          # --check writes nothing
-    assert colab.sync(mini_root) == ["notebooks/colab/01_demo.ipynb"]
-    first = (copies / "01_demo.ipynb").read_bytes()
-    assert colab.sync(mini_root) == [] and (copies / "01_demo.ipynb").read_bytes() == first
-
-    nb = nbformat.reads(first.decode(), as_version=4)
-    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="leaked output")]
-    nbformat.write(nb, copies / "01_demo.ipynb")
-    (copies / "02_gone.ipynb").write_text(first.decode())
-    assert colab.sync(mini_root, check=True) == ["notebooks/colab/01_demo.ipynb",
-                                                      "notebooks/colab/02_gone.ipynb"]
-    colab.sync(mini_root)
-    assert sorted(p.name for p in copies.iterdir()) == ["01_demo.ipynb"]
-    assert (copies / "01_demo.ipynb").read_bytes() == first
-
 
 def test_colab_copy_extras_gpu_and_own_setup_cell(tmp_path):
     src = tmp_path / "10_train.md"
@@ -316,14 +295,6 @@ def test_colab_copy_extras_gpu_and_own_setup_cell(tmp_path):
     nb = nbformat.reads(colab.colab_notebook(src, REPO_URL, BRANCH), as_version=4)
     setups = [c for c in nb.cells if colab.SETUP_TAG in c.metadata.get("tags", [])]
     assert [c.source for c in setups] == ["%pip install something-else"]
-
-
-def test_cli_sync_colab_check(mini_root, monkeypatch, capsys):
-    monkeypatch.chdir(mini_root)
-    assert main(["book", "sync-colab", "--check"]) == 1
-    assert "out of date: notebooks/colab/01_demo.ipynb" in capsys.readouterr().err
-    assert main(["book", "sync-colab"]) == 0
-    assert main(["book", "sync-colab", "--check"]) == 0
 
 
 # --------------------------------------------------------------------------- the real book

@@ -689,8 +689,8 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
     *data_dir* None reads ``$KOKOROCHAT_DIR`` (then the verified download); *psy_insight_dir*
     None reads ``$PSY_INSIGHT_DIR`` (or stays None: chapters that need it say so); likewise
     *translation_dir* and ``$KOKOROCHAT_EN_DIR`` (None: chapters download the files they need,
-    verified). With *colab*,
-    the Colab copies in ``notebooks/colab/`` are brought up to date first (commit them).
+    verified). With *colab*, a build without *sample* brings the Colab copies in
+    ``notebooks/colab/`` up to date from its executed notebooks (commit them).
     """
     from .corpus import resolve_kokorochat
     t0 = time.perf_counter()
@@ -712,14 +712,15 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
     if sample is not None and sample < 1:
         raise DataError(f"--sample {sample}: must be a positive number of dialogues", field="sample")
     names = chapters(root)
-    if colab:
-        from .colab import sync as sync_colab
-        for path in sync_colab(root):
-            if progress:
-                print(f"  updated Colab copy {path}", file=sys.stderr)
     jobs = plan(root, names, build_dir, data_dir=data_dir, psy_insight_dir=psy_insight_dir,
                 sample=sample, lang=lang, force=force, translation_dir=translation_dir)
     report = BuildReport(run_jobs(jobs, cwd=root, n_jobs=n_jobs, timeout=timeout, progress=progress))
+    if colab and report.ok and sample is None:
+        # the copies quote this build's numbers, so only a full build updates them
+        from .colab import sync as sync_colab
+        for path in sync_colab(root, build_dir=build_dir):
+            if progress:
+                print(f"  updated Colab copy {path}", file=sys.stderr)
     if not report.ok or not html:
         report.seconds = time.perf_counter() - t0
         return report
@@ -841,9 +842,12 @@ def register_cli(sub) -> None:
     _add_build_args(pdf)
     pdf.set_defaults(func=_cmd_build, pdf=True)
     s = bsub.add_parser("sync-colab", help="write output-free .ipynb copies for Colab",
-                        description="Regenerate notebooks/colab/*.ipynb from the jupytext sources. "
-                        "With --check, change nothing and exit 1 when a copy is out of date.")
+                        description="Regenerate notebooks/colab/*.ipynb from the jupytext sources, "
+                        "quoting the numbers of the executed full-data build (run `make book` "
+                        "first). With --check, change nothing and exit 1 when a copy is out of date.")
     s.add_argument("--check", action="store_true", help="only report stale copies (exit 1)")
+    s.add_argument("--build-dir", metavar="DIR", help="the full-data build to quote "
+                   "(default: <repo>/_build)")
     s.set_defaults(func=_cmd_sync_colab)
 
 
@@ -888,7 +892,8 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_sync_colab(args) -> int:
-    stale = colab.sync(check=args.check)
+    stale = colab.sync(check=args.check,
+                       build_dir=Path(args.build_dir).resolve() if args.build_dir else None)
     verb = "out of date" if args.check else "written"
     for path in stale:
         print(f"{verb}: {path}", file=sys.stderr)

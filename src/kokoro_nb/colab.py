@@ -1,8 +1,10 @@
 """Colab copies of the chapters: output-free ``.ipynb`` files whose first cell installs the package.
 
 Colab cannot open the jupytext MyST sources, so ``notebooks/colab/NN_slug.ipynb`` holds an
-output-free copy of every chapter (``make colab`` / ``kokoro-nb book sync-colab``; a test fails
-when a copy drifts from its source). The copy's first code cell, on Colab only:
+output-free copy of every chapter (``make colab`` / ``kokoro-nb book sync-colab``, after
+``make book``: the prose quotes the numbers of the executed full-data build; a test fails when a
+copy drifts from its source). Its Markdown is plain (see :mod:`kokoro_nb.colab_markdown`). The
+copy's first code cell, on Colab only:
 
 - clones the repository named in ``_config.yml`` (``repository.url``, the one place the address
   is set) into ``~/kokorochat-companion``;
@@ -16,6 +18,8 @@ True
 """
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import yaml
@@ -59,13 +63,25 @@ if "google.colab" in sys.modules:
         os.environ["KOKOROCHAT_DIR"] = os.path.join("{DRIVE_MOUNT}/MyDrive", DRIVE_DATA)'''
 
 
-def colab_notebook(source: Path, repo_url: str, branch: str) -> str:
-    """Return the output-free ``.ipynb`` text Colab opens for one jupytext source."""
+def colab_notebook(source: Path, repo_url: str, branch: str, *, index=None, executed=None,
+                   note: str | None = None, exact: bool = True) -> str:
+    """Return the output-free ``.ipynb`` text Colab opens for one jupytext source.
+
+    Its Markdown is plain (:mod:`kokoro_nb.colab_markdown`): numbers from *executed* (the
+    chapter's executed full-data notebook, with *note* saying so), figures after visible cells,
+    exercises, solutions and references in Colab's form. With *executed* None every number is a
+    wildcard (:data:`~kokoro_nb.colab_markdown.WILDCARD`), for comparing structure only; with
+    *exact* False only the machine-dependent numbers (timings) are.
+    """
     import nbformat
 
-    from .book import notebook_options, read_notebook
+    from . import colab_markdown
+    from .book import find_root, notebook_options, read_notebook
     nb = read_notebook(source)
     opts = notebook_options(nb, source)
+    if index is None:
+        index = colab_markdown.book_index(find_root(Path(source).parent))
+    colab_markdown.convert(nb, Path(source).stem, Path(source), index, executed, note, exact=exact)
     if not any(SETUP_TAG in c.metadata.get("tags", []) for c in nb.cells):
         setup = nbformat.v4.new_code_cell(setup_source(repo_url, branch, opts.get("colab_extras", ())))
         setup.metadata["tags"] = [SETUP_TAG]
@@ -84,27 +100,81 @@ def colab_notebook(source: Path, repo_url: str, branch: str) -> str:
     return nbformat.writes(nb) + "\n"
 
 
-def sync(root: Path | None = None, *, check: bool = False) -> list[str]:
-    """Write (or with *check*, only compare) ``notebooks/colab/*.ipynb``; return stale paths."""
-    from .book import _write_if_changed, find_root, notebook_sources
-    root = find_root(root)
-    url, branch = repository(root)
-    colab = root / COLAB_DIR
-    stale = []
-    expected = {}
-    for src in notebook_sources(root):
-        expected[colab / f"{src.stem}.ipynb"] = colab_notebook(src, url, branch).encode()
-    for path, data in expected.items():
-        if not path.is_file() or path.read_bytes() != data:
-            stale.append(str(path.relative_to(root)))
-            if not check:
-                _write_if_changed(path, data)
+def _pattern(expected: str) -> re.Pattern:
+    """Return a regex matching *expected* where each wildcard may be any JSON string content."""
+    from .colab_markdown import WILDCARD
+    hole = json.dumps(WILDCARD)[1:-1]
+    parts = expected.split(hole)
+    return re.compile(r'(?:[^"\\]|\\.)*?'.join(re.escape(p) for p in parts))
+
+
+def _matches(path: Path, expected: str) -> bool:
+    return path.is_file() and _pattern(expected).fullmatch(path.read_text(encoding="utf-8")) is not None
+
+
+def _prune(root: Path, expected: set, check: bool) -> list[str]:
+    colab, stale = root / COLAB_DIR, []
     for path in sorted(colab.glob("*.ipynb")) if colab.is_dir() else []:
         if path not in expected:      # a copy whose source is gone
             stale.append(str(path.relative_to(root)))
             if not check:
                 path.unlink()
     return stale
+
+
+def sync(root: Path | None = None, *, check: bool = False, build_dir: Path | None = None) -> list[str]:
+    """Write (or with *check*, only compare) ``notebooks/colab/*.ipynb``; return stale paths.
+
+    The numbers come from the executed notebooks of the full-data build in *build_dir*
+    (default ``<root>/_build``); a missing chapter, a ``--sample`` build or one older than its
+    source is a :class:`~kokoro_nb.errors.DataError`. A copy that differs from the build only in
+    machine-dependent numbers (timings) counts as up to date and is left alone.
+    """
+    import nbformat
+
+    from . import colab_markdown
+    from .book import _write_if_changed, find_root, notebook_options, notebook_sources, read_notebook
+    root = find_root(root)
+    build = Path(build_dir) if build_dir else root / "_build"
+    url, branch = repository(root)
+    index = colab_markdown.book_index(root)
+    stale, expected = [], set()
+    for src in notebook_sources(root):
+        executed_path = build / "executed" / f"{src.stem}.ipynb"
+        book_sample = notebook_options(read_notebook(src), src).get("book_parameters", {}).get("sample")
+        stamp = colab_markdown.check_executed(src.stem, src, executed_path, book_sample)
+        executed = nbformat.read(executed_path, as_version=4)
+        note = colab_markdown.numbers_note(stamp, book_sample)
+        path = root / COLAB_DIR / f"{src.stem}.ipynb"
+        expected.add(path)
+        loose = colab_notebook(src, url, branch, index=index, executed=executed, note=note, exact=False)
+        if _matches(path, loose):
+            continue
+        stale.append(str(path.relative_to(root)))
+        if not check:
+            _write_if_changed(path, colab_notebook(src, url, branch, index=index, executed=executed,
+                                                   note=note).encode())
+    return stale + _prune(root, expected, check)
+
+
+def check_structure(root: Path | None = None) -> list[str]:
+    """Return the Colab copies whose cells differ from their sources in anything but numbers.
+
+    Needs no build: every number quoted from the build matches any value. Catches a source
+    edited without `make colab`.
+    """
+    from . import colab_markdown
+    from .book import find_root, notebook_sources
+    root = find_root(root)
+    url, branch = repository(root)
+    index = colab_markdown.book_index(root)
+    stale, expected = [], set()
+    for src in notebook_sources(root):
+        path = root / COLAB_DIR / f"{src.stem}.ipynb"
+        expected.add(path)
+        if not _matches(path, colab_notebook(src, url, branch, index=index)):
+            stale.append(str(path.relative_to(root)))
+    return stale + _prune(root, expected, check=True)
 
 
 def colab_url(repo_url: str, branch: str, name: str) -> str:
