@@ -58,14 +58,15 @@ class Server:
                     status, body = 200, f.read_bytes()
                 else:
                     status, body = 404, b""
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
+                length = len(body)
                 if server.cut.get(path, 0) > 0:
                     server.cut[path] -= 1
-                    body = body[:len(body) // 2]
+                    body = body[:length // 2]
+                server.log.append((path, status, len(body)))   # before the client can see it
+                self.send_response(status)
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
                 self.wfile.write(body)
-                server.log.append((path, status, len(body)))
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
