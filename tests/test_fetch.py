@@ -205,6 +205,19 @@ def test_kokorochat_is_one_verified_archive_request(site, tmp_path):
     assert site.server.paths() == [KC_ARCHIVE]
 
 
+def test_psy_insight_is_one_archive_request(site, tmp_path):
+    from kokoro_nb.synthetic import write_psy_insight
+    src = write_psy_insight(tmp_path / "psy")
+    path = f"/{config.PSY_INSIGHT_REPO}/archive/{config.PSY_INSIGHT_COMMIT}.zip"
+    _zip_repository(site.server.folder / path.lstrip("/"), f"Psy-Insight-{config.PSY_INSIGHT_COMMIT}",
+                    {f"data/{f.name}": f for f in (src / "data").iterdir()})
+    site.server.fail[path] = 1
+    data = fetch.fetch_psy_insight(tmp_path / "dl", progress=False)
+    assert fetch.fetch_psy_insight(tmp_path / "dl", progress=False) == data
+    assert site.server.paths() == [path, path]                 # a 503, then the archive, then nothing
+    assert len(kokoro_nb.load_psy_insight(data)) == len(kokoro_nb.load_psy_insight(src))
+
+
 @pytest.mark.parametrize("kind", ["folder", "English", "zip", "tar.gz"])
 def test_the_translation_is_read_from_a_folder_or_an_archive(site, tmp_path, monkeypatch, kind):
     """What a Drive copy may be: the repository, its English/ folder, or an archive of it."""

@@ -227,9 +227,12 @@ def extract(archive: Path, dest: Path, select: Callable[[tuple[str, ...]], str |
                 out = dest / rel
                 out.parent.mkdir(parents=True, exist_ok=True)
                 part = out.with_name(f"{out.name}.part{os.getpid()}")
-                with opener() as src, open(part, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                os.replace(part, out)
+                try:
+                    with opener() as src, open(part, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    os.replace(part, out)
+                finally:
+                    part.unlink(missing_ok=True)
                 written.append(rel)
                 bar.update()
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
