@@ -5,9 +5,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-KOKOROCHAT_DIR ?= $(abspath ../shared/data/kokorochat)
-PSY_INSIGHT_DIR ?= $(abspath ../shared/data/psy-insight)
-KOKOROCHAT_EN_DIR ?= $(abspath ../shared/data/multilingual-kokorochat)
+# Data: the folders in ../shared/data when they exist (a clone from GitHub has none); unset,
+# the book downloads the pinned releases, verified (KOKORO_ARCHIVE_CACHE keeps the archives).
+SHARED_DATA ?= $(abspath ../shared/data)
+KOKOROCHAT_DIR ?= $(wildcard $(SHARED_DATA)/kokorochat)
+PSY_INSIGHT_DIR ?= $(wildcard $(SHARED_DATA)/psy-insight)
+KOKOROCHAT_EN_DIR ?= $(wildcard $(SHARED_DATA)/multilingual-kokorochat)
 # the real-data book tests build into _build, so `make book` after `make test` reuses their work
 KOKORO_TEST_BUILD_DIR ?= $(CURDIR)/_build
 export KOKOROCHAT_DIR PSY_INSIGHT_DIR KOKOROCHAT_EN_DIR KOKORO_TEST_BUILD_DIR
@@ -40,19 +43,21 @@ lock: install                     ## refresh requirements-lock.txt (Python 3.11 
 install: $(VENV)/.installed
 
 BOOK_ARGS ?=
-# Psy-Insight and the translation are optional for the build (chapters that read them say so)
-PSY_ARG = $(if $(wildcard $(PSY_INSIGHT_DIR)),--psy-insight $(PSY_INSIGHT_DIR)) \
+# A data option only for a location that exists: without --data and --translation the build
+# downloads them (verified); without Psy-Insight the chapters that read it say so.
+DATA_ARGS = $(if $(wildcard $(KOKOROCHAT_DIR)),--data $(KOKOROCHAT_DIR)) \
+	$(if $(wildcard $(PSY_INSIGHT_DIR)),--psy-insight $(PSY_INSIGHT_DIR)) \
 	$(if $(wildcard $(KOKOROCHAT_EN_DIR)),--translation $(KOKOROCHAT_EN_DIR))
 
 book: install                     ## run changed notebooks on the full data, build _build/html (warnings are errors)
-	$(VENV)/bin/kokoro-nb book build --data $(KOKOROCHAT_DIR) $(PSY_ARG) $(BOOK_ARGS)
+	$(VENV)/bin/kokoro-nb book build $(DATA_ARGS) $(BOOK_ARGS)
 
 preview: install                  ## the same on a 300-dialogue sample, into _build/preview
-	$(VENV)/bin/kokoro-nb book build --data $(KOKOROCHAT_DIR) $(PSY_ARG) \
+	$(VENV)/bin/kokoro-nb book build $(DATA_ARGS) \
 		--sample 300 --build-dir _build/preview $(BOOK_ARGS)
 
 pdf: install                      ## the whole book as one PDF, _build/kokorochat-companion.pdf (Debian TeX: see .ci/system-packages)
-	$(VENV)/bin/kokoro-nb book pdf --data $(KOKOROCHAT_DIR) $(PSY_ARG) $(BOOK_ARGS)
+	$(VENV)/bin/kokoro-nb book pdf $(DATA_ARGS) $(BOOK_ARGS)
 
 COLAB_BUILD ?= _build
 colab: install                    ## regenerate notebooks/colab/*.ipynb from the sources and the full-data build in $(COLAB_BUILD) (make book first; commit them)

@@ -19,6 +19,9 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep every test's parsed-table cache out of the user's real cache folder."""
     if not os.environ.get("KOKORO_TEST_SHARED_CACHE"):
         monkeypatch.setenv(config.CACHE_ENV, str(tmp_path_factory.getbasetemp() / "cache"))
+    # downloads in tests go where the test says, never to a developer's Drive or mirror
+    monkeypatch.delenv(config.ARCHIVE_CACHE_ENV, raising=False)
+    monkeypatch.delenv(config.MIRROR_ENV, raising=False)
 
 
 def _real(env: str, marker_file: str) -> Path:

@@ -295,13 +295,14 @@ def test_psy_insight_bad_speaker_strict_and_lenient(synthetic_psy_insight_dir):
 
 # --------------------------------------------------------------------------- fetch
 
-def test_fetch_verifies_every_file_against_the_manifest(synthetic_kokorochat_dir, tmp_path):
+def test_fetch_verifies_every_file_against_the_manifest(synthetic_kokorochat_dir, tmp_path, monkeypatch):
     """Serve a zip on loopback, download it, and check the per-file SHA-256 verification."""
     import functools
     import http.server
     import threading
 
     from kokoro_nb import fetch
+    monkeypatch.setattr(fetch, "RETRY_BACKOFF", 0.01)      # the refused connection is retried
 
     root_name = "KokoroChat-44aa9d8ad21f17413973f5ccfc45970659a2fb16"
     folder = synthetic_kokorochat_dir / "kokorochat_dialogues"

@@ -688,9 +688,9 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
 
     *data_dir* None reads ``$KOKOROCHAT_DIR`` (then the verified download); *psy_insight_dir*
     None reads ``$PSY_INSIGHT_DIR`` (or stays None: chapters that need it say so); likewise
-    *translation_dir* and ``$KOKOROCHAT_EN_DIR`` (None: chapters download the files they need,
-    verified). With *colab*, a build without *sample* brings the Colab copies in
-    ``notebooks/colab/`` up to date from its executed notebooks (commit them).
+    *translation_dir* and ``$KOKOROCHAT_EN_DIR`` (None: the verified download, once, when a
+    chapter reads the translation). With *colab*, a build without *sample* brings the Colab
+    copies in ``notebooks/colab/`` up to date from its executed notebooks (commit them).
     """
     from .corpus import resolve_kokorochat
     t0 = time.perf_counter()
@@ -706,12 +706,17 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
         psy_insight_dir = env
     if translation_dir is None:
         translation_dir = os.environ.get(config.TRANSLATION_ENV) or None
-    if translation_dir is not None and not Path(translation_dir).is_dir():
-        raise DataError(f"{translation_dir}: no such folder (Multilingual KokoroChat)",
+    if translation_dir is not None and not Path(translation_dir).exists():
+        raise DataError(f"{translation_dir}: no such folder or archive (Multilingual KokoroChat)",
                         field="translation_dir")
     if sample is not None and sample < 1:
         raise DataError(f"--sample {sample}: must be a positive number of dialogues", field="sample")
     names = chapters(root)
+    if translation_dir is None and any("translation_dir" in declared_parameters(parameters_cell(
+            read_notebook(source_path(root, n))).source) for n in names):
+        # one verified download here rather than one per chapter process, running in parallel
+        from .translation import resolve_translation
+        translation_dir = resolve_translation(None)
     jobs = plan(root, names, build_dir, data_dir=data_dir, psy_insight_dir=psy_insight_dir,
                 sample=sample, lang=lang, force=force, translation_dir=translation_dir)
     report = BuildReport(run_jobs(jobs, cwd=root, n_jobs=n_jobs, timeout=timeout, progress=progress))
@@ -857,7 +862,7 @@ def _add_build_args(b) -> None:
                    "then the verified download)")
     b.add_argument("--psy-insight", metavar="PATH", help="Psy-Insight data (default: $PSY_INSIGHT_DIR)")
     b.add_argument("--translation", metavar="PATH", help="Multilingual KokoroChat (English) "
-                   "location (default: $KOKOROCHAT_EN_DIR, then a verified download of the files needed)")
+                   "folder or archive (default: $KOKOROCHAT_EN_DIR, then the verified download)")
     b.add_argument("--sample", type=int, metavar="N", help="quick preview on N random dialogues")
     b.add_argument("--lang", choices=("en", "ja"), help="label language of figures (default: each "
                    "notebook's own, English)")

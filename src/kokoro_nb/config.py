@@ -16,6 +16,8 @@ RELEASED_MODELS = {"low": "UEC-InabaLab/KokoroChat-Low", "high": "UEC-InabaLab/K
 KOKOROCHAT_ENV = "KOKOROCHAT_DIR"
 PSY_INSIGHT_ENV = "PSY_INSIGHT_DIR"
 CACHE_ENV = "KOKORO_CACHE_DIR"
+ARCHIVE_CACHE_ENV = "KOKORO_ARCHIVE_CACHE"     # a folder kept across runtimes (Colab: on Drive)
+MIRROR_ENV = "KOKORO_DOWNLOAD_MIRROR"          # serves github.com's paths (tests, local mirrors)
 REQUIRE_DATA_ENV = "KOKORO_REQUIRE_DATA"
 
 # Upstream sources, pinned. Download code verifies every file against the SHA-256 manifest.

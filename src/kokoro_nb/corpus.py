@@ -654,7 +654,8 @@ def register_cli(sub) -> None:
     f.add_argument("--dest", help="folder to download into (default: the user cache folder)")
     f.add_argument("--psy-insight", action="store_true", help="fetch Psy-Insight instead")
     f.add_argument("--translation", action="store_true",
-                   help="fetch the English translation (Multilingual KokoroChat) instead, file by file")
+                   help="fetch the English translation (Multilingual KokoroChat) instead: the pinned "
+                   "commit's archive, one request (with --ids, up to 50 files one by one)")
     f.add_argument("--ids", metavar="ID,ID,...",
                    help="with --translation: only these dialogues (default: all 6,582 files)")
     f.set_defaults(func=_cmd_fetch)

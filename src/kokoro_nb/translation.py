@@ -87,14 +87,20 @@ def resolve_translation(path: str | os.PathLike | None = None, *, ids: Iterable[
                         download: bool = True) -> Path:
     """Return the translation folder: explicit *path* > ``$KOKOROCHAT_EN_DIR`` > verified download.
 
-    A download fetches only the files of *ids* (all when None).
+    A path is the repository (or its ``English/`` folder) or a zip/tar archive of either, which
+    is extracted once into the cache folder. A download fetches only the files of *ids* (all
+    when None; many come as one archive).
     """
     if path is None:
         path = os.environ.get(TRANSLATION_ENV) or None
     if path is not None:
         p = Path(path).expanduser()
+        from .corpus import _is_archive
+        if _is_archive(p):
+            from .fetch import extract_translation
+            return translation_folder(extract_translation(p))
         if not p.is_dir():
-            raise DataNotFoundError(f"{p}: no such folder (Multilingual KokoroChat path)")
+            raise DataNotFoundError(f"{p}: no such folder or zip/tar archive (Multilingual KokoroChat path)")
         return translation_folder(p)
     if download:
         from .fetch import fetch_translation
