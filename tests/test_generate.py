@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -338,3 +340,73 @@ class _Stub:
     """Stands for a 4-bit HF model (bitsandbytes needs CUDA)."""
     def eval(self):
         return self
+
+
+# --------------------------------------------------------------------------- the vLLM environment's lock
+
+ROOT = Path(__file__).resolve().parents[1]
+LINUX_312 = {"python_version": "3.12", "python_full_version": "3.12.8", "sys_platform": "linux",
+             "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+             "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+
+
+def _pins(path, env=LINUX_312) -> dict:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    pins = {}
+    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        r = Requirement(line)
+        if r.marker is None or r.marker.evaluate(env):
+            (spec,) = r.specifier
+            assert spec.operator == "==", f"{path.name}:{no} is not pinned"
+            pins[canonicalize_name(r.name)] = spec.version
+    return pins
+
+
+def test_vllm_lock_pins_everything_the_package_asks_for():
+    """requirements-vllm.txt satisfies the package's own ranges (transformers floor included) on Python 3.12."""
+    import tomllib
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    pins = _pins(ROOT / "requirements-vllm.txt")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["train"] + \
+        project["optional-dependencies"]["vllm"]
+    for req in map(Requirement, wanted):
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{name} is not in requirements-vllm.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} vs {req}"
+    assert pins["torch"] == _pins(ROOT / "requirements-torch.txt")["torch"]     # the torch the package is tested on
+    assert "make lock-vllm" in (ROOT / "requirements-vllm.txt").read_text(encoding="utf-8")
+
+
+def _uv():
+    import shutil
+    import sys
+    for cand in (shutil.which("uv"), Path(sys.prefix) / "bin" / "uv"):
+        if cand and Path(cand).exists():
+            return str(cand)
+    pytest.skip("uv is not installed (make lock installs it)")
+
+
+@pytest.mark.slow
+def test_vllm_lock_resolves_as_it_is():
+    """uv resolves requirements-vllm.txt with every dependency (vLLM's own Requires-Dist included) to itself.
+
+    From uv's cache when it holds the metadata, from PyPI otherwise; skipped when neither is reachable.
+    """
+    import subprocess
+    cmd = [_uv(), "pip", "compile", str(ROOT / "requirements-vllm.txt"), "--universal", "--python-version", "3.12",
+           "--no-header", "--no-annotate", "--quiet", "-c", str(ROOT / "requirements-torch.txt")]
+    run = subprocess.run(cmd + ["--offline"], capture_output=True, text=True, timeout=600)
+    if run.returncode != 0:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if run.returncode != 0 and any(w in run.stderr.lower() for w in ("dns error", "connect", "network")):
+            pytest.skip("PyPI is not reachable and uv's cache lacks the metadata")
+    assert run.returncode == 0, run.stderr[-2000:]
+    resolved = Path(pytest.importorskip("tempfile").mkdtemp()) / "resolved.txt"
+    resolved.write_text(run.stdout, encoding="utf-8")
+    assert _pins(resolved) == _pins(ROOT / "requirements-vllm.txt")
