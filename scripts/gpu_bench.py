@@ -64,6 +64,20 @@ def device_name() -> str:
 
 # --------------------------------------------------------------------------- the model
 
+def shard_plan(cfg) -> dict[str, list[tuple[str, tuple]]]:
+    """Return the model's tensors (name, shape) grouped one shard per layer, from a ``meta`` model (no memory)."""
+    from accelerate import init_empty_weights
+    from transformers import LlamaForCausalLM
+    with init_empty_weights():
+        meta = LlamaForCausalLM(cfg)
+    groups: dict[str, list] = {}
+    for name, t in meta.state_dict().items():
+        parts = name.split(".")
+        key = ".".join(parts[:3]) if parts[1] == "layers" else name       # model.layers.<i> together
+        groups.setdefault(key, []).append((name, tuple(t.shape)))
+    return groups
+
+
 def write_random_model(texts, path: str | Path, arch: str = "llama-3.1-8b", *, vocab_size: int = 32000,
                        model_vocab_size: int | None = 128256, seed: int = 0) -> Path:
     """Save a random bf16 Llama of shape *arch* and a tokenizer trained on *texts*, one layer per shard.
@@ -75,22 +89,14 @@ def write_random_model(texts, path: str | Path, arch: str = "llama-3.1-8b", *, v
     and compute match the real model although the tokenizer has fewer ids.
     """
     import torch
-    from accelerate import init_empty_weights
     from safetensors.torch import save_file
-    from transformers import LlamaForCausalLM
     from kokoro_nb import train
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tok = train.train_tokenizer(texts, vocab_size)
     cfg = train.llama_config(tok, arch, **({"vocab_size": model_vocab_size} if model_vocab_size else {}))
     cfg.dtype = torch.bfloat16
-    with init_empty_weights():
-        meta = LlamaForCausalLM(cfg)
-    groups: dict[str, list] = {}
-    for name, t in meta.state_dict().items():
-        parts = name.split(".")
-        key = ".".join(parts[:3]) if parts[1] == "layers" else name       # model.layers.<i> together
-        groups.setdefault(key, []).append((name, tuple(t.shape)))
+    groups = shard_plan(cfg)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     gen = torch.Generator(device=device).manual_seed(seed)
     weight_map, total = {}, 0

@@ -56,6 +56,19 @@ def test_random_model_is_written_one_layer_per_shard_and_loads_complete(bench, w
     assert 0.01 < float(model.lm_head.weight.detach().float().std()) < 0.03              # initializer_range 0.02
 
 
+def test_the_8b_model_is_planned_without_memory_and_written_in_shards_of_one_layer(bench, corpus):
+    import math
+    import resource
+    from kokoro_nb import train
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tok = train.train_tokenizer(train.tiny_tokenizer_texts(corpus), 512)
+    plan_ = bench.shard_plan(train.llama_config(tok, "llama-3.1-8b", vocab_size=128256))
+    sizes = [sum(math.prod(shape) for _, shape in tensors) for tensors in plan_.values()]
+    assert sum(sizes) == 8_030_261_248 and len(sizes) == 32 + 3          # Llama-3.1-8B, one shard per layer
+    assert max(sizes) * 2 < 1.1e9                                        # the largest shard in bf16: the embedding
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 2 ** 20    # < 1 GiB more (KiB units)
+
+
 def test_generated_ids_are_counted_even_those_the_tokenizer_lacks(bench, corpus, wide_model, tmp_path):
     import torch
     args = argparse.Namespace(gen_prompts=3, max_length=256, new_tokens=12)

@@ -100,7 +100,9 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
     *model_name* may itself be an adapter (folder or hub id with ``adapter_config.json``, such as a
     released KokoroChat model if published that way): its base is read from it. Full weights load
     directly. ``model_name="tiny-random-llama"`` builds the random smoke model (tokenizer trained on
-    *corpus*) unless *adapter* points at an adapter trained from one.
+    *corpus*) unless *adapter* points at an adapter trained from one. *backend* ``"vllm"`` returns a
+    :class:`VllmModel` (bf16; *load_in_4bit* applies to ``"hf"`` only); ``"auto"`` prints which it
+    chose and why (:func:`choose_backend`).
     """
     from .train import build_tiny_llama, free_memory, hf_token, load_base_model, load_tokenizer, tiny_tokenizer_texts
     free_memory()                                  # whatever a finished training run left on the GPU
