@@ -1,16 +1,17 @@
 """Measure QLoRA training and generation cost on this machine's GPU: the figures of book/performance.md.
 
-The prepared run (one A100 or H100, about 8-10 minutes; the data in $KOKOROCHAT_DIR):
+The prepared run (one A100 or H100; estimated 7-10 minutes, not yet timed on either; the data in
+$KOKOROCHAT_DIR; run it in the vLLM environment of README.md to get the vLLM row too):
 
     python scripts/gpu_bench.py --out outputs/bench --generate
 
-trains 8 optimizer steps (batch 8, max_length 4096) in ``per_turn`` and in ``session`` mode with the
+trains 5 optimizer steps (batch 8, max_length 4096) in ``per_turn`` and in ``session`` mode with the
 package's own QLoRA path (``kokoro_nb.train.train``), then greedy-generates 128 new tokens for 32
 test prompts with HF ``generate`` (4-bit) and, where ``backend="auto"`` would choose it, vLLM
-(bf16, from the vLLM environment of requirements-vllm.txt). Nothing is downloaded: the model is
-Llama-3.1-8B's exact shape with random weights, written to disk one layer at a time from an empty
-(``meta``) model, so RAM never holds more than one layer; 4-bit quantisation then happens shard by
-shard as transformers loads it onto the GPU. ``--model ID`` measures real weights instead (HF_TOKEN
+(bf16, requirements-vllm.txt). Nothing is downloaded: the model is Llama-3.1-8B's exact shape
+with random weights, written to disk one layer at a time from an empty (``meta``) model, so RAM
+never holds more than one layer (16 GB of disk, written once and reused by later runs); 4-bit
+quantisation then happens shard by shard as transformers loads it onto the GPU. ``--model ID`` measures real weights instead (HF_TOKEN
 for gated ones).
 
 Per phase it records tokens/s, ``torch.cuda.max_memory_allocated`` and ``max_memory_reserved``
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="llama-3.1-8b", help="model shape (kokoro_nb.train.ARCHITECTURES)")
     p.add_argument("--model", default=None, help="real weights (hub id or folder) instead of a random model")
     p.add_argument("--max-length", type=int, default=4096)
-    p.add_argument("--steps", type=int, default=8, help="optimizer steps per mode (batch 8)")
+    p.add_argument("--steps", type=int, default=5, help="optimizer steps per mode (batch 8; 5 fits the 10 minutes)")
     p.add_argument("--sample", type=int, default=400, help="dialogues the runs draw from")
     p.add_argument("--modes", nargs="+", default=["per_turn", "session"], choices=["per_turn", "session"])
     p.add_argument("--generate", action="store_true", help="also measure generation (HF, and vLLM where auto picks it)")
