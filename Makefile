@@ -16,7 +16,7 @@ KOKORO_TEST_BUILD_DIR ?= $(CURDIR)/_build
 export KOKOROCHAT_DIR PSY_INSIGHT_DIR KOKOROCHAT_EN_DIR KOKORO_TEST_BUILD_DIR
 PYTEST_ARGS ?=
 
-.PHONY: install lock colab-sim pdf book preview test bench colab shots clean
+.PHONY: install lock lock-vllm colab-sim pdf book preview test bench colab shots clean
 
 $(VENV)/.installed: requirements-lock.txt requirements-torch.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ lock: install                     ## refresh requirements-lock.txt (Python 3.11 
 		$(foreach p,$(LOCK_OMIT),--no-emit-package $(p)) --custom-compile-command "make lock" \
 		-o requirements-lock.txt
 	$(PY) scripts/lock_to_environment.py
+
+# vLLM pins its own torch and caps transformers, so it gets an environment of its own (Linux, CUDA GPU)
+lock: lock-vllm
+lock-vllm: install                ## refresh requirements-vllm.txt: the train extra plus vLLM (Python 3.12+)
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra train --extra vllm --universal --python-version 3.12 \
+		-c requirements-torch.txt --custom-compile-command "make lock-vllm" -o requirements-vllm.txt
 
 install: $(VENV)/.installed
 

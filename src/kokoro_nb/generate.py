@@ -11,9 +11,11 @@ Models: a base model (hub id or path), the authors' released models
 base + LoRA adapter (``adapter=`` a folder written by :func:`kokoro_nb.train.train`), or
 ``tiny-random-llama`` for CPU smoke runs. A *model_name* that holds ``adapter_config.json`` is
 loaded as an adapter on the base it names, anything else as full weights. Decoding is greedy
-(``do_sample=False``), 4-bit as in Appendix D when ``load_in_4bit``, with Hugging Face ``generate``
-(batched, left-padded) or vLLM's offline ``LLM.generate`` (``backend="vllm"``); both decode the same
-prompt ids with the same settings (:func:`greedy_settings`).
+(``do_sample=False``), with Hugging Face ``generate`` (batched, left-padded; 4-bit as in Appendix D
+when ``load_in_4bit``) or vLLM's offline ``LLM.generate`` (``backend="vllm"``: bf16 weights, the adapter
+as a ``LoRARequest``, since vLLM has no bitsandbytes 4-bit). Both decode the same prompt ids with the
+same settings (:func:`greedy_settings`); ``backend="auto"`` picks vLLM only where the GPU holds the
+bf16 weights (:func:`choose_backend`) and says why in one line.
 """
 from __future__ import annotations
 
@@ -98,7 +100,9 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
     *model_name* may itself be an adapter (folder or hub id with ``adapter_config.json``, such as a
     released KokoroChat model if published that way): its base is read from it. Full weights load
     directly. ``model_name="tiny-random-llama"`` builds the random smoke model (tokenizer trained on
-    *corpus*) unless *adapter* points at an adapter trained from one.
+    *corpus*) unless *adapter* points at an adapter trained from one. *backend* ``"vllm"`` returns a
+    :class:`VllmModel` (bf16; *load_in_4bit* applies to ``"hf"`` only); ``"auto"`` prints which it
+    chose and why (:func:`choose_backend`).
     """
     from .train import build_tiny_llama, free_memory, hf_token, load_base_model, load_tokenizer, tiny_tokenizer_texts
     free_memory()                                  # whatever a finished training run left on the GPU
@@ -125,8 +129,11 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
         base = str(base)
     tokenizer = load_tokenizer(str(adapter) if adapter is not None else base, token)
     sft._check_choice(backend, BACKENDS, "backend")
-    if backend == "vllm" or (backend == "auto" and vllm_available()):
-        return _load_vllm(base, adapter, tokenizer, load_in_4bit, max_length), tokenizer
+    if backend == "auto":
+        backend, why = choose_backend()
+        print(f"backend auto: {why}")
+    if backend == "vllm":
+        return _load_vllm(base, adapter, max_length), tokenizer
     model, _ = load_base_model(base, load_in_4bit=load_in_4bit, token=token)
     if adapter is not None:
         from peft import PeftModel
@@ -164,55 +171,126 @@ def encode_prompts(items: list[dict], tokenizer) -> list[list[int]]:
     return [sft.prompt_ids(p["messages"], tokenizer) for p in items]
 
 
+# vLLM's LoRAConfig.max_lora_rank accepts only these (vllm/config/lora.py, MaxLoRARanks, 0.30)
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+# bf16 Llama-3.1-8B weights are ~15 GiB; vLLM also needs room for its KV cache and CUDA graphs
+VLLM_MIN_GPU_GB = 24.0
+# prompts per LLM.generate call: large enough for vLLM's scheduler, small enough to save progress often
+VLLM_CHUNK = 512
+
+
+def vllm_lora_rank(r: int) -> int:
+    """Return the smallest rank vLLM accepts (:data:`VLLM_LORA_RANKS`) that holds a LoRA of rank *r*.
+
+    >>> vllm_lora_rank(4), vllm_lora_rank(8), vllm_lora_rank(48), vllm_lora_rank(300)
+    (8, 8, 64, 320)
+    """
+    for allowed in VLLM_LORA_RANKS:
+        if allowed >= r:
+            return allowed
+    raise DataError(f"LoRA rank {r} is above vLLM's largest ({VLLM_LORA_RANKS[-1]}); use backend='hf'",
+                    field="r")
+
+
 class VllmModel:
     """A vLLM engine (and LoRA adapter, if any) standing where a transformers model would."""
+
+    chunk_size = VLLM_CHUNK
 
     def __init__(self, llm, lora_request=None, name: str = ""):
         self.llm, self.lora_request, self.name = llm, lora_request, name
 
-    def decode(self, prompts: list[list[int]], settings: dict) -> list[str]:
-        """Greedy-decode token-id prompts with ``LLM.generate``."""
+    def decode(self, prompts: list[list[int]], settings: dict) -> tuple[list[str], list[int]]:
+        """Greedy-decode token-id prompts with one ``LLM.generate`` call; return texts and generated id counts."""
         from vllm import SamplingParams
         outs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts],
                                  SamplingParams(**vllm_sampling_kwargs(settings)),
                                  lora_request=self.lora_request, use_tqdm=False)
-        return [o.outputs[0].text.strip() for o in outs]
+        return [o.outputs[0].text.strip() for o in outs], [len(o.outputs[0].token_ids) for o in outs]
+
+
+def vllm_installed() -> bool:
+    """True when the ``vllm`` package can be imported."""
+    import importlib.util
+    return importlib.util.find_spec("vllm") is not None
 
 
 def vllm_available() -> bool:
     """True when vLLM is installed and a CUDA GPU is visible."""
-    import importlib.util
-    if importlib.util.find_spec("vllm") is None:
+    if not vllm_installed():
         return False
     import torch
     return torch.cuda.is_available()
 
 
-def _hf_decode(model, tokenizer, prompts: list[list[int]], settings: dict) -> list[str]:
-    """Greedy-decode token-id prompts with ``model.generate``, left-padded in one batch."""
+def choose_backend(dev: dict | None = None, installed: bool | None = None) -> tuple[str, str]:
+    """Return the backend ``auto`` uses here and a one-line reason.
+
+    vLLM when it is installed and the GPU has :data:`VLLM_MIN_GPU_GB` GiB for bf16 8B weights
+    plus KV cache; otherwise Hugging Face ``generate``, which can load the weights in 4 bits.
+    *dev* is :func:`kokoro_nb.train.runtime_device` (detected when None).
+    """
+    if dev is None:
+        from .train import runtime_device
+        dev = runtime_device()
+    installed = vllm_installed() if installed is None else installed
+    if not installed:
+        return "hf", "hf (Hugging Face generate): vLLM is not installed"
+    if dev.get("device") != "cuda":
+        return "hf", "hf (Hugging Face generate): vLLM needs a CUDA GPU and none is visible"
+    gb, name = float(dev.get("memory_gb") or 0), dev.get("name", "the GPU")
+    if gb < VLLM_MIN_GPU_GB:
+        return "hf", (f"hf (Hugging Face generate, 4-bit): {name} has {gb:.0f} GiB, vLLM needs about "
+                      f"{VLLM_MIN_GPU_GB:.0f} GiB for bf16 weights and its KV cache")
+    return "vllm", (f"vllm: {name} has {gb:.0f} GiB (>= {VLLM_MIN_GPU_GB:.0f}) for bf16 weights, "
+                    "the adapter as a LoRA request")
+
+
+def generated_length(ids, stop_ids) -> int:
+    """Count the ids one sequence generated: up to and including the first stop id, padding after it excluded.
+
+    >>> generated_length([5, 9, 2, 0, 0], stop_ids=[2]), generated_length([5, 9, 7], stop_ids=[2])
+    (3, 3)
+    """
+    ids = [int(i) for i in ids]
+    stops = set(int(s) for s in stop_ids)
+    for k, i in enumerate(ids):
+        if i in stops:
+            return k + 1
+    return len(ids)
+
+
+def _hf_decode(model, tokenizer, prompts: list[list[int]], settings: dict) -> tuple[list[str], list[int]]:
+    """Greedy-decode token-id prompts with ``model.generate``, left-padded in one batch; texts and id counts."""
     import torch
     tokenizer.padding_side = "left"
     enc = tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(next(model.parameters()).device)
     with torch.no_grad():
         gen = model.generate(**enc, **hf_generate_kwargs(settings, tokenizer))
-    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in gen[:, enc["input_ids"].shape[1]:]]
+    new = gen[:, enc["input_ids"].shape[1]:].tolist()
+    return ([tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in new],
+            [generated_length(ids, settings["stop_token_ids"]) for ids in new])
 
 
-def _load_vllm(base: str, adapter, tokenizer, load_in_4bit: bool, max_length: int) -> VllmModel:
-    """Start a vLLM engine on *base* (bitsandbytes 4-bit as Appendix D when asked), with the adapter as LoRA."""
+def _load_vllm(base: str, adapter, max_length: int) -> VllmModel:
+    """Start a vLLM engine on *base* in bf16, with the adapter (if any) as a LoRA request.
+
+    Never bitsandbytes: vLLM 0.30+ has no such quantization method. Greedy text can therefore
+    differ from the 4-bit Hugging Face path of Appendix D.
+    """
     try:
         from vllm import LLM
         from vllm.lora.request import LoRARequest
     except ImportError:
         from .errors import MissingDependencyError
-        raise MissingDependencyError("backend='vllm' needs vLLM on a CUDA GPU: pip install vllm") from None
-    kw = {"quantization": "bitsandbytes"} if load_in_4bit else {}
-    lora = None
+        raise MissingDependencyError("backend='vllm' needs vLLM on a CUDA GPU, in its own environment: "
+                                     "pip install -r requirements-vllm.txt") from None
+    kw, lora = {}, None
     if adapter is not None:
         from peft import PeftConfig
-        kw.update(enable_lora=True, max_lora_rank=max(8, PeftConfig.from_pretrained(str(adapter)).r))
+        kw.update(enable_lora=True, max_loras=1, max_lora_rank=vllm_lora_rank(PeftConfig.from_pretrained(str(adapter)).r))
         lora = LoRARequest("adapter", 1, str(adapter))
-    llm = LLM(model=base, tokenizer=base, max_model_len=max_length, seed=0, **kw)
+    llm = LLM(model=base, tokenizer=base, dtype="bfloat16", max_model_len=max_length, seed=0, **kw)
     return VllmModel(llm, lora, name=str(adapter or base))
 
 
@@ -232,23 +310,27 @@ def _greedy_jsonl(model, tokenizer, items: list[dict], out_path: str | Path, rec
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item")
-    written = 0
+    vllm = isinstance(model, VllmModel)
+    step = max(batch_size, model.chunk_size) if vllm else batch_size     # vLLM schedules its own batches
+    written = new_tokens = 0
     with out_path.open("a", encoding="utf-8") as f:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+        for start in range(0, len(order), step):
+            idx = order[start:start + step]
             batch = [prompts[i] for i in idx]
-            texts = (model.decode(batch, settings) if isinstance(model, VllmModel)
-                     else _hf_decode(model, tokenizer, batch, settings))
+            texts, lengths = (model.decode(batch, settings) if vllm
+                              else _hf_decode(model, tokenizer, batch, settings))
             for i, text in zip(idx, texts):
                 f.write(json.dumps(record(todo[i], text), ensure_ascii=False) + "\n")
             f.flush()
-            os.fsync(f.fileno())                 # a disconnect loses at most the batch in flight
+            os.fsync(f.fileno())                 # a disconnect loses at most the chunk in flight
             written += len(idx)
+            new_tokens += sum(lengths)
             if bar is not None:
                 bar.update(len(idx))
     if bar is not None:
         bar.close()
-    return {"written": written, "skipped": len(items) - len(todo), "total": len(items), "path": str(out_path)}
+    return {"written": written, "skipped": len(items) - len(todo), "total": len(items), "path": str(out_path),
+            "new_tokens": new_tokens}
 
 
 def generate_responses(model, tokenizer, prompts: list[dict], out_path: str | Path, *, batch_size: int = 8,
@@ -256,7 +338,9 @@ def generate_responses(model, tokenizer, prompts: list[dict], out_path: str | Pa
                        progress: bool = True) -> dict:
     """Greedy-decode each prompt and append its record to *out_path*; skip records already there.
 
-    Returns ``{"written", "skipped", "total", "shortened", "path"}``.
+    Returns ``{"written", "skipped", "total", "shortened", "path", "new_tokens"}`` (*new_tokens*: ids
+    generated in this call, counted from the model's output ids). *batch_size* is the HF ``generate``
+    batch; vLLM gets :data:`VLLM_CHUNK` prompts per call and schedules them itself.
     """
     shortened = 0
     if max_length is not None:
@@ -356,11 +440,12 @@ def register_cli(sub) -> None:
                    help="hub id or local path (full weights or a LoRA adapter, e.g. UEC-InabaLab/KokoroChat-Full), "
                         "or tiny-random-llama")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="hf (batched generate), vllm (LLM.generate), auto: vllm when installed with a GPU")
+                   help=f"hf (batched generate), vllm (LLM.generate, bf16 + LoRA), auto: vllm when installed "
+                        f"on a GPU with >= {VLLM_MIN_GPU_GB:.0f} GiB")
     p.add_argument("--adapter", default=None, help="LoRA adapter folder (from kokoro-nb train)")
     p.add_argument("--output", default="outputs/generate/responses.jsonl")
     p.add_argument("--dialogues", type=int, default=None, help="only the first N test dialogues")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help=f"hf generate batch (vLLM: {VLLM_CHUNK} per call)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--max-length", type=int, default=4096)
     p.add_argument("--no-4bit", action="store_true", help="load the model unquantised")
