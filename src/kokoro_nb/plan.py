@@ -383,7 +383,7 @@ def device_plan(task: str, corpus, tokenizer=None, *, profile: str | None = None
     if profile is None:
         profile, reason = choose_profile(task, dev, lambda: float(planned("paper")[1].loc[gpu, "est_hours"]))
     else:
-        reason = "chosen"
+        reason = "asked for"
     cfg, table, counts = planned(profile)
     hours = float(table.loc[gpu, "est_hours"]) if gpu else None
     where = (f"{dev['name']} (timed as {gpu}{'' if dev.get('gpu') else ', the slowest listed'})"
@@ -446,6 +446,7 @@ def measure_run(cfg, corpus, steps: int = 4, *, progress: bool = False) -> dict:
         return {"train": rows, "validation": data["validation"][:1]}
 
     dev = runtime_device()
+    fp16 = dev["device"] == "cuda" and not dev["bf16"]
     with tempfile.TemporaryDirectory(prefix="kokoro-measure-") as tmp:
         run = dataclasses.replace(cfg, output_dir=tmp, max_steps=steps, resume=False, eval_strategy="steps",
                                   eval_steps=10 ** 6, save_steps=10 ** 6, logging_steps=1, eval_sample=None,
@@ -456,7 +457,7 @@ def measure_run(cfg, corpus, steps: int = 4, *, progress: bool = False) -> dict:
     lengths = m["data"]["measured_row_lengths"]
     est = estimate_memory_gb(cfg.max_length or max(lengths), cfg.per_device_batch_size, arch=arch,
                              double_quant=cfg.bnb_4bit_use_double_quant, lora_r=cfg.lora_r,
-                             lora_targets=cfg.lora_target_modules, lora_fp32=dev["device"] == "cuda" and not dev["bf16"],
+                             lora_targets=cfg.lora_target_modules, lora_fp32=fp16,
                              optim=cfg.optim, task=cfg.task, overhead_gb=1.0 if dev["device"] == "cuda" else 0.0,
                              gradient_checkpointing=cfg.gradient_checkpointing and dev["device"] == "cuda")
     tokens_per_step = sum(lengths) / steps
@@ -478,7 +479,7 @@ def measure_run(cfg, corpus, steps: int = 4, *, progress: bool = False) -> dict:
 def format_measure(m: dict) -> str:
     """Return :func:`measure_run`'s result as text: estimate and measurement side by side."""
     def num(x, fmt):
-        return format(x, fmt) if x is not None else "—"
+        return format(x, fmt) if x is not None else f"{'—':>10}"
     note = "" if m["est_step_s"] is not None else "   (no throughput model for a CPU)"
     return "\n".join([
         f"MEASURED on {m['device']}: {m['steps']} optimizer steps of batch {m['batch']} of {m['model']}, "
@@ -487,5 +488,5 @@ def format_measure(m: dict) -> str:
         f"  {'':<20} {'estimate':>10} {'measured':>10}",
         f"  {'step time (s)':<20} {num(m['est_step_s'], '10.3f')} {num(m['step_s'], '10.3f')}{note}",
         f"  {'peak memory (GiB)':<20} {num(m['est_peak_gb'], '10.2f')} {num(m['peak_gb'], '10.2f')}"
-        f"   ({m['peak_kind']})",
+        f"   {m['peak_kind']}",
     ])
