@@ -81,7 +81,7 @@ class TrainConfig:
     greater_is_better: bool = False
     logging_steps: int = 10
     save_steps: int = 50                         # checkpoint every N optimizer steps (and after every validation):
-                                                 # ~30 min on a T4 in session mode (estimate: ~20k tokens/step, ~600 tok/s)
+                                                 # ~30 min on a T4 in session mode (estimate: ~16k tokens/step, ~420 tok/s)
     save_total_limit: int | None = 3             # newest N checkpoints, plus the best one
     gradient_checkpointing: bool = True          # on GPU only
     seed: int = config.SEED
@@ -828,7 +828,7 @@ def register_cli(sub) -> None:
     p.add_argument("--measure", action="store_true",
                    help="--plan: also train a few real steps on this device, on the longest rows, and print the "
                         "measured step time and peak memory beside the estimates")
-    p.add_argument("--measure-steps", type=int, default=4, metavar="N", help="--measure: optimizer steps (default 4)")
+    p.add_argument("--measure-steps", type=int, default=4, metavar="N", help="--measure: optimizer steps, 2-10 (default 4)")
     p.add_argument("--tokenizer", default="tiny",
                    help="--plan: count tokens with this tokenizer (local path or hub id; default: the offline "
                         "tiny tokenizer, whose counts are indicative only)")
