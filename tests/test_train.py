@@ -471,6 +471,11 @@ def test_model_download_happens_before_processes_wait(monkeypatch, tmp_path):
     assert calls[0][0] == "org/model" and "*.safetensors" in calls[0][1]["allow_patterns"]
     assert train.fetch_model(str(tmp_path)) == str(tmp_path) and train.fetch_model(config.TINY_MODEL)
     assert len(calls) == 1                              # local folders and the tiny model download nothing
+    for world, rank, fetched in (("1", "0", 1), ("2", "1", 1), ("2", "0", 2)):
+        monkeypatch.setenv("WORLD_SIZE", world)
+        monkeypatch.setenv("LOCAL_RANK", rank)
+        train.prefetch_for_launch("org/model")          # only the first process of each launched machine
+        assert len(calls) == fetched
     monkeypatch.setenv(train.DIST_TIMEOUT_ENV, "600")
     assert train.distributed_timeout_s() == 600
     monkeypatch.setenv(train.DIST_TIMEOUT_ENV, "ten minutes")

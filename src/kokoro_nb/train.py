@@ -326,6 +326,13 @@ def process_state():
     return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=distributed_timeout_s()))
 
 
+def prefetch_for_launch(name: str) -> None:
+    """Under torchrun / accelerate launch, download *name* in the first process of each machine before
+    the process group forms, so that no process waits on a download at a barrier."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        fetch_model(name, hf_token())
+
+
 def fetch_model(name: str, token: str | None = None) -> str:
     """Download hub model *name* into the local cache (a local folder is returned as is); return its folder."""
     if name == config.TINY_MODEL or Path(name).exists():
@@ -656,9 +663,8 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
     dev = runtime_device()
+    prefetch_for_launch(cfg.model_name)
     proc = process_state()                        # under torchrun / accelerate launch: this process's rank
-    if proc.num_processes > 1 and proc.is_local_main_process:
-        fetch_model(cfg.model_name, hf_token())   # each machine downloads before the processes first wait
     skipped: list = []
     resume_from = last_checkpoint(out, skipped=skipped) if cfg.resume else None
     notes_resume = remove_incomplete(skipped) if proc.is_main_process else []
@@ -879,6 +885,7 @@ def _cmd_train(args) -> int:
     import contextlib
     import sys
     try:
+        prefetch_for_launch(cfg.model_name)
         proc = process_state()
         with proc.main_process_first():           # torchrun / accelerate launch: one process downloads and caches
             corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
