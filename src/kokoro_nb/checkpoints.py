@@ -34,10 +34,16 @@ def resumable(trainer_cls):
       gradients, and keeps it. The first validation of a run thus changed the base weights that
       all later training steps use, so a run that had validated since its start (uninterrupted)
       and one that had not (just resumed) trained on different weights: one bf16 rounding step
-      apart in the adapters (issue 9). Validation must not change the model; we keep the
-      training layout. GPUs never take that path.
-    * TRL casts QLoRA adapters to bf16; PEFT upcasts them to fp32 when a checkpoint is loaded.
-      Casting back right after the load (before the optimizer is built) keeps the precision.
+      apart in the adapters. Validation must not change the model; we keep the training
+      layout. GPUs never take that path.
+    * TRL (1.16, ``trainer/sft_trainer.py``) casts QLoRA adapters to bf16; PEFT upcasts them to
+      fp32 when a checkpoint is loaded. Casting back right after the load (before the optimizer
+      is built) keeps the dtype the run started with.
+
+    Under fp16 mixed precision (GPUs without native bf16: T4, V100) the trainable weights are made
+    float32 as soon as the trainer is built (:func:`keep_trainable_fp32`), and a resume restores
+    them as float32: the fp16 GradScaler unscales gradients with a CUDA kernel that has no bf16
+    version, so bf16 LoRA weights would stop the run at its first optimizer step.
 
     Guarded by ``tests/test_train.py::test_resume_ends_in_the_same_state_as_an_uninterrupted_run``.
     """
@@ -45,6 +51,8 @@ def resumable(trainer_cls):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             keep_4bit_training_layout(self.model)
+            if self.args.fp16:
+                keep_trainable_fp32(self.model)
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             dtypes = {n: p.dtype for n, p in self.model.named_parameters() if p.requires_grad}
@@ -71,6 +79,17 @@ def resumable(trainer_cls):
             return None
 
     return Resumable
+
+
+def keep_trainable_fp32(model) -> int:
+    """Cast every trainable 16-bit parameter of *model* to float32 (fp16 AMP's master weights); return how many."""
+    import torch
+    n = 0
+    for p in model.parameters():
+        if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16):
+            p.data = p.data.to(torch.float32)
+            n += 1
+    return n
 
 
 def keep_4bit_training_layout(model) -> int:

@@ -81,7 +81,7 @@ class TrainConfig:
     greater_is_better: bool = False
     logging_steps: int = 10
     save_steps: int = 50                         # checkpoint every N optimizer steps (and after every validation):
-                                                 # ~30 min on a T4 in session mode (estimate: ~20k tokens/step, ~600 tok/s)
+                                                 # ~30 min on a T4 in session mode (estimate: ~16k tokens/step, ~420 tok/s)
     save_total_limit: int | None = 3             # newest N checkpoints, plus the best one
     gradient_checkpointing: bool = True          # on GPU only
     seed: int = config.SEED
@@ -117,13 +117,13 @@ class ScoreTrainConfig(TrainConfig):
 def make_config(task: str = "response", profile: str = "paper", **overrides) -> TrainConfig:
     """Return the config of *task*: Appendix D (``profile="paper"``) or a named profile, plus *overrides*.
 
-    ``profile="colab"`` (response task) is a run a free Colab T4 finishes in one session
-    (:data:`kokoro_nb.plan.PROFILES`); unknown names are an error.
+    ``profile="colab"`` is a run a free Colab T4 finishes in one session (:data:`kokoro_nb.plan.PROFILES`);
+    unknown names are an error. :func:`kokoro_nb.plan.device_plan` chooses the profile for the device.
     """
     from .plan import PROFILES
     sft._check_choice(task, sft.TASKS, "task")
     sft._check_choice(profile, tuple(PROFILES), "profile")
-    overrides = {**(PROFILES[profile] if task == "response" else {}), **overrides}
+    overrides = {**PROFILES[profile][task], **overrides}
     cls = ResponseTrainConfig if task == "response" else ScoreTrainConfig
     names = {f.name for f in fields(cls)}
     bad = sorted(set(overrides) - names)
@@ -273,15 +273,19 @@ def limit_cpu_threads(n: int = 1) -> str:
 
 
 def runtime_device() -> dict:
-    """Describe where training runs: device name, compute dtype (bf16 only where the GPU has it natively)."""
+    """Describe where training runs: device name, compute dtype (bf16 only where the GPU has it natively),
+    and the row of :data:`kokoro_nb.plan.GPUS` it is timed as (``gpu``; None when not listed)."""
     import torch
+    from .plan import gpu_type
     if torch.cuda.is_available():
         # T4 / V100 report bf16 "supported" through emulation, many times slower: fp16 there
         bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
-        return {"device": "cuda", "name": torch.cuda.get_device_name(0), "n_gpus": torch.cuda.device_count(),
-                "bf16": bf16, "dtype": "bfloat16" if bf16 else "float16",
-                "memory_gb": torch.cuda.get_device_properties(0).total_memory / 2 ** 30}
-    return {"device": "cpu", "name": "cpu", "n_gpus": 0, "bf16": False, "dtype": "float32"}
+        name = torch.cuda.get_device_name(0)
+        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2 ** 30
+        return {"device": "cuda", "name": name, "n_gpus": torch.cuda.device_count(), "bf16": bf16,
+                "dtype": "bfloat16" if bf16 else "float16", "memory_gb": memory_gb,
+                "gpu": gpu_type(name, memory_gb)}
+    return {"device": "cpu", "name": "cpu", "n_gpus": 0, "bf16": False, "dtype": "float32", "gpu": None}
 
 
 def pick_dtype(asked: str, dev: dict | None = None) -> tuple[str, str | None]:
@@ -294,14 +298,47 @@ def pick_dtype(asked: str, dev: dict | None = None) -> tuple[str, str | None]:
     return asked, None
 
 
+DIST_TIMEOUT_ENV = "KOKORO_DIST_TIMEOUT_S"
+
+
+def distributed_timeout_s() -> int:
+    """Seconds a process waits for the others (default 2 h, ``$KOKORO_DIST_TIMEOUT_S``).
+
+    NCCL's default of 10 minutes is shorter than downloading an 8B model (about 16 GB) while the
+    other processes wait at the first barrier.
+    """
+    raw = os.environ.get(DIST_TIMEOUT_ENV, "7200")
+    try:
+        return int(raw)
+    except ValueError:
+        raise DataError(f"must be a whole number of seconds, got {raw!r}", field=DIST_TIMEOUT_ENV) from None
+
+
 def process_state():
     """Return accelerate's state of this process (rank, world), distributed under torchrun or accelerate launch.
 
-    On CPU, accelerate joins the processes (gloo) only when asked for CPU explicitly.
+    On CPU, accelerate joins the processes (gloo) only when asked for CPU explicitly. The process
+    group waits :func:`distributed_timeout_s` for a slow process.
     """
+    from datetime import timedelta
     import torch
     from accelerate import PartialState
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=distributed_timeout_s()))
+
+
+def prefetch_for_launch(name: str) -> None:
+    """Under torchrun / accelerate launch, download *name* in the first process of each machine before
+    the process group forms, so that no process waits on a download at a barrier."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        fetch_model(name, hf_token())
+
+
+def fetch_model(name: str, token: str | None = None) -> str:
+    """Download hub model *name* into the local cache (a local folder is returned as is); return its folder."""
+    if name == config.TINY_MODEL or Path(name).exists():
+        return name
+    from huggingface_hub import snapshot_download
+    return snapshot_download(name, token=token, allow_patterns=["*.json", "*.safetensors", "tokenizer*"])
 
 
 def load_tokenizer(path: str, token: str | None = None):
@@ -488,12 +525,14 @@ def make_score_metrics(tokenizer):
 # --------------------------------------------------------------------------- progress, throughput, memory
 
 def peak_memory_gb() -> dict:
-    """Return peak GPU memory allocated (when CUDA is used) and the process's peak RSS, in GiB."""
+    """Return the process's peak RSS and, when CUDA is used, peak GPU memory allocated by tensors and
+    reserved by the allocator (what has to fit on the card), in GiB."""
     import resource
     import torch
     out = {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
     if torch.cuda.is_available():
         out["peak_gpu_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
+        out["peak_gpu_reserved_gb"] = torch.cuda.max_memory_reserved() / 2 ** 30
     return out
 
 
@@ -536,21 +575,84 @@ def _throughput_callback(log_path: Path, quiet: bool):
     return Throughput()
 
 
-# --------------------------------------------------------------------------- training
+def amp_flags(dev: dict) -> dict:
+    """Return the Trainer's mixed precision for *dev*: bf16 where the GPU has it natively, fp16 on
+    other GPUs (T4, V100), none on CPU."""
+    cuda = dev["device"] == "cuda"
+    return {"bf16": cuda and bool(dev["bf16"]), "fp16": cuda and not dev["bf16"]}
 
-def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool = True,
-          quiet: bool = False) -> dict:
-    """Fine-tune with QLoRA per *cfg* on *corpus*; write the artifacts; return the metrics.
 
-    *progress* shows progress bars; unless *quiet*, one line per log step gives the loss,
-    tokens/s, peak memory and the estimated time per epoch.
+def build_trainer(cfg: TrainConfig, model, tokenizer, train_rows: list, eval_rows: list, *, dev: dict,
+                  callbacks: Sequence = (), progress: bool = True):
+    """Return (trainer, gradient accumulation steps, world size, notes): TRL's SFTTrainer for *cfg* on *dev*.
+
+    The mixed precision follows the device (:func:`amp_flags`). Under fp16 the trainable LoRA weights
+    are float32 (:func:`kokoro_nb.checkpoints.resumable`): the fp16 GradScaler cannot unscale bf16
+    gradients on CUDA.
     """
-    validate_config(cfg)
+    import warnings
+
     import torch
     from datasets import Dataset
     from peft import LoraConfig, prepare_model_for_kbit_training
-    from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
+    notes = []
+    use_gc = cfg.gradient_checkpointing and dev["device"] == "cuda"
+    if cfg.load_in_4bit:
+        with warnings.catch_warnings():           # peft still calls a renamed transformers property
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=use_gc,
+                                                    gradient_checkpointing_kwargs={"use_reentrant": False})
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    accum = max(1, cfg.batch_size // (cfg.per_device_batch_size * world))
+    if accum * cfg.per_device_batch_size * world != cfg.batch_size:
+        notes.append(f"effective batch {accum * cfg.per_device_batch_size * world} (asked {cfg.batch_size})")
+    if dev["device"] == "cpu" and "8bit" in cfg.optim:
+        notes.append(f"bitsandbytes {cfg.optim} on CPU (8-bit states for tensors >= 4096 elements)")
+    amp = amp_flags(dev)
+    if amp["fp16"]:
+        notes.append(f"{dev['name']}: fp16 mixed precision, LoRA weights kept in float32 for the gradient scaler")
+    args = SFTConfig(
+        output_dir=str(Path(cfg.output_dir) / "checkpoints"), per_device_train_batch_size=cfg.per_device_batch_size,
+        per_device_eval_batch_size=cfg.per_device_batch_size, gradient_accumulation_steps=accum,
+        learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps, optim=cfg.optim, eval_strategy=cfg.eval_strategy, eval_steps=cfg.eval_steps,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=False, metric_for_best_model=cfg.metric_for_best_model,  # best: load_best_adapter
+        greater_is_better=cfg.greater_is_better, logging_steps=cfg.logging_steps, seed=cfg.seed,
+        **amp, use_cpu=not torch.cuda.is_available(), activation_checkpointing=use_gc,
+        activation_checkpointing_kwargs={"use_reentrant": False} if use_gc else None,
+        assistant_only_loss=False, completion_only_loss=True, max_length=cfg.max_length, report_to="none",
+        include_num_input_tokens_seen="non_padding", disable_tqdm=not progress,
+        eval_accumulation_steps=8 if cfg.task == "score" else None,
+        ddp_find_unused_parameters=False if world > 1 else None, ddp_timeout=distributed_timeout_s())
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.lora_target_modules), bias="none", task_type="CAUSAL_LM")
+    extra = {}
+    if cfg.task == "score":
+        extra["compute_metrics"], extra["preprocess_logits_for_metrics"] = make_score_metrics(tokenizer)
+    trainer = resumable(SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+                                    eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,
+                                    peft_config=lora, callbacks=[save_after_evaluation(), *callbacks], **extra)
+    from transformers import PrinterCallback
+    trainer.remove_callback(PrinterCallback)      # raw log dicts; our callback prints a readable line
+    return trainer, accum, world, notes
+
+
+# --------------------------------------------------------------------------- training
+
+def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool = True,
+          quiet: bool = False, select_rows=None) -> dict:
+    """Fine-tune with QLoRA per *cfg* on *corpus*; write the artifacts; return the metrics.
+
+    *progress* shows progress bars; unless *quiet*, one line per log step gives the loss,
+    tokens/s, peak memory and the estimated time per epoch. *select_rows* (tokenized
+    ``{"train", "validation"}`` -> the same) picks the rows to train on, e.g. the longest for
+    :func:`kokoro_nb.plan.measure_run`.
+    """
+    validate_config(cfg)
+    import torch
+    from transformers import set_seed
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -561,6 +663,7 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
     dev = runtime_device()
+    prefetch_for_launch(cfg.model_name)
     proc = process_state()                        # under torchrun / accelerate launch: this process's rank
     skipped: list = []
     resume_from = last_checkpoint(out, skipped=skipped) if cfg.resume else None
@@ -590,50 +693,18 @@ def train(cfg: TrainConfig, corpus, *, callbacks: Sequence = (), progress: bool 
                                        compute_dtype=cfg.bnb_4bit_compute_dtype,
                                        double_quant=cfg.bnb_4bit_use_double_quant, token=token)
     data, data_info = build_datasets(cfg, corpus, tokenizer)
+    if select_rows is not None:
+        data = select_rows(data)
+        data_info["measured_row_lengths"] = [len(r["input_ids"]) for r in data["train"]]
     notes = notes_pre + notes_resume + notes
-    use_gc = cfg.gradient_checkpointing and dev["device"] == "cuda"
-    if cfg.load_in_4bit:
-        import warnings
-        with warnings.catch_warnings():           # peft still calls a renamed transformers property
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=use_gc)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    accum = max(1, cfg.batch_size // (cfg.per_device_batch_size * world))
-    if accum * cfg.per_device_batch_size * world != cfg.batch_size:
-        notes.append(f"effective batch {accum * cfg.per_device_batch_size * world} (asked {cfg.batch_size})")
-    if dev["device"] == "cpu" and "8bit" in cfg.optim:
-        notes.append(f"bitsandbytes {cfg.optim} on CPU (8-bit states for tensors >= 4096 elements)")
-
-    args = SFTConfig(
-        output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.per_device_batch_size,
-        per_device_eval_batch_size=cfg.per_device_batch_size, gradient_accumulation_steps=accum,
-        learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps, optim=cfg.optim, eval_strategy=cfg.eval_strategy, eval_steps=cfg.eval_steps,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        load_best_model_at_end=False, metric_for_best_model=cfg.metric_for_best_model,  # best: load_best_adapter
-        greater_is_better=cfg.greater_is_better, logging_steps=cfg.logging_steps, seed=cfg.seed,
-        bf16=dev["bf16"], fp16=dev["device"] == "cuda" and not dev["bf16"], use_cpu=dev["device"] == "cpu", activation_checkpointing=use_gc,
-        activation_checkpointing_kwargs={"use_reentrant": False} if use_gc else None,
-        assistant_only_loss=False, completion_only_loss=True, max_length=cfg.max_length, report_to="none",
-        include_num_input_tokens_seen="non_padding", disable_tqdm=not progress,
-        eval_accumulation_steps=8 if cfg.task == "score" else None,
-        ddp_find_unused_parameters=False if world > 1 else None)
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.lora_target_modules), bias="none", task_type="CAUSAL_LM")
-    extra = {}
-    if cfg.task == "score":
-        extra["compute_metrics"], extra["preprocess_logits_for_metrics"] = make_score_metrics(tokenizer)
     log_path = out / "training_log.jsonl"
     if resume_from is None and log_path.exists() and proc.is_main_process:
         log_path.unlink()
     throughput = _throughput_callback(log_path, quiet)
     eval_rows = eval_sample(data["validation"], cfg.eval_sample, cfg.seed)
-    trainer = resumable(SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(data["train"]),
-                         eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,
-                         peft_config=lora, callbacks=[throughput, save_after_evaluation(), *callbacks],
-                         **extra)
-    from transformers import PrinterCallback
-    trainer.remove_callback(PrinterCallback)      # raw log dicts; our callback prints a readable line
+    trainer, accum, world, more = build_trainer(cfg, model, tokenizer, data["train"], eval_rows, dev=dev,
+                                                callbacks=[throughput, *callbacks], progress=progress)
+    notes += more
     if not quiet and proc.is_main_process:
         for n in notes:
             print(f"[train] {n}")
@@ -760,6 +831,10 @@ def register_cli(sub) -> None:
     p.add_argument("--profile", default="paper", help="paper (Appendix D, default) or colab (a free T4 session)")
     p.add_argument("--plan", action="store_true",
                    help="print steps, tokens, estimated GPU memory and hours per GPU type; train nothing")
+    p.add_argument("--measure", action="store_true",
+                   help="--plan: also train a few real steps on this device, on the longest rows, and print the "
+                        "measured step time and peak memory beside the estimates")
+    p.add_argument("--measure-steps", type=int, default=4, metavar="N", help="--measure: optimizer steps, 2-10 (default 4)")
     p.add_argument("--tokenizer", default="tiny",
                    help="--plan: count tokens with this tokenizer (local path or hub id; default: the offline "
                         "tiny tokenizer, whose counts are indicative only)")
@@ -785,21 +860,32 @@ def parse_overrides(pairs: Sequence[str], task: str) -> dict:
 def _cmd_train(args) -> int:
     from .corpus import load_kokorochat
     cfg = make_config(args.task, args.profile, **parse_overrides(args.set, args.task))
+    if args.measure and not args.plan:
+        raise DataError("--measure goes with --plan", field="--measure")
     if args.plan:
         from .plan import format_plan, plan_run, plan_tokenizer
         corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
         df, counts = plan_run(cfg, corpus, plan_tokenizer(args.tokenizer, corpus))
+        measured = None
+        if args.measure:
+            from .plan import measure_run
+            measured = measure_run(cfg, corpus, args.measure_steps, progress=not os.environ.get("TQDM_DISABLE"))
         if args.json:
             from .cli import print_json
-            print_json({"tokenizer": args.tokenizer, "epoch": counts,
-                        "estimates": _jsonable(df.reset_index().to_dict(orient="records"))})
+            print_json(_jsonable({"tokenizer": args.tokenizer, "epoch": counts,
+                                  "estimates": df.reset_index().to_dict(orient="records"),
+                                  **({"measured": measured} if measured else {})}))
         else:
             print(f"tokens counted with the {args.tokenizer} tokenizer")
             print(format_plan(df, counts, cfg))
+            if measured:
+                from .plan import format_measure
+                print(format_measure(measured))
         return 0
     import contextlib
     import sys
     try:
+        prefetch_for_launch(cfg.model_name)
         proc = process_state()
         with proc.main_process_first():           # torchrun / accelerate launch: one process downloads and caches
             corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
