@@ -76,15 +76,15 @@ def _uses(step: dict) -> str | None:
     return step.get("uses")
 
 
-_MAKE = re.compile(r"(?:^(?:step\s+)?|[;&|]\s*)make\s+([A-Za-z][\w-]*)")
+_MAKE = re.compile(r"(?:^(?:step\s+|sudo(?:\s+-\w+)*\s+)?|[;&|]\s*)make\s+([A-Za-z][\w-]*)")
 
 
 def make_targets(script: str) -> list[str]:
     """Return the make targets a shell script runs, in order: commands only, not messages.
 
     >>> make_targets("step make install\\nstep make test  # later\\nmake book BOOK_ARGS=x\\n"
-    ...              "echo 'then run make lock'\\ncd x && make pdf")
-    ['install', 'test', 'book', 'pdf']
+    ...              "echo 'then run make lock'\\ncd x && make pdf\\nsudo -E make colab-sim")
+    ['install', 'test', 'book', 'pdf', 'colab-sim']
     """
     out = []
     for line in script.splitlines():
@@ -547,12 +547,14 @@ def _skipped(page: Path, html_dir: Path) -> bool:
     return page.relative_to(html_dir).parts[0] in ("_static", "_sources")
 
 
-def broken_links(html_dir: Path, repo_files: set[str], repo_url: str, branch: str) -> tuple[list[str], dict]:
+def broken_links(html_dir: Path, repo_files: set[str], repo_url: str, branch: str,
+                 site_url: str | None = None) -> tuple[list[str], dict]:
     """Return (problems, counts) for every link of the built book.
 
-    Internal links (href/src without a scheme) must name a file of the build, and an anchor on an
-    HTML page must exist there. Colab buttons must open ``<repo_url>/blob/<branch>/<path>`` for a
-    file the repository holds; links into the repository (blob/tree) likewise.
+    Internal links (href/src without a scheme, or under the published *site_url*, such as the
+    canonical links) must name a file of the build, and an anchor on an HTML page must exist
+    there. Colab buttons must open ``<repo_url>/blob/<branch>/<path>`` for a file the repository
+    holds; links into the repository (blob/tree) likewise.
     """
     from bs4 import BeautifulSoup
     html_dir = Path(html_dir).resolve()
@@ -588,6 +590,13 @@ def broken_links(html_dir: Path, repo_files: set[str], repo_url: str, branch: st
                     m = re.match(re.escape(repo_url) + r"/(?:blob|tree|edit)/([^/]+)/([^?#]+)", url)
                     if m and (m[1] != branch or unquote(m[2]).rstrip("/") not in repo_files):
                         bad.append(f"{here}: {url} is no file of the repository")
+                elif site_url and url.startswith(site_url):
+                    counts["internal"] += 1
+                    target = (html_dir / unquote(urlsplit(url[len(site_url):]).path)).resolve()
+                    if target.is_dir():
+                        target = target / "index.html"
+                    if not (target.is_file() and target.is_relative_to(html_dir)):
+                        bad.append(f"{here}: {url}: no such file in the build")
                 elif parts.scheme or parts.netloc:
                     continue        # other sites: not ours to check offline
                 else:
@@ -623,10 +632,12 @@ def _site(tmp_path: Path, body: str) -> Path:
     (f'<a href="{COLAB}someone/else/blob/main/notebooks/colab/01_x.ipynb">Colab</a>', "opens no file"),
     (f'<a href="{COLAB}o/r/blob/dev/notebooks/colab/01_x.ipynb">Colab</a>', "opens no file"),
     ('<a href="https://github.com/o/r/blob/main/notebooks/99_gone.md">src</a>', "no file of the repository"),
+    ('<link rel="canonical" href="https://o.github.io/r/notebooks/02_gone.html">', "no such file in the build"),
 ])
 def test_link_check_catches_each_defect(tmp_path, body, problem):
     files = {"notebooks/colab/01_x.ipynb", "notebooks/01_x.md", "notebooks", "notebooks/colab"}
-    bad, _ = broken_links(_site(tmp_path, body), files, "https://github.com/o/r", "main")
+    bad, _ = broken_links(_site(tmp_path, body), files, "https://github.com/o/r", "main",
+                          "https://o.github.io/r/")
     assert len(bad) == 1 and problem in bad[0], bad
 
 
@@ -634,20 +645,27 @@ def test_link_check_passes_good_links(tmp_path):
     body = ('<a href="../index.html#top">home</a><a href="#">here</a><a href="https://example.org/">x</a>'
             f'<a href="{COLAB}o/r/blob/main/notebooks/colab/01_x.ipynb">Colab</a>'
             '<a href="https://github.com/o/r/issues/new?title=x">issue</a><a href="https://github.com/o/r">repo</a>'
-            '<a href="mailto:a@example.org">mail</a><a href="..">up</a>')
+            '<a href="mailto:a@example.org">mail</a><a href="..">up</a>'
+            '<link rel="canonical" href="https://o.github.io/r/notebooks/01_x.html">')
     files = {"notebooks/colab/01_x.ipynb", "notebooks", "notebooks/colab"}
-    bad, counts = broken_links(_site(tmp_path, body), files, "https://github.com/o/r", "main")
-    assert bad == [] and counts == {"internal": 3, "colab": 1, "repository": 2}
+    bad, counts = broken_links(_site(tmp_path, body), files, "https://github.com/o/r", "main",
+                               "https://o.github.io/r/")
+    assert bad == [] and counts == {"internal": 4, "colab": 1, "repository": 2}
 
 
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_built_book_has_no_broken_internal_link_or_colab_button(real_book):
+    from bs4 import BeautifulSoup
     url, branch = colab.repository(ROOT)
-    bad, counts = broken_links(real_book / "html", repository_files(), url, branch)
+    bad, counts = broken_links(real_book / "html", repository_files(), url, branch, _baseurl())
     assert not bad, f"{len(bad)} broken links, e.g.:\n" + "\n".join(bad[:20])
     # every chapter has its Colab button, and the book links to its pages
     assert counts["colab"] >= len(book.chapters(ROOT)) and counts["internal"] > 100, counts
+    # the repository and issues buttons lead to repository.url
+    first = real_book / "html" / "notebooks" / f"{book.chapters(ROOT)[0]}.html"
+    hrefs = [a["href"] for a in BeautifulSoup(first.read_text(encoding="utf-8"), "lxml").find_all("a", href=True)]
+    assert url in hrefs and any(h.startswith(f"{url}/issues") for h in hrefs)
 
 
 def test_readme_links_to_the_published_book():
