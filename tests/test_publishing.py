@@ -671,7 +671,6 @@ def test_built_book_has_no_broken_internal_link_or_colab_button(real_book):
 def test_readme_links_to_the_published_book():
     base = _baseurl()
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert base == "https://kokoro-nb.github.io/kokorochat-companion/"
     assert f"<{base}>" in readme and f"{base}{book_pdf.PDF_NAME}" in readme
     # GitHub Pages of the repository named in _config.yml
     owner, name = urlsplit(colab.repository(ROOT)[0]).path.strip("/").split("/")
