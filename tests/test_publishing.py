@@ -272,6 +272,63 @@ def test_data_comes_from_the_verified_downloads_cached_by_the_pinned_commits():
     assert len(key) <= 512                                     # actions/cache's limit
 
 
+def test_data_step_links_the_downloads_where_ci_run_reads_them(tmp_path):
+    """Run the action's shell step with a stand-in for `kokoro-nb data fetch` (no network)."""
+    action = _load(ROOT / ".github" / "actions" / "data" / "action.yml")
+    script = next(s["run"] for s in action["runs"]["steps"] if "data fetch" in s.get("run", ""))
+    repo, home = tmp_path / "work" / "repo", tmp_path / "home"
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    stub = repo / ".venv" / "bin" / "kokoro-nb"
+    # prints the folder each download returns (kokoro_nb.fetch): Psy-Insight's ends in data/
+    stub.write_text('#!/bin/bash\nset -e\n[ "${@: -2:1}" = --dest ]\ndest="${@: -1}"\ncase " $* " in\n'
+                    '  *" --translation "*) out="$dest" ;;\n'
+                    '  *" --psy-insight "*) out="$dest/psy-insight-x/Psy-Insight-x/data" ;;\n'
+                    '  *) out="$dest/kokorochat-x/KokoroChat-x" ;;\nesac\n'
+                    'mkdir -p "$out"; echo "$out"\n')
+    stub.chmod(0o755)
+    env = {"HOME": str(home), "GITHUB_WORKSPACE": str(repo), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(["bash", "-e", "-c", script], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    shared = tmp_path / "work" / "shared" / "data"
+    data = home / "kokoro-data"
+    assert (shared / "kokorochat").resolve() == (data / "kokorochat-x" / "KokoroChat-x").resolve()
+    assert (shared / "multilingual-kokorochat").resolve() == (data / "translation").resolve()
+    assert (shared / "psy-insight").resolve() == (data / "psy-insight-x" / "Psy-Insight-x").resolve()
+    # a failed download fails the step (not an empty path written on)
+    stub.write_text('#!/bin/bash\necho "kokoro-nb: error: download does not match" >&2; exit 2\n')
+    proc = subprocess.run(["bash", "-e", "-c", script], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "does not match" in proc.stderr
+
+
+@pytest.mark.parametrize("has_chromium", [True, False])
+def test_setup_step_installs_ci_system_packages(tmp_path, has_chromium):
+    """Run the action's package step with stand-ins for sudo and apt-get: it installs
+    .ci/system-packages, less chromium where the runner image already has it."""
+    action = _load(ROOT / ".github" / "actions" / "setup" / "action.yml")
+    script = next(s["run"] for s in action["runs"]["steps"] if ".ci/system-packages" in s.get("run", ""))
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    log = tmp_path / "apt.log"
+    stubs = {"sudo": '#!/bin/bash\nwhile [[ "$1" == *=* ]]; do export "$1"; shift; done\nexec "$@"\n',
+             "apt-get": f'#!/bin/bash\necho "$*" >> {log}\n'}
+    if has_chromium:
+        stubs["chromium"] = "#!/bin/bash\n"
+    for name, text in stubs.items():
+        (bin_ / name).write_text(text)
+        (bin_ / name).chmod(0o755)
+    (bin_ / "grep").symlink_to(shutil.which("grep"))      # PATH holds nothing else: no real chromium
+    env = {"PATH": str(bin_), "HOME": str(tmp_path)}
+    proc = subprocess.run([shutil.which("bash"), "-e", "-c", script], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    update, install = log.read_text().splitlines()
+    wanted = [line.strip() for line in (ROOT / ".ci" / "system-packages").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    if has_chromium:
+        wanted.remove("chromium")
+    assert update.startswith("update") and install.split()[-len(wanted):] == wanted
+
+
 def test_data_cache_key_changes_with_a_pin(tmp_path):
     cfg = tmp_path / "config.py"
     text = (ROOT / "src" / "kokoro_nb" / "config.py").read_text(encoding="utf-8")
@@ -337,6 +394,25 @@ def test_colab_workflow_compares_the_runtime_then_simulates():
         drift = _script("colab_runtime_drift")
         names = {drift.RENAMED.get(p.name, p.name) for p in vendored.iterdir() if p.name not in drift.OWN}
         assert "pip-freeze.gpu.txt" in names
+
+
+@pytest.mark.parametrize("rc, step_fails", [(0, False), (1, False), (2, True)])
+def test_colab_drift_step_defers_drift_and_stops_on_errors(tmp_path, rc, step_fails):
+    """Drift (exit 1) lets the simulation run first and fails the job at the end; an error
+    (exit 2: nothing to compare) stops the job at once."""
+    doc = _load(ROOT / ".github" / "workflows" / "colab.yml")
+    script = next(s["run"] for _, s in _steps(doc) if s.get("id") == "drift")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, text in {"git": '#!/bin/bash\nmkdir -p "${@: -1}"\n',
+                       "python3": f"#!/bin/bash\nexit {rc}\n"}.items():
+        (bin_ / name).write_text(text)
+        (bin_ / name).chmod(0o755)
+    out = tmp_path / "github_output"
+    env = {"PATH": f"{bin_}:/usr/bin:/bin", "RUNNER_TEMP": str(tmp_path), "GITHUB_OUTPUT": str(out)}
+    proc = subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert (proc.returncode != 0) == step_fails, proc.stderr
+    assert out.read_text() == f"rc={rc}\n"
 
 
 # --------------------------------------------------------------------------- citation files
