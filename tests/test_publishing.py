@@ -517,6 +517,8 @@ def test_release_check_names_each_disagreement(tmp_path, capsys):
     assert "CHANGELOG.md: no release heading" in " ".join(release.check(root))
     (root / ".zenodo.json").write_text("{not json")
     assert any(p.startswith(".zenodo.json: cannot read it") for p in release.check(root))
+    (root / "CITATION.cff").write_text("- a list\n")
+    assert "CITATION.cff: not a YAML mapping" in release.check(root)
 
 
 def test_make_release_check_runs_the_check():

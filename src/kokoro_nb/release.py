@@ -109,6 +109,8 @@ def check(root: str | Path = ROOT, tag: str | None = None) -> list[str]:
             problems.append(f"CITATION.cff: version: {cff.get('version')}, but pyproject.toml says {version}")
         if date and str(cff.get("date-released")) != date:
             problems.append(f"CITATION.cff: date-released: {cff.get('date-released')}, but CHANGELOG.md says {date}")
+    elif cff is not _failed:
+        problems.append("CITATION.cff: not a YAML mapping")
     zen = read(".zenodo.json", json.loads)
     if isinstance(zen, dict):
         if zen.get("version") != version:
@@ -116,6 +118,8 @@ def check(root: str | Path = ROOT, tag: str | None = None) -> list[str]:
         if date and zen.get("publication_date") != date:
             problems.append(f".zenodo.json: publication_date: {zen.get('publication_date')}, "
                             f"but CHANGELOG.md says {date}")
+    elif zen is not _failed:
+        problems.append(".zenodo.json: not a JSON object")
     if tag is not None and tag != f"v{version}":
         problems.append(f"tag {tag}: expected v{version} (pyproject.toml)")
     return problems
