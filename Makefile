@@ -16,7 +16,7 @@ KOKORO_TEST_BUILD_DIR ?= $(CURDIR)/_build
 export KOKOROCHAT_DIR PSY_INSIGHT_DIR KOKOROCHAT_EN_DIR KOKORO_TEST_BUILD_DIR
 PYTEST_ARGS ?=
 
-.PHONY: install lock lock-vllm colab-sim pdf book preview test bench colab shots clean
+.PHONY: install lock lock-vllm colab-sim pdf book preview test bench colab shots release-check clean
 
 $(VENV)/.installed: requirements-lock.txt requirements-torch.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ test: install                     ## unit tests, notebook tests and real-data te
 
 bench: install                    ## load-time benchmark (targets: cold <= 2 s, warm <= 0.5 s)
 	$(PY) scripts/bench_load.py --data $(KOKOROCHAT_DIR)
+
+TAG ?=
+release-check: install            ## before tagging: pyproject, CHANGELOG.md, CITATION.cff, .zenodo.json (and TAG=vX.Y.Z) agree
+	$(PY) -m kokoro_nb.release $(if $(TAG),--tag $(TAG))
 
 clean:
 	rm -rf _build .pytest_cache

@@ -82,3 +82,13 @@ def test_pdf_has_every_chapter_and_figure(real_pdf, real_book):
     images = [line for line in listing if line.split()[2] == "image"]
     assert len(images) >= html_figures(real_book / "html"), "figures missing from the PDF"
     assert "Styler object" not in flat                     # tables come out as text, not reprs
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_pdf_title_page_shows_version_and_commit(real_pdf):
+    """The same version line as the HTML footer and `kokoro-nb --version` (kokoro_nb.release)."""
+    from kokoro_nb import release
+    first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(real_pdf), "-"], capture_output=True,
+                           text=True, check=True).stdout
+    assert f"Version {release.label(ROOT)}" in re.sub(r"\s+", " ", first)

@@ -6,7 +6,12 @@
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError as _NotInstalled, version as _version
+
+try:        # pyproject.toml's version, the one source (kokoro_nb.release shows it with the commit)
+    __version__ = _version("kokoro-nb")
+except _NotInstalled:
+    __version__ = "0+unknown"
 
 from . import schema  # noqa: E402
 from .corpus import Corpus, LoadReport, load_kokorochat, load_psy_insight  # noqa: E402

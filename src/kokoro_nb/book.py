@@ -48,7 +48,7 @@ from pathlib import Path
 
 import yaml
 
-from . import colab, config
+from . import colab, config, release
 from .errors import DataError, KokoroError
 
 PIPELINE_VERSION = "2"          # bump to invalidate every stamp after a pipeline change
@@ -606,6 +606,11 @@ def stage_book(root: Path, build_dir: Path, names: list[str], *, banner: str | N
     if banner:
         html = config.setdefault("html", {})
         html["announcement"] = banner + (" " + html["announcement"] if html.get("announcement") else "")
+    # what a reader cites: the version and commit, in every page's footer and on the PDF's title page
+    version = "Version " + release.label(root)
+    html = config.setdefault("html", {})
+    html["extra_footer"] = (html.get("extra_footer") or "") + f'<p class="kokoro-version">{version}</p>'
+    sphinx_cfg.setdefault("latex_elements", {})["releasename"] = version
     wanted[stage / "_config.yml"] = yaml.safe_dump(config, allow_unicode=True, sort_keys=False).encode()
     for f in BOOK_FILES[1:]:
         if (root / f).is_file():

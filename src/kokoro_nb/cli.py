@@ -12,12 +12,20 @@ import importlib
 import json
 import sys
 
-from . import __version__
 from .errors import KokoroError
 
 # Modules that add sub-commands, in --help order. Each defines register_cli(subparsers).
 _COMMAND_MODULES = ("corpus", "stats", "paper", "sft", "train", "generate", "metrics", "simulate",
                     "human_eval", "book")
+
+
+class _Version(argparse.Action):
+    """``--version``: the version and the commit (git runs only when asked)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .release import label
+        print(f"{parser.prog} {label()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kokoro-nb",
         description="Companion tools for the KokoroChat paper: data, statistics, SFT data, evaluation.",
         epilog="Exit codes: 0 ok, 1 unexpected error, 2 bad input or usage.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show the version and the commit, as the book's footer does")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

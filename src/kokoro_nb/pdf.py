@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from .book import _jupyter_book, _write_if_changed
 from .errors import KokoroError
 
@@ -56,8 +58,10 @@ def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int
                           + " ".join(TEX_PACKAGES))
     stage, build_dir = Path(stage).resolve(), Path(build_dir).resolve()
     latex, doctrees = build_dir / "latex", build_dir / ".doctrees-latex"
-    proc = _jupyter_book(stage, latex, doctrees, "latex", overrides={
-        "latex_engine": "lualatex", "latex_elements": {"preamble": LATEX_PREAMBLE}})
+    staged = yaml.safe_load((stage / "_config.yml").read_text(encoding="utf-8")) or {}
+    elements = dict(((staged.get("sphinx") or {}).get("config") or {}).get("latex_elements") or {})
+    proc = _jupyter_book(stage, latex, doctrees, "latex", overrides={   # keeps the staged version line
+        "latex_engine": "lualatex", "latex_elements": {**elements, "preamble": LATEX_PREAMBLE}})
     if proc.returncode:
         return proc.returncode, (proc.stderr or proc.stdout)[-4000:], latex
     texs = sorted(latex.glob("*.tex"))
