@@ -1,0 +1,174 @@
+"""Colab's published runtime and the versions the Colab install cell constrains to.
+
+Colab publishes the Python version and the ``pip freeze`` of its runtime (googlecolab/backend-info);
+a copy lies in ``scripts/colab-runtime/``. ``make lock`` resolves this package with its ``train``
+extra on that Python, preferring every preinstalled version, and writes ``requirements-colab.txt``.
+The install cell passes that file to pip as constraints, so pip keeps Colab's own builds (numpy,
+pandas, scipy, torch, ...) wherever our ranges admit them: a package that a running kernel has
+already imported cannot be replaced without a restart, and Colab's other packages were built
+against its numpy. torch and the CUDA libraries it loads are never emitted: Colab keeps its build.
+
+>>> python_minor("Ubuntu 22.04.5 LTS\\nPython 3.13.15\\n")
+'3.13'
+>>> changes({"numpy": "2.1.3", "transformers": "5.23.0", "trl": "1.16.0"},
+...         {"numpy": "2.1.3", "transformers": "5.15.0"})
+[('transformers', '5.15.0', '5.23.0')]
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RUNTIME_DIR = "scripts/colab-runtime"
+OS_INFO = "os-info-gpu.txt"
+FREEZE = "pip-freeze.gpu.txt"
+CONSTRAINTS = "requirements-colab.txt"
+EXTRAS = ("train",)              # what the install cell installs at most (book/test: not on Colab)
+# Colab's image is Ubuntu 22.04 (glibc 2.35) on x86-64: wheels for that platform
+PLATFORM = "x86_64-manylinux_2_35"
+# Preinstalled packages the install must never change where our ranges admit Colab's version:
+# imported at kernel start or compiled against by the rest of Colab's image.
+PROTECTED = ("numpy", "pandas", "scipy", "matplotlib", "torch")
+
+
+def canonical(name: str) -> str:
+    """Return the normalized distribution name (PEP 503): ``PyYAML`` -> ``pyyaml``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _kept_apart(name: str) -> bool:
+    """torch and the CUDA libraries it loads: Colab's CUDA build stays as it is."""
+    return name in {"torch", "triton"} or name.startswith(("nvidia-", "cuda-"))
+
+
+def python_minor(text: str, file: str | None = None) -> str:
+    """Return the ``3.x`` of the ``Python 3.x.y`` line of an ``os-info`` file."""
+    m = re.search(r"^Python (\d+)\.(\d+)\.\d+", text, re.M)
+    if not m:
+        from .errors import DataError
+        raise DataError("no 'Python X.Y.Z' line", file=file)
+    return f"{m[1]}.{m[2]}"
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    """Return {name: version} for every ``name==version`` line of a freeze or requirements file.
+
+    Lines installed from a URL (``name @ https://...``) and comments carry no version and are
+    skipped; a marker (``; python_version ...``) is dropped.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    pins = {}
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-") or " @ " in line:
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as err:
+            from .errors import DataError
+            raise DataError(f"not a requirement: {err}", file=str(path), line=i) from None
+        spec = list(req.specifier)
+        if len(spec) == 1 and spec[0].operator == "==":
+            pins[canonical(req.name)] = spec[0].version
+    return pins
+
+
+def public(version: str) -> str:
+    """Drop the local part: ``2.11.0+cu128`` -> ``2.11.0`` (what a range is compared with)."""
+    from packaging.version import Version
+    return Version(version).public
+
+
+def changes(constraints: dict[str, str], freeze: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Return (package, Colab's version, installed version) for each preinstalled package that
+    an install within *constraints* replaces (local versions such as ``+cu128`` ignored)."""
+    from packaging.version import Version
+    out = []
+    for name, ours in sorted(constraints.items()):
+        colab = freeze.get(canonical(name))
+        if colab is not None and Version(public(colab)) != Version(public(ours)):
+            out.append((canonical(name), colab, ours))
+    return out
+
+
+def runtime(root: Path) -> tuple[str, dict[str, str], str]:
+    """Return (Python minor version, freeze pins, freeze digest) of the vendored runtime."""
+    d = Path(root) / RUNTIME_DIR
+    minor = python_minor((d / OS_INFO).read_text(encoding="utf-8"), file=str(d / OS_INFO))
+    digest = hashlib.sha256((d / FREEZE).read_bytes()).hexdigest()[:16]
+    return minor, read_pins(d / FREEZE), digest
+
+
+def stamp(minor: str, digest: str) -> str:
+    """The header line that ties requirements-colab.txt to the runtime it was resolved for."""
+    return f"# Colab runtime: Python {minor}, {RUNTIME_DIR}/{FREEZE} sha256 {digest}"
+
+
+def _drop_blocks(text: str, drop) -> str:
+    """Remove ``name==version`` lines for which *drop(name)* holds, with their ``# via`` lines."""
+    out, skipping = [], False
+    for line in text.splitlines():
+        if line.startswith(" "):              # an annotation of the pin above
+            if not skipping:
+                out.append(line)
+            continue
+        m = re.match(r"([A-Za-z0-9_.-]+)==", line)
+        skipping = bool(m and drop(canonical(m[1])))
+        if not skipping:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def compile_constraints(root: Path, uv: str = "uv") -> Path:
+    """Resolve ``pyproject.toml[train]`` for Colab with *uv* and write ``requirements-colab.txt``.
+
+    uv takes the pins of its output file as preferences: the file is seeded with Colab's freeze
+    (over the previous result), so uv keeps each preinstalled version our ranges admit and moves
+    only what must move. torch is held at Colab's version so the rest agrees with that build.
+    """
+    root = Path(root)
+    minor, freeze, digest = runtime(root)
+    target = root / CONSTRAINTS
+    seed = read_pins(target) if target.is_file() else {}
+    seed.update({n: public(v) for n, v in freeze.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        out, torch = Path(tmp) / CONSTRAINTS, Path(tmp) / "torch.txt"
+        out.write_text("".join(f"{n}=={v}\n" for n, v in sorted(seed.items())))
+        torch.write_text(f"torch=={public(freeze['torch'])}\n" if "torch" in freeze else "")
+        cmd = [uv, "pip", "compile", str(root / "pyproject.toml"), "--python-version", minor,
+               "--python-platform", PLATFORM, "-c", str(torch), "--custom-compile-command",
+               "make lock", "-o", str(out), "--quiet"]
+        for extra in EXTRAS:
+            cmd += ["--extra", extra]
+        subprocess.run(cmd, check=True, cwd=root)
+        text = _drop_blocks(out.read_text(encoding="utf-8"), _kept_apart)
+    lines = text.splitlines(keepends=True)
+    n = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    note = [stamp(minor, digest) + "\n",
+            "# The Colab install cell's constraints; torch and its CUDA libraries stay Colab's own.\n"]
+    target.write_text("".join(lines[:n] + note + lines[n:]), encoding="utf-8")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from .book import find_root
+    ap = argparse.ArgumentParser(description="write requirements-colab.txt from Colab's freeze")
+    ap.add_argument("--uv", default="uv", help="the uv executable")
+    args = ap.parse_args(argv)
+    root = find_root(None)
+    path = compile_constraints(root, args.uv)
+    minor, freeze, _ = runtime(root)
+    moved = changes(read_pins(path), freeze)
+    print(f"{path.name}: Python {minor}; preinstalled packages the install changes: "
+          + (", ".join(f"{n} {a} -> {b}" for n, a, b in moved) or "none"), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
