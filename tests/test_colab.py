@@ -101,7 +101,7 @@ def test_on_colab_it_clones_and_installs_within_colabs_constraints_silently(tmp_
                                         colab_runtime=True, home=tmp_path, monkeypatch=monkeypatch)
     clone = tmp_path / "kokorochat-companion"
     assert calls == [("!", f"git clone --quiet --depth 1 --branch {BRANCH} {URL} {clone}")]
-    assert pip == [f"-m pip install --quiet -c {clone}/requirements-colab.txt {clone}[train]"]
+    assert pip == [f"-m pip install --quiet -c {clone}/requirements-colab-train.txt {clone}[train]"]
     assert mounts == [] and set(env.values()) == {None}     # Drive is mounted only when asked
     assert capsys.readouterr().out == ""
 
@@ -149,7 +149,8 @@ def test_a_second_run_does_not_clone_again_and_plain_chapters_install_no_extras(
     (tmp_path / "kokorochat-companion").mkdir()
     calls, pip, _, _ = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
                                  monkeypatch=monkeypatch)
-    assert calls == [] and len(pip) == 1 and pip[0].endswith(f" {tmp_path}/kokorochat-companion")
+    clone = tmp_path / "kokorochat-companion"
+    assert calls == [] and pip == [f"-m pip install --quiet -c {clone}/requirements-colab.txt {clone}"]
 
 
 def test_drive_is_mounted_when_asked_and_holds_data_translation_and_downloads(tmp_path, monkeypatch):
@@ -170,9 +171,12 @@ def test_drive_translation_folder_is_used_when_there(tmp_path, monkeypatch):
     assert env["KOKOROCHAT_EN_DIR"] == f"{drive}/MyDrive/KokoroChat/multilingual-kokorochat"
 
 
-def test_the_constraints_the_cell_names_exist_and_hold_no_torch():
-    lines = (ROOT / "requirements-colab.txt").read_text().splitlines()
-    assert any(line.startswith("transformers==") for line in lines)
+@pytest.mark.parametrize("extras", [(), ("train",)])
+def test_the_constraints_the_cell_names_exist_and_hold_no_torch(extras):
+    source = colab.setup_source(URL, BRANCH, extras)
+    name = next(n for n in (ROOT.glob("requirements-colab*.txt")) if f"/{n.name}\"" in source).name
+    lines = (ROOT / name).read_text().splitlines()
+    assert any(line.startswith("transformers==") for line in lines) == bool(extras)
     assert not any(line.startswith(("torch==", "nvidia-", "triton==")) for line in lines)
 
 

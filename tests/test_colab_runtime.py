@@ -49,35 +49,46 @@ def test_changes_ignores_local_versions_and_packages_colab_lacks():
     assert got == [("numpy", "2.1.3", "2.4.6")]
 
 
-def test_the_install_keeps_colabs_numpy_pandas_scipy_matplotlib_and_torch():
+SETS = list(cr.CONSTRAINTS)
+
+
+@pytest.mark.parametrize("extras", SETS, ids=lambda e: cr.CONSTRAINTS[e])
+def test_the_install_keeps_colabs_numpy_pandas_scipy_matplotlib_and_torch(extras):
     """Prints what the Colab install replaces; fails if it touches the packages Colab is built on."""
     _, freeze, _ = cr.runtime(ROOT)
-    pins = cr.read_pins(ROOT / cr.CONSTRAINTS)
+    pins = cr.read_pins(ROOT / cr.constraints_file(extras))
     moved = cr.changes(pins, freeze)
-    print("preinstalled packages the Colab install changes:",
+    print(f"preinstalled packages that installing kokoro-nb{list(extras)} on Colab changes:",
           ", ".join(f"{n} {a} -> {b}" for n, a, b in moved) or "none")
     touched = sorted({n for n, _, _ in moved} & set(cr.PROTECTED))
     assert touched == [], f"the Colab install would replace {touched}: {moved}"
     assert not any(cr._kept_apart(n) for n in pins), "torch and CUDA libraries stay Colab's own"
 
 
-def test_colab_constraints_match_pyproject_and_the_vendored_runtime():
-    """requirements-colab.txt is compiled by `make lock`: a range or a runtime refresh without it
+def test_descriptive_chapters_change_nothing_colab_preinstalls():
+    _, freeze, _ = cr.runtime(ROOT)
+    assert cr.changes(cr.read_pins(ROOT / cr.constraints_file(())), freeze) == []
+
+
+@pytest.mark.parametrize("extras", SETS, ids=lambda e: cr.CONSTRAINTS[e])
+def test_colab_constraints_match_pyproject_and_the_vendored_runtime(extras):
+    """The constraint files are compiled by `make lock`: a range or a runtime refresh without it
     fails here."""
     minor, freeze, digest = cr.runtime(ROOT)
-    text = (ROOT / cr.CONSTRAINTS).read_text()
+    name = cr.constraints_file(extras)
+    text = (ROOT / name).read_text()
     assert cr.stamp(minor, digest) in text.splitlines(), \
-        f"{cr.CONSTRAINTS} was resolved for another Colab runtime: run `make lock`"
-    pins = cr.read_pins(ROOT / cr.CONSTRAINTS)
+        f"{name} was resolved for another Colab runtime: run `make lock`"
+    pins = cr.read_pins(ROOT / name)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + [r for e in cr.EXTRAS for r in project["optional-dependencies"][e]]
+    wanted = project["dependencies"] + [r for e in extras for r in project["optional-dependencies"][e]]
     for line in wanted:
         req = Requirement(line)
-        name = cr.canonical(req.name)
-        have = pins.get(name) or (cr.public(freeze[name]) if name in freeze else None)
-        assert have is not None, f"{name} is in pyproject.toml but not in {cr.CONSTRAINTS}: run `make lock`"
+        pkg = cr.canonical(req.name)
+        have = pins.get(pkg) or (cr.public(freeze[pkg]) if pkg in freeze else None)
+        assert have is not None, f"{req.name} is in pyproject.toml but not in {name}: run `make lock`"
         assert req.specifier.contains(have), \
-            f"{name}=={have} ({cr.CONSTRAINTS} or Colab) is outside {req.specifier}: run `make lock`"
+            f"{req.name}=={have} ({name} or Colab) is outside {req.specifier}: run `make lock`"
 
 
 def test_drop_blocks_removes_a_pin_with_its_annotations():

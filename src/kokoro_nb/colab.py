@@ -7,14 +7,15 @@ when a copy drifts from its source). The copy's first code cell, on Colab only:
 - clones the repository named in ``_config.yml`` (``repository.url``, the one place the address
   is set) into ``~/kokorochat-companion``;
 - installs this package with the extras the chapter needs, constrained to
-  ``requirements-colab.txt`` (resolved against the packages Colab preinstalls, see
-  ``colab_runtime``), so Colab keeps its own numpy, pandas and CUDA build of torch; a failed
+  ``requirements-colab.txt`` (``requirements-colab-train.txt`` with ``[train]``), resolved against
+  the packages Colab preinstalls (see ``colab_runtime``), so Colab keeps its own numpy, pandas and
+  CUDA build of torch; a failed
   install, or one that replaced a package the session has already imported, stops the notebook;
 - mounts Google Drive only when ``DRIVE_DATA`` names a folder there, and then reads KokoroChat
   (and the translation, if there) from it and keeps downloaded archives in it; otherwise the
   data come from ``$KOKOROCHAT_DIR`` or the verified download.
 
->>> "requirements-colab.txt" in setup_source("https://github.com/o/r", "main", ["train"])
+>>> "requirements-colab-train.txt" in setup_source("https://github.com/o/r", "main", ["train"])
 True
 """
 from __future__ import annotations
@@ -50,10 +51,11 @@ def setup_source(repo_url: str, branch: str, extras: list[str] | tuple = ()) -> 
     The versions of the distributions behind every module the session has already imported are
     compared before and after; if the install replaced one, the cell asks for a restart and stops.
     """
+    from .colab_runtime import constraints_file
     spec = f"{{repo}}[{','.join(extras)}]" if extras else "{repo}"
     return f'''# Colab setup (does nothing outside Colab): clone the companion and install what this chapter
-# needs within requirements-colab.txt, the versions resolved against Colab's own packages (Colab
-# keeps its numpy, pandas and torch). A failed install stops here with pip's message.
+# needs within {constraints_file(extras)}, the versions resolved against Colab's own packages
+# (Colab keeps its numpy, pandas and torch). A failed install stops here with pip's message.
 # DRIVE_DATA names a folder in My Drive (Drive is mounted only then): KokoroChat is read from it,
 # the translation from its multilingual-kokorochat folder if there, and downloaded archives are
 # kept in its downloads folder, so a later chapter or a new runtime downloads nothing.
@@ -75,7 +77,7 @@ if "google.colab" in sys.modules:
         !git clone --quiet --depth 1 --branch {{BRANCH}} {{REPO_URL}} {{repo}}
     before = imported()
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-c",
-                          f"{{repo}}/requirements-colab.txt", f"{spec}"],
+                          f"{{repo}}/{constraints_file(extras)}", f"{spec}"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     print(pip.stdout, end="")
     if pip.returncode:

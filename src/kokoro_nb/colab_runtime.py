@@ -1,12 +1,15 @@
 """Colab's published runtime and the versions the Colab install cell constrains to.
 
 Colab publishes the Python version and the ``pip freeze`` of its runtime (googlecolab/backend-info);
-a copy lies in ``scripts/colab-runtime/``. ``make lock`` resolves this package with its ``train``
-extra on that Python, preferring every preinstalled version, and writes ``requirements-colab.txt``.
-The install cell passes that file to pip as constraints, so pip keeps Colab's own builds (numpy,
-pandas, scipy, torch, ...) wherever our ranges admit them: a package that a running kernel has
-already imported cannot be replaced without a restart, and Colab's other packages were built
-against its numpy. torch and the CUDA libraries it loads are never emitted: Colab keeps its build.
+a copy lies in ``scripts/colab-runtime/``. ``make lock`` resolves this package on that Python,
+preferring every preinstalled version, once for each set of extras a Colab copy installs:
+``requirements-colab.txt`` for the chapters that need no extra, ``requirements-colab-train.txt``
+for those that install ``[train]`` (trl needs a newer pyarrow than Colab's, which the other
+chapters must not be made to install). The install cell passes its file to pip as constraints, so
+pip keeps Colab's own builds (numpy, pandas, scipy, torch, ...) wherever our ranges admit them: a
+package that a running kernel has already imported cannot be replaced without a restart, and
+Colab's other packages were built against its numpy. torch and the CUDA libraries it loads are
+never emitted: Colab keeps its build.
 
 >>> python_minor("Ubuntu 22.04.5 LTS\\nPython 3.13.15\\n")
 '3.13'
@@ -26,8 +29,8 @@ from pathlib import Path
 RUNTIME_DIR = "scripts/colab-runtime"
 OS_INFO = "os-info-gpu.txt"
 FREEZE = "pip-freeze.gpu.txt"
-CONSTRAINTS = "requirements-colab.txt"
-EXTRAS = ("train",)              # what the install cell installs at most (book/test: not on Colab)
+# the constraint file for each set of extras a Colab copy installs (book/test: never on Colab)
+CONSTRAINTS = {(): "requirements-colab.txt", ("train",): "requirements-colab-train.txt"}
 # Colab's image is Ubuntu 22.04 (glibc 2.35) on x86-64: wheels for that platform
 PLATFORM = "x86_64-manylinux_2_35"
 # Preinstalled packages the install must never change where our ranges admit Colab's version:
@@ -103,6 +106,20 @@ def runtime(root: Path) -> tuple[str, dict[str, str], str]:
     return minor, read_pins(d / FREEZE), digest
 
 
+def constraints_file(extras=()) -> str:
+    """Return the constraint file for a Colab copy that installs *extras*.
+
+    >>> constraints_file(["train"])
+    'requirements-colab-train.txt'
+    """
+    key = tuple(sorted(extras))
+    if key not in CONSTRAINTS:
+        from .errors import DataError
+        raise DataError(f"no Colab constraint set for extras {list(key)}; add it to CONSTRAINTS "
+                        "in kokoro_nb/colab_runtime.py and run `make lock`", field="colab_extras")
+    return CONSTRAINTS[key]
+
+
 def stamp(minor: str, digest: str) -> str:
     """The header line that ties requirements-colab.txt to the runtime it was resolved for."""
     return f"# Colab runtime: Python {minor}, {RUNTIME_DIR}/{FREEZE} sha256 {digest}"
@@ -123,33 +140,36 @@ def _drop_blocks(text: str, drop) -> str:
     return "\n".join(out) + "\n"
 
 
-def compile_constraints(root: Path, uv: str = "uv") -> Path:
-    """Resolve ``pyproject.toml[train]`` for Colab with *uv* and write ``requirements-colab.txt``.
+def compile_constraints(root: Path, extras=(), uv: str = "uv") -> Path:
+    """Resolve ``pyproject.toml[extras]`` for Colab with *uv*; write its constraint file.
 
-    uv takes the pins of its output file as preferences: the file is seeded with Colab's freeze
-    (over the previous result), so uv keeps each preinstalled version our ranges admit and moves
-    only what must move. torch is held at Colab's version so the rest agrees with that build.
+    uv takes the pins of its output file as preferences: the file is seeded with Colab's freeze,
+    so uv keeps each preinstalled version our ranges admit and moves only what must move, and
+    with the previous result for what Colab lacks. torch is held at Colab's version so that the
+    rest agrees with that build.
     """
     root = Path(root)
     minor, freeze, digest = runtime(root)
-    target = root / CONSTRAINTS
-    seed = read_pins(target) if target.is_file() else {}
-    seed.update({n: public(v) for n, v in freeze.items()})
+    target = root / constraints_file(extras)
+    previous = read_pins(target) if target.is_file() else {}
+    seed = {**previous, **{n: public(v) for n, v in freeze.items()}}
     with tempfile.TemporaryDirectory() as tmp:
-        out, torch = Path(tmp) / CONSTRAINTS, Path(tmp) / "torch.txt"
+        out, torch = Path(tmp) / target.name, Path(tmp) / "torch.txt"
         out.write_text("".join(f"{n}=={v}\n" for n, v in sorted(seed.items())))
         torch.write_text(f"torch=={public(freeze['torch'])}\n" if "torch" in freeze else "")
         cmd = [uv, "pip", "compile", str(root / "pyproject.toml"), "--python-version", minor,
                "--python-platform", PLATFORM, "-c", str(torch), "--custom-compile-command",
                "make lock", "-o", str(out), "--quiet"]
-        for extra in EXTRAS:
+        for extra in extras:
             cmd += ["--extra", extra]
         subprocess.run(cmd, check=True, cwd=root)
         text = _drop_blocks(out.read_text(encoding="utf-8"), _kept_apart)
     lines = text.splitlines(keepends=True)
+    spec = f"kokoro-nb[{','.join(extras)}]" if extras else "kokoro-nb"
     n = next(i for i, line in enumerate(lines) if not line.startswith("#"))
     note = [stamp(minor, digest) + "\n",
-            "# The Colab install cell's constraints; torch and its CUDA libraries stay Colab's own.\n"]
+            f"# For the Colab copies that install {spec}; "
+            "torch and its CUDA libraries stay Colab's own.\n"]
     target.write_text("".join(lines[:n] + note + lines[n:]), encoding="utf-8")
     return target
 
@@ -162,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--uv", default="uv", help="the uv executable")
     args = ap.parse_args(argv)
     root = find_root(None)
-    path = compile_constraints(root, args.uv)
     minor, freeze, _ = runtime(root)
-    moved = changes(read_pins(path), freeze)
-    print(f"{path.name}: Python {minor}; preinstalled packages the install changes: "
-          + (", ".join(f"{n} {a} -> {b}" for n, a, b in moved) or "none"), file=sys.stderr)
+    for extras in CONSTRAINTS:
+        path = compile_constraints(root, extras, args.uv)
+        moved = changes(read_pins(path), freeze)
+        print(f"{path.name}: Python {minor}; preinstalled packages the install changes: "
+              + (", ".join(f"{n} {a} -> {b}" for n, a, b in moved) or "none"), file=sys.stderr)
     return 0
 
 
