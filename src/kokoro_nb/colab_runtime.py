@@ -144,9 +144,9 @@ def compile_constraints(root: Path, extras=(), uv: str = "uv") -> Path:
     """Resolve ``pyproject.toml[extras]`` for Colab with *uv*; write its constraint file.
 
     uv takes the pins of its output file as preferences: the file is seeded with Colab's freeze,
-    so uv keeps each preinstalled version our ranges admit and moves only what must move, and
-    with the previous result for what Colab lacks. torch is held at Colab's version so that the
-    rest agrees with that build.
+    so uv keeps each preinstalled version our ranges admit and moves only what must move; for
+    what Colab lacks, the previous result is the preference. torch is held at Colab's version
+    so that the rest agrees with that build.
     """
     root = Path(root)
     minor, freeze, digest = runtime(root)
@@ -162,7 +162,9 @@ def compile_constraints(root: Path, extras=(), uv: str = "uv") -> Path:
                "make lock", "-o", str(out), "--quiet"]
         for extra in extras:
             cmd += ["--extra", extra]
-        subprocess.run(cmd, check=True, cwd=root)
+        if subprocess.run(cmd, cwd=root).returncode:
+            from .errors import KokoroError
+            raise KokoroError(f"uv could not resolve {target.name} for Colab (its message is above)")
         text = _drop_blocks(out.read_text(encoding="utf-8"), _kept_apart)
     lines = text.splitlines(keepends=True)
     spec = f"kokoro-nb[{','.join(extras)}]" if extras else "kokoro-nb"
@@ -178,13 +180,18 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from .book import find_root
+    from .errors import KokoroError
     ap = argparse.ArgumentParser(description="write requirements-colab.txt from Colab's freeze")
     ap.add_argument("--uv", default="uv", help="the uv executable")
     args = ap.parse_args(argv)
     root = find_root(None)
     minor, freeze, _ = runtime(root)
     for extras in CONSTRAINTS:
-        path = compile_constraints(root, extras, args.uv)
+        try:
+            path = compile_constraints(root, extras, args.uv)
+        except KokoroError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         moved = changes(read_pins(path), freeze)
         print(f"{path.name}: Python {minor}; preinstalled packages the install changes: "
               + (", ".join(f"{n} {a} -> {b}" for n, a, b in moved) or "none"), file=sys.stderr)
