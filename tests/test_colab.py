@@ -82,9 +82,10 @@ def run_setup(source: str, *, colab_runtime: bool, drive_data=None, home: Path, 
     try:
         exec(compile(code, "<setup>", "exec"), {"get_ipython": lambda: shell})
     finally:
-        monkeypatch.undo()    # restores sys.executable before pytest reports anything
+        # what the cell left in the environment, read before undo() restores the caller's
         env = {v: os.environ.get(v) for v in ("KOKOROCHAT_DIR", "KOKOROCHAT_EN_DIR",
                                                 "KOKORO_ARCHIVE_CACHE")}
+        monkeypatch.undo()    # restores sys.executable before pytest reports anything
     pip_calls = log.read_text().splitlines() if log.exists() else []
     return shell.calls, pip_calls, mounts, env
 
