@@ -10,6 +10,7 @@ import argparse
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -251,7 +252,9 @@ def _make_book(tmp_path: Path, shared: dict[str, Path]) -> dict:
     clone = tmp_path / "work" / "clone"
     (clone / ".venv" / "bin").mkdir(parents=True)
     shutil.copy(ROOT / "Makefile", clone / "Makefile")
-    for name in ("requirements-lock.txt", "requirements-torch.txt", "pyproject.toml"):
+    # the install rule's prerequisites, as the Makefile names them, older than its stamp
+    rule = re.search(r"^\$\(VENV\)/\.installed:(.*)$", (ROOT / "Makefile").read_text(encoding="utf-8"), re.M)
+    for name in rule.group(1).split():
         (clone / name).write_text("", encoding="utf-8")
     later = time.time() + 60
     (clone / ".venv" / ".installed").touch()
