@@ -668,6 +668,8 @@ def select(patterns: list[str]) -> list[Path]:
 
 
 def runtime_folder(given: Path | None) -> Path:
+    given = given or (Path(os.environ["KOKORO_COLAB_RUNTIME"])
+                      if os.environ.get("KOKORO_COLAB_RUNTIME") else None)
     if given:
         return given
     for folder in RUNTIME_DIRS:
@@ -679,10 +681,17 @@ def runtime_folder(given: Path | None) -> Path:
 def simulate(args: argparse.Namespace) -> int:
     if not os.environ.get("KOKOROCHAT_DIR"):
         raise SimError("set KOKOROCHAT_DIR to the data (the simulation cannot download it)")
-    if os.geteuid() != 0:
-        raise SimError("the simulation needs root (chroot and mount)")
     folder = runtime_folder(args.colab_runtime)
     runtime = load_runtime(folder, args.runtime)
+    if args.python:     # a wrong interpreter stops the run before anything is built
+        try:
+            found = subprocess.run([args.python, "-c", "import platform; print(platform.python_version())"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise SimError(f"{args.python}: cannot run it ({exc})") from None
+        check_python(found, runtime.python, args.python)
+    if os.geteuid() != 0:
+        raise SimError("the simulation needs root (chroot and mount)")
     notebooks = select(args.patterns)
     extras = set().union(*(notebook_extras(p) for p in notebooks))
     log(f"Colab runtime {runtime.name} from {folder}: Python {runtime.python}, "
@@ -716,8 +725,11 @@ def simulate(args: argparse.Namespace) -> int:
         pip_cache().mkdir(parents=True, exist_ok=True)
         chroot.bind(pip_cache())
 
-        key = hashlib.sha256((runtime.key_text + version + ",".join(sorted(extras)) +
-                              (ROOT / "pyproject.toml").read_text()).encode()).hexdigest()[:12]
+        # keyed by what decides the base: Colab's files, the interpreter, the closure's roots
+        colab_lock = ROOT / "requirements-colab.txt"
+        key = hashlib.sha256("\n".join(
+            [runtime.key_text, version, *project_roots(extras),
+             colab_lock.read_text() if colab_lock.is_file() else ""]).encode()).hexdigest()[:12]
         base_dir = cache / f"base-{runtime.name}-py{runtime.python}-{key}"
         with timed("base environment") as t:
             if (base_dir / ".complete").exists():
@@ -779,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="'current' (default) or a pinnable past runtime named in "
                          f"{README}, e.g. 2026.07")
     ap.add_argument("--colab-runtime", type=Path,
-                    help=f"folder with {OS_INFO} and {FREEZE} (default: "
+                    help=f"folder with {OS_INFO} and {FREEZE} (default: $KOKORO_COLAB_RUNTIME, "
                          f"{RUNTIME_DIRS[0].relative_to(ROOT)}, else ../shared/colab-runtime)")
     ap.add_argument("--python", help="host path of the interpreter to run the notebooks with "
                                      "(default: Debian's python3 in the root for 3.13; else "
