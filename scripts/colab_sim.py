@@ -65,10 +65,10 @@ OS_INFO, FREEZE, README = "os-info-gpu.txt", "pip-freeze.gpu.txt", "BACKEND-INFO
 PROTECTED = ("numpy", "pandas", "scipy", "torch")
 # The kernel Colab starts: these distributions (and what they need) come at the freeze's versions.
 KERNEL_ROOTS = ("ipykernel", "ipython", "jupyter_client", "jupyter_core")
-DEBIAN_SUITE, DEBIAN_MIRROR = "trixie", "http://deb.debian.org/debian"
+DEBIAN_SUITE = "trixie"
 DEBIAN_PACKAGES = "python3,python3-venv,python3-pip,git,ca-certificates"
 BASE_MOUNT = "/opt/colab"          # where the base environment appears inside the root fs
-EXTRA_RE = re.compile(r'"\{repo\}(?:\[([^\]]*)\])?"')
+EXTRA_RE = re.compile(r"\{repo\}\[([^\]]*)\]")
 
 STUB_COLAB = {
     "__init__.py": '"""Stub of google.colab for the Colab simulation (drive, userdata)."""\n'
@@ -271,8 +271,8 @@ def notebook_extras(nb_path: Path) -> set[str]:
     nb = json.loads(nb_path.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         src = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
-        if "%pip install" in src:
-            return {e.strip() for m in EXTRA_RE.finditer(src) if m[1] for e in m[1].split(",")}
+        if "pip" in src and "install" in src and "{repo}" in src:
+            return {e.strip() for m in EXTRA_RE.finditer(src) for e in m[1].split(",") if e.strip()}
     return set()
 
 
@@ -286,11 +286,13 @@ def project_roots(extras: set[str]) -> list[str]:
     return roots
 
 
-def colab_lock_names() -> list[str] | None:
-    """Names in requirements-colab.txt (the lock resolved against Colab's freeze), if there is one."""
-    path = ROOT / "requirements-colab.txt"
-    if not path.is_file():
-        return None
+def colab_locks(extras: set[str]) -> list[Path]:
+    """The Colab constraint files the install cells use for *extras* (resolved against the freeze)."""
+    names = ["requirements-colab.txt"] + [f"requirements-colab-{e}.txt" for e in sorted(extras)]
+    return [ROOT / n for n in names if (ROOT / n).is_file()]
+
+
+def requirement_names(path: Path) -> list[str]:
     from packaging.requirements import Requirement
     names = []
     for raw in path.read_text(encoding="utf-8").splitlines():
@@ -377,6 +379,13 @@ class Chroot:
             elif Path(f).is_file():
                 shutil.copyfile(f, dst)
 
+    def release(self, src: Path | str) -> None:
+        """Unmount what bind() mounted for *src*."""
+        target = self.root / str(Path(src).resolve()).lstrip("/")
+        if target in self.mounted:
+            self.mounted.remove(target)
+            subprocess.run(["umount", "-R", str(target)], check=True)
+
     def unmount(self) -> None:
         while self.mounted:
             target = self.mounted.pop()
@@ -438,9 +447,23 @@ def timed(what: str):
     return _T()
 
 
+def debian_mirror(sources: Path = Path("/etc/apt/sources.list.d/debian.sources"),
+                  legacy: Path = Path("/etc/apt/sources.list")) -> str:
+    """The Debian mirror this machine's apt uses (not its security archive)."""
+    uris = []
+    if sources.is_file():
+        uris += re.findall(r"^URIs:\s*(\S+)", sources.read_text(), re.M)
+    if legacy.is_file():
+        uris += re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)", legacy.read_text(), re.M)
+    for uri in uris:
+        if "security" not in uri:
+            return uri.rstrip("/")
+    raise SimError(f"{sources}: no Debian mirror found for debootstrap")
+
+
 def build_rootfs(cache: Path) -> tuple[Path, str]:
     """The cached Debian root file system (built once); and whether it was 'cached' or 'built'."""
-    key = hashlib.sha256(f"{DEBIAN_SUITE} {DEBIAN_MIRROR} {DEBIAN_PACKAGES}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{DEBIAN_SUITE} {DEBIAN_PACKAGES}".encode()).hexdigest()[:12]
     root = cache / f"rootfs-{DEBIAN_SUITE}-{key}"
     if (root / ".complete").exists():
         return root, "cached"
@@ -451,7 +474,7 @@ def build_rootfs(cache: Path) -> tuple[Path, str]:
     shutil.rmtree(partial, ignore_errors=True)
     log(f"building the Debian {DEBIAN_SUITE} root file system in {root} (debootstrap)")
     proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={DEBIAN_PACKAGES}",
-                           DEBIAN_SUITE, str(partial), DEBIAN_MIRROR], capture_output=True, text=True)
+                           DEBIAN_SUITE, str(partial), debian_mirror()], capture_output=True, text=True)
     if proc.returncode:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SimError(f"debootstrap {DEBIAN_SUITE} failed (exit {proc.returncode})")
@@ -492,23 +515,21 @@ def build_base(chroot: Chroot, cache: Path, runtime: Runtime, python: str, extra
     chroot.run(*pip, "install", "--quiet", "--upgrade", "pip", env=env)
     kernel = [runtime.pins[canon(n)].requirement for n in KERNEL_ROOTS
               if canon(n) in runtime.pins and runtime.pins[canon(n)].version]
-    names = colab_lock_names()
-    source = "requirements-colab.txt"
+    # the closure: the package's own ranges as pip resolves them for this Python, and whatever
+    # the Colab constraint files (make lock) name
+    locks = colab_locks(extras)
+    names = [n for f in locks for n in requirement_names(f)]
+    source = " + ".join([f"pyproject.toml [{','.join(sorted(extras))}]"] + [f.name for f in locks])
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         tmp_path = Path(tmp)
         chroot.bind(tmp_path)
-        if names is None:
-            # the closure as pip resolves the package's own ranges for this Python
-            source = f"pip's resolution of pyproject.toml [{','.join(sorted(extras))}]"
-            (tmp_path / "roots.txt").write_text("\n".join(project_roots(extras) + kernel) + "\n")
-        else:
-            (tmp_path / "roots.txt").write_text("\n".join(kernel) + "\n")
+        (tmp_path / "roots.txt").write_text("\n".join(project_roots(extras) + kernel) + "\n")
         log(f"resolving the dependency closure ({source} + the kernel's packages)")
         chroot.run(*pip, "install", "--quiet", "--dry-run", "--ignore-installed",
                    "--ignore-requires-python", "--report", f"{tmp}/report.json",
                    "-r", f"{tmp}/roots.txt", env=env)
         report = json.loads((tmp_path / "report.json").read_text())
-        closure = [i["metadata"]["name"] for i in report["install"]] + (names or [])
+        closure = [i["metadata"]["name"] for i in report["install"]] + names
         reqs, skipped = base_requirements(closure, runtime.pins)
         if skipped:
             log(f"not installable from PyPI, left out of the base: {', '.join(skipped)}")
@@ -518,6 +539,7 @@ def build_base(chroot: Chroot, cache: Path, runtime: Runtime, python: str, extra
         chroot.run(*pip, "install", "--quiet", "-r", f"{tmp}/base.txt",
                    "-c", f"{tmp}/constraints.txt", env=env)
         (base_dir / "base-requirements.txt").write_text("\n".join(reqs) + "\n")
+        chroot.release(tmp_path)
     return reqs, source
 
 
@@ -726,10 +748,9 @@ def simulate(args: argparse.Namespace) -> int:
         chroot.bind(pip_cache())
 
         # keyed by what decides the base: Colab's files, the interpreter, the closure's roots
-        colab_lock = ROOT / "requirements-colab.txt"
         key = hashlib.sha256("\n".join(
             [runtime.key_text, version, *project_roots(extras),
-             colab_lock.read_text() if colab_lock.is_file() else ""]).encode()).hexdigest()[:12]
+             *(f.read_text() for f in colab_locks(extras))]).encode()).hexdigest()[:12]
         base_dir = cache / f"base-{runtime.name}-py{runtime.python}-{key}"
         with timed("base environment") as t:
             if (base_dir / ".complete").exists():

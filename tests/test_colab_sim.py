@@ -84,7 +84,7 @@ def test_freeze_forms():
         "# generated\n"
         "torch==2.11.0+cu128\n"
         "Jinja2==3.1.6\n"
-        "cuvs-cu12 @ https://pypi.nvidia.com/cuvs-cu12/cuvs_cu12-26.2.0-cp313-cp313-manylinux_2_28_x86_64.whl\n"
+        "cuvs-cu12 @ https://wheels.example/cuvs-cu12/cuvs_cu12-26.2.0-cp313-cp313-manylinux_2_28_x86_64.whl\n"
         "google-colab @ file:///colabtools/dist/google_colab-1.0.0.tar.gz\n"
         "kg @ git+https://github.com/x/kernel_gateway@b134e99\n")
     assert pins["torch"].requirement == "torch==2.11.0"           # the local version is dropped
@@ -174,3 +174,14 @@ def test_installed_reads_a_site_packages_folder(tmp_path):
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     assert sim.installed(tmp_path) == {"numpy": "2.1.3", "scikit-learn": "1.6.1"}
+
+
+def test_debootstrap_uses_this_machines_debian_mirror(tmp_path):
+    (tmp_path / "debian.sources").write_text(
+        "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n")
+    assert sim.debian_mirror(tmp_path / "debian.sources", tmp_path / "none") == "http://mirror.example/debian"
+    (tmp_path / "sources.list").write_text("deb [arch=amd64] http://old.example/debian bookworm main\n")
+    assert sim.debian_mirror(tmp_path / "none", tmp_path / "sources.list") == "http://old.example/debian"
+    with pytest.raises(sim.SimError, match="no Debian mirror"):
+        sim.debian_mirror(tmp_path / "none", tmp_path / "none2")
