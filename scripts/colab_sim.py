@@ -130,6 +130,7 @@ class Pin:
     name: str
     version: str | None       # None: not installable from a package index (git or file URL)
     line: int
+    local: str = ""           # the build label Colab's version had (cu128), dropped in version
 
     @property
     def requirement(self) -> str:
@@ -171,7 +172,7 @@ def parse_freeze(text: str, file: str = FREEZE) -> dict[str, Pin]:
             req = Requirement(line)
         except InvalidRequirement as exc:
             raise SimError(f"{file}:{no}: not a pip freeze line ({exc})") from None
-        version = None
+        version, local = None, ""
         if req.url:
             tail = req.url.split("#", 1)[0].rsplit("/", 1)[-1]
             if tail.endswith(".whl"):
@@ -184,13 +185,14 @@ def parse_freeze(text: str, file: str = FREEZE) -> dict[str, Pin]:
             if len(specs) != 1 or specs[0].operator not in ("==", "==="):
                 raise SimError(f"{file}:{no}: {req.name}: expected name==version")
             try:
-                version = Version(specs[0].version).public
+                parsed = Version(specs[0].version)
+                version, local = parsed.public, parsed.local or ""
             except InvalidVersion:
                 raise SimError(f"{file}:{no}: {req.name}: bad version {specs[0].version!r}") from None
         key = canon(req.name)
         if key in pins:
             raise SimError(f"{file}:{no}: {req.name} listed twice (first on line {pins[key].line})")
-        pins[key] = Pin(req.name, version, no)
+        pins[key] = Pin(req.name, version, no, local)
     if not pins:
         raise SimError(f"{file}: no packages")
     return pins
@@ -251,19 +253,21 @@ def check_python(found: str, wanted: str, interpreter: str) -> None:
         raise SimError(f"{interpreter} is Python {found}, but Colab's runtime is Python {wanted}")
 
 
-def base_requirements(closure: list[str], pins: dict[str, Pin]) -> tuple[list[str], list[str]]:
-    """Freeze pins of the closure's distributions; and the names Colab has but PyPI can't give."""
+def base_requirements(closure: list[str], pins: dict[str, Pin],
+                      unpinned: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+    """Freeze pins of the closure's distributions (but *unpinned*); and those PyPI can't give."""
     reqs, skipped = [], []
     for name in sorted({canon(n) for n in closure}):
         pin = pins.get(name)
-        if pin is None:
+        if pin is None or name in unpinned:
             continue
         (reqs if pin.version else skipped).append(pin.requirement if pin.version else pin.name)
     return reqs, skipped
 
 
-def constraints(pins: dict[str, Pin]) -> str:
-    return "".join(f"{p.requirement}\n" for p in pins.values() if p.version)
+def constraints(pins: dict[str, Pin], unpinned: set[str] = frozenset()) -> str:
+    return "".join(f"{p.requirement}\n" for n, p in pins.items()
+                   if p.version and n not in unpinned)
 
 
 def notebook_extras(nb_path: Path) -> set[str]:
@@ -530,11 +534,25 @@ def build_base(chroot: Chroot, cache: Path, runtime: Runtime, python: str, extra
                    "-r", f"{tmp}/roots.txt", env=env)
         report = json.loads((tmp_path / "report.json").read_text())
         closure = [i["metadata"]["name"] for i in report["install"]] + names
-        reqs, skipped = base_requirements(closure, runtime.pins)
+        # Colab's local builds (torch 2.11.0+cu128) come from PyPI without the label, and PyPI's
+        # build needs its own CUDA libraries: the freeze's pins of those must not apply.
+        builds = [runtime.pins[n] for n in {canon(c) for c in closure}
+                  if n in runtime.pins and runtime.pins[n].local]
+        unpinned: set[str] = set()
+        if builds:
+            (tmp_path / "builds.txt").write_text("".join(f"{p.requirement}\n" for p in builds))
+            chroot.run(*pip, "install", "--quiet", "--dry-run", "--ignore-installed",
+                       "--report", f"{tmp}/builds.json", "-r", f"{tmp}/builds.txt", env=env)
+            needs = json.loads((tmp_path / "builds.json").read_text())["install"]
+            unpinned = ({canon(i["metadata"]["name"]) for i in needs}
+                        - {canon(p.name) for p in builds}) & set(runtime.pins)
+            log(f"PyPI's {', '.join(p.requirement for p in builds)} in place of Colab's "
+                f"+{builds[0].local} build; its own versions of: {', '.join(sorted(unpinned)) or 'none'}")
+        reqs, skipped = base_requirements(closure, runtime.pins, unpinned)
         if skipped:
             log(f"not installable from PyPI, left out of the base: {', '.join(skipped)}")
         (tmp_path / "base.txt").write_text("\n".join(reqs) + "\n")
-        (tmp_path / "constraints.txt").write_text(constraints(runtime.pins))
+        (tmp_path / "constraints.txt").write_text(constraints(runtime.pins, unpinned))
         log(f"installing {len(reqs)} of Colab's preinstalled packages at the freeze's versions")
         chroot.run(*pip, "install", "--quiet", "-r", f"{tmp}/base.txt",
                    "-c", f"{tmp}/constraints.txt", env=env)

@@ -88,6 +88,7 @@ def test_freeze_forms():
         "google-colab @ file:///colabtools/dist/google_colab-1.0.0.tar.gz\n"
         "kg @ git+https://github.com/x/kernel_gateway@b134e99\n")
     assert pins["torch"].requirement == "torch==2.11.0"           # the local version is dropped
+    assert pins["torch"].local == "cu128" and pins["jinja2"].local == ""
     assert pins["jinja2"].requirement == "Jinja2==3.1.6"          # keyed by canonical name
     assert pins["cuvs-cu12"].version == "26.2.0"                  # from the wheel's file name
     assert pins["google-colab"].version is None and pins["kg"].version is None
@@ -123,8 +124,11 @@ def test_base_pins_come_from_the_freeze(runtime_dir):
 
 
 def test_constraints_hold_every_installable_pin():
-    pins = sim.parse_freeze("a==1\nb==2+local\nc @ git+https://x/c\n")
-    assert sim.constraints(pins) == "a==1\nb==2\n"
+    pins = sim.parse_freeze("a==1\nb==2+local\nc @ git+https://x/c\ncuda-toolkit==12.8.1\n")
+    assert sim.constraints(pins) == "a==1\nb==2\ncuda-toolkit==12.8.1\n"
+    # what PyPI's build of a local version needs in its own version is left free
+    assert sim.constraints(pins, {"cuda-toolkit"}) == "a==1\nb==2\n"
+    assert sim.base_requirements(["A", "cuda_toolkit"], pins, {"cuda-toolkit"}) == (["a==1"], [])
 
 
 # --- the pinned past runtime --------------------------------------------------------------------
