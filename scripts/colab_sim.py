@@ -265,6 +265,35 @@ def base_requirements(closure: list[str], pins: dict[str, Pin],
     return reqs, skipped
 
 
+def conflicting_pins(report: list[dict], pins: dict[str, Pin], roots: set[str],
+                     python: str) -> set[str]:
+    """Freeze pins that PyPI's builds of *roots* cannot use, following what they need.
+
+    *report* is pip's installation report of the roots; a requirement of a root (or of a
+    distribution already let go) that the freeze's version does not satisfy lets that pin go.
+    """
+    from packaging.requirements import Requirement
+    env = {"python_version": ".".join(python.split(".")[:2]), "python_full_version": python}
+    items = {canon(i["metadata"]["name"]): i for i in report}
+    free, todo = set(), [r for r in roots if r in items]
+    while todo:
+        item = items[todo.pop()]
+        extras = item.get("requested_extras") or []
+        for text in item["metadata"].get("requires_dist") or []:
+            req = Requirement(text)
+            if req.marker and not any(req.marker.evaluate({**env, "extra": e})
+                                      for e in (extras or [""])):
+                continue
+            name = canon(req.name)
+            pin = pins.get(name)
+            if pin and pin.version and name not in free and not req.specifier.contains(
+                    pin.version, prereleases=True):
+                free.add(name)
+                if name in items:
+                    todo.append(name)
+    return free
+
+
 def constraints(pins: dict[str, Pin], unpinned: set[str] = frozenset()) -> str:
     return "".join(f"{p.requirement}\n" for n, p in pins.items()
                    if p.version and n not in unpinned)
@@ -544,8 +573,8 @@ def build_base(chroot: Chroot, cache: Path, runtime: Runtime, python: str, extra
             chroot.run(*pip, "install", "--quiet", "--dry-run", "--ignore-installed",
                        "--report", f"{tmp}/builds.json", "-r", f"{tmp}/builds.txt", env=env)
             needs = json.loads((tmp_path / "builds.json").read_text())["install"]
-            unpinned = ({canon(i["metadata"]["name"]) for i in needs}
-                        - {canon(p.name) for p in builds}) & set(runtime.pins)
+            unpinned = conflicting_pins(needs, runtime.pins, {canon(p.name) for p in builds},
+                                        version)
             log(f"PyPI's {', '.join(p.requirement for p in builds)} in place of Colab's "
                 f"+{builds[0].local} build; its own versions of: {', '.join(sorted(unpinned)) or 'none'}")
         reqs, skipped = base_requirements(closure, runtime.pins, unpinned)

@@ -189,3 +189,19 @@ def test_debootstrap_uses_this_machines_debian_mirror(tmp_path):
     assert sim.debian_mirror(tmp_path / "none", tmp_path / "sources.list") == "http://old.example/debian"
     with pytest.raises(sim.SimError, match="no Debian mirror"):
         sim.debian_mirror(tmp_path / "none", tmp_path / "none2")
+
+
+def test_only_pins_that_pypis_build_cannot_use_are_let_go():
+    pins = sim.parse_freeze("torch==2.11.0+cu128\ncuda-toolkit==12.8.1\ncuda-bindings==12.9.7\n"
+                            "filelock==3.20.0\nsympy==1.13.3\nnvidia-nccl-cu13==2.31.2\n")
+    report = [
+        {"metadata": {"name": "torch", "requires_dist": [
+            "filelock", "sympy>=1.13.3", "nvidia-nccl-cu13==2.28.9; platform_system == 'Linux'",
+            "cuda-toolkit[cublas]==13.0.2; platform_system == 'Linux'",
+            "opt-einsum>=3.3; extra == 'opt-einsum'"]}},
+        {"metadata": {"name": "cuda-toolkit", "requires_dist": [
+            "cuda-bindings==13.0.*; extra == 'cublas'", "nvidia-cufft==12.0; extra == 'cufft'"]},
+         "requested_extras": ["cublas"]},
+    ]
+    assert sim.conflicting_pins(report, pins, {"torch"}, "3.13.5") == {
+        "cuda-toolkit", "cuda-bindings", "nvidia-nccl-cu13"}
