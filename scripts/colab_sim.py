@@ -67,6 +67,7 @@ PROTECTED = ("numpy", "pandas", "scipy", "torch")
 KERNEL_ROOTS = ("ipykernel", "ipython", "jupyter_client", "jupyter_core")
 DEBIAN_SUITE = "trixie"
 DEBIAN_PACKAGES = "python3,python3-venv,python3-pip,git,ca-certificates"
+BASE_RECIPE = "2"                  # bump when the way the base is derived changes: rebuilds caches
 BASE_MOUNT = "/opt/colab"          # where the base environment appears inside the root fs
 EXTRA_RE = re.compile(r"\{repo\}\[([^\]]*)\]")
 
@@ -796,7 +797,7 @@ def simulate(args: argparse.Namespace) -> int:
 
         # keyed by what decides the base: Colab's files, the interpreter, the closure's roots
         key = hashlib.sha256("\n".join(
-            [runtime.key_text, version, *project_roots(extras),
+            [BASE_RECIPE, runtime.key_text, version, *project_roots(extras),
              *(f.read_text() for f in colab_locks(extras))]).encode()).hexdigest()[:12]
         base_dir = cache / f"base-{runtime.name}-py{runtime.python}-{key}"
         with timed("base environment") as t:
