@@ -470,15 +470,15 @@ def local_pip_folders() -> list[Path]:
     return found
 
 
-def timed(what: str):
-    class _T:
-        def __enter__(self):
-            self.t0 = time.perf_counter()
-            return self
+class Timer:
+    """``with Timer() as t:`` ... ``t.seconds``."""
 
-        def __exit__(self, *exc):
-            self.seconds = time.perf_counter() - self.t0
-    return _T()
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
 
 
 def debian_mirror(sources: Path = Path("/etc/apt/sources.list.d/debian.sources"),
@@ -775,7 +775,7 @@ def simulate(args: argparse.Namespace) -> int:
         raise SimError(f"{cache}: another colab_sim run is using this cache") from None
 
     t_all = time.perf_counter()
-    with timed("root file system") as t:
+    with Timer() as t:
         root, how = build_rootfs(cache)
     log(f"root file system {how}: {root} ({t.seconds:.0f} s)")
     chroot = Chroot(root)
@@ -800,7 +800,7 @@ def simulate(args: argparse.Namespace) -> int:
             [BASE_RECIPE, runtime.key_text, version, *project_roots(extras),
              *(f.read_text() for f in colab_locks(extras))]).encode()).hexdigest()[:12]
         base_dir = cache / f"base-{runtime.name}-py{runtime.python}-{key}"
-        with timed("base environment") as t:
+        with Timer() as t:
             if (base_dir / ".complete").exists():
                 chroot.bind(base_dir, BASE_MOUNT)
                 how = "cached"
@@ -833,13 +833,17 @@ def simulate(args: argparse.Namespace) -> int:
                       1 if args.jobs > 1 else max(1, os.cpu_count() or 1), args.timeout)
         t0 = time.perf_counter()
         results = []
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        from tqdm import tqdm
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool, \
+                tqdm(total=len(notebooks), desc="colab-sim", unit="notebook", file=sys.stderr) as bar:
             for r in pool.map(lambda nb: run_one(nb, setup), notebooks):
                 results.append(r)
                 touched = ", ".join(f"{n} {v}" for n, v in r["changed"].items()) or "none"
-                log(f"{r['notebook']:<32} {'ok' if r['ok'] else 'FAILED':<7} {r['seconds']:7.1f} s"
-                    f"  replaced: {touched}"
-                    + ("" if r["ok"] else f"\n    {r['error']}  ({r['executed']})"))
+                bar.write(f"colab-sim: {r['notebook']:<32} {'ok' if r['ok'] else 'FAILED':<7} "
+                          f"{r['seconds']:7.1f} s  replaced: {touched}"
+                          + ("" if r["ok"] else f"\n    {r['error']}  ({r['executed']})"),
+                          file=sys.stderr)
+                bar.update()
     finally:
         chroot.unmount()
     failed = [r for r in results if not r["ok"]]
