@@ -535,8 +535,8 @@ def find_python(minor: str, given: str | None) -> str:
     raise SimError(f"no Python {minor} on this machine (give one with --python; Debian has none)")
 
 
-def build_base(chroot: Chroot, cache: Path, runtime: Runtime, python: str, extras: set[str],
-               base_dir: Path) -> tuple[list[str], str]:
+def build_base(chroot: Chroot, cache: Path, runtime: Runtime, python: str, version: str,
+               extras: set[str], base_dir: Path) -> tuple[list[str], str]:
     """Install the freeze's versions of the closure into *base_dir* (mounted at BASE_MOUNT)."""
     work = cache / "tmp"
     work.mkdir(parents=True, exist_ok=True)
@@ -807,7 +807,8 @@ def simulate(args: argparse.Namespace) -> int:
                 reqs = (base_dir / "base-requirements.txt").read_text().split()
             else:
                 log(f"building the base environment in {base_dir}")
-                reqs, source = build_base(chroot, cache, runtime, python, extras, base_dir)
+                reqs, source = build_base(chroot, cache, runtime, python, version, extras,
+                                          base_dir)
                 (base_dir / ".complete").write_text(source + "\n")
                 how = "built"
         log(f"base environment {how}: {len(reqs)} packages at Colab's versions, Python {version} "
