@@ -836,7 +836,8 @@ def simulate(args: argparse.Namespace) -> int:
         results = []
         from tqdm import tqdm
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool, \
-                tqdm(total=len(notebooks), desc="colab-sim", unit="notebook", file=sys.stderr) as bar:
+                tqdm(total=len(notebooks), desc="colab-sim", unit="notebook", file=sys.stderr,
+                     disable=None) as bar:       # no bar in a log file: the lines say it
             for r in pool.map(lambda nb: run_one(nb, setup), notebooks):
                 results.append(r)
                 touched = ", ".join(f"{n} {v}" for n, v in r["changed"].items()) or "none"
