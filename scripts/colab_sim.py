@@ -524,14 +524,15 @@ def interpreter_version(chroot: Chroot, python: str) -> str:
 
 def find_python(minor: str, given: str | None) -> str:
     """Host path of a CPython *minor* to bind into the root (a pinned runtime's Python)."""
-    if given:
-        return given
-    candidates = [shutil.which(f"python{minor}") or ""]
-    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-    candidates += sorted(str(p) for p in pyenv.glob(f"{minor}.*/bin/python{minor}"))
-    for cand in candidates:
-        if cand and Path(cand).is_file():
-            return str(Path(cand).resolve())
+    candidates = [given] if given else [shutil.which(f"python{minor}") or ""] + sorted(
+        str(p) for p in (Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+                         / "versions").glob(f"{minor}.*/bin/python{minor}"))
+    for cand in filter(None, candidates):
+        # the interpreter itself, not a wrapper such as pyenv's shims
+        proc = subprocess.run([cand, "-c", "import sys; print(sys.executable)"],
+                              capture_output=True, text=True)
+        if proc.returncode == 0 and proc.stdout.strip():
+            return str(Path(proc.stdout.strip()).resolve())
     raise SimError(f"no Python {minor} on this machine (give one with --python; Debian has none)")
 
 
