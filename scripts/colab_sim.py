@@ -606,10 +606,11 @@ def installed(site: Path) -> dict[str, str]:
 def changes(base: dict[str, str], overlay: dict[str, str]) -> dict[str, dict]:
     """What a notebook's install did to the preinstalled packages.
 
-    >>> changes({"numpy": "2.1.3", "six": "1.17.0"}, {"numpy": "2.4.6", "orjson": "3.1"})
+    >>> changes({"numpy": "2.1.3", "six": "1.17.0"}, {"numpy": "2.4.6", "orjson": "3.1", "six": "1.17.0"})
     {'changed': {'numpy': '2.1.3 -> 2.4.6'}, 'added': ['orjson'], 'protected': ['numpy']}
     """
-    changed = {n: f"{base[n]} -> {v}" for n, v in sorted(overlay.items()) if n in base}
+    changed = {n: f"{base[n]} -> {v}" for n, v in sorted(overlay.items())
+               if n in base and v != base[n]}
     added = sorted(n for n in overlay if n not in base)
     return {"changed": changed, "added": added,
             "protected": [n for n in PROTECTED if n in changed]}
