@@ -1,7 +1,8 @@
 # The README's two commands are `make book` and `make test`; both install what they need first.
-# Install: a virtual environment in .venv from the lock (requirements-lock.txt, every package
-# pinned) plus torch from requirements-torch.txt, and this package in editable mode.
-# `make lock` refreshes the lock from the ranges in pyproject.toml (needs uv).
+# Install: a virtual environment in .venv from requirements.txt: torch (requirements-torch.txt),
+# every package at the lock's version (requirements-lock.txt) and this package in editable mode.
+# `make lock` refreshes the lock from the ranges in pyproject.toml (needs uv), and with it
+# requirements.txt, environment.yml and Colab's constraints (requirements-colab.txt).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,11 +16,9 @@ PYTEST_ARGS ?=
 
 .PHONY: install lock colab-sim pdf book preview test bench colab shots clean
 
-$(VENV)/.installed: requirements-lock.txt requirements-torch.txt pyproject.toml
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements-torch.txt
-	$(PY) -m pip install --quiet -r requirements-lock.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
 # Packages that only torch's CUDA build needs stay out of the lock: torch is installed apart.
@@ -29,13 +28,14 @@ LOCK_OMIT := torch triton cuda-bindings cuda-pathfinder cuda-toolkit nvidia-cubl
 	nvidia-nvshmem-cu13 nvidia-nvtx
 
 UV_VERSION ?= 0.13.9
-lock: install                     ## refresh requirements-lock.txt (Python 3.11 and 3.12) and environment.yml from pyproject.toml
+lock: install                     ## refresh the lock (Python 3.11-3.13), requirements.txt, environment.yml, requirements-colab.txt
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra train --extra book --extra test --universal \
 		--python-version 3.11 --fork-strategy fewest -c requirements-torch.txt \
 		$(foreach p,$(LOCK_OMIT),--no-emit-package $(p)) --custom-compile-command "make lock" \
 		-o requirements-lock.txt
 	$(PY) scripts/lock_to_environment.py
+	$(PY) -m kokoro_nb.colab_runtime --uv $(VENV)/bin/uv
 
 install: $(VENV)/.installed
 

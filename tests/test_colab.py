@@ -1,8 +1,9 @@
-"""The Colab setup cell: nothing outside Colab; on Colab clone, install from the lock, Drive on request.
+"""The Colab setup cell: nothing outside Colab; on Colab clone, install, stop on trouble, Drive on request.
 
-The cell is IPython code (``!git``, ``%pip``); here it runs through IPython's own transformer with
-a recording shell, so each case checks the exact commands a Colab runtime would be given. The
-whole notebooks run on a simulated fresh Colab runtime in CI (scripts/colab_sim.py).
+The cell is IPython code (``!git``); here it runs through IPython's own transformer with a
+recording shell, and pip is a fake executable put in place of ``sys.executable`` (the cell runs
+``sys.executable -m pip``): it logs its arguments, prints, fails or "upgrades" a package on
+request. The whole notebooks run on a simulated fresh Colab runtime in CI (scripts/colab_sim.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,22 @@ from kokoro_nb import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 URL, BRANCH = "https://github.com/someone/fork", "dev"
+
+FAKE_PIP = """#!{python}
+# stands in for `python -m pip`: logs its arguments, then does what FAKE_PIP_* say
+import os, sys
+with open(os.environ["FAKE_PIP_LOG"], "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\\n")
+print(os.environ.get("FAKE_PIP_SAYS", ""), end="")
+bump = os.environ.get("FAKE_PIP_BUMP")     # a dist-info folder to move to version 2.0
+if bump:
+    new = bump.replace("-1.0.dist-info", "-2.0.dist-info")
+    os.rename(bump, new)
+    meta = os.path.join(new, "METADATA")
+    text = open(meta).read()
+    open(meta, "w").write(text.replace("Version: 1.0", "Version: 2.0"))
+sys.exit(int(os.environ.get("FAKE_PIP_EXIT", "0")))
+"""
 
 
 class Shell:
@@ -37,13 +54,23 @@ class Shell:
         return cmd.format(**sys._getframe(2).f_globals)
 
 
-def run_setup(source: str, *, colab_runtime: bool, drive_data=None, home: Path, monkeypatch):
+def run_setup(source: str, *, colab_runtime: bool, drive_data=None, home: Path, monkeypatch,
+              pip_exit=0, pip_says="", bump=None):
+    """Execute the cell; return (shell calls, pip argument lines, Drive mounts, environment)."""
     code = TransformerManager().transform_cell(source)
     if drive_data is not None:
         code = code.replace("DRIVE_DATA = None", f"DRIVE_DATA = {drive_data!r}")
     shell, mounts = Shell(), []
+    pip, log = home / "fake-python", home / "pip.log"
+    pip.write_text(FAKE_PIP.format(python=sys.executable))
+    pip.chmod(0o755)
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("KOKOROCHAT_DIR", raising=False)
+    monkeypatch.setenv("FAKE_PIP_LOG", str(log))
+    monkeypatch.setenv("FAKE_PIP_EXIT", str(pip_exit))
+    monkeypatch.setenv("FAKE_PIP_SAYS", pip_says)
+    monkeypatch.setenv("FAKE_PIP_BUMP", str(bump or ""))
+    for var in ("KOKOROCHAT_DIR", "KOKOROCHAT_EN_DIR", "KOKORO_ARCHIVE_CACHE"):
+        monkeypatch.delenv(var, raising=False)
     if colab_runtime:
         drive = types.SimpleNamespace(mount=mounts.append)
         pkg = types.ModuleType("google.colab")
@@ -51,41 +78,106 @@ def run_setup(source: str, *, colab_runtime: bool, drive_data=None, home: Path, 
         monkeypatch.setitem(sys.modules, "google.colab", pkg)
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    exec(compile(code, "<setup>", "exec"), {"get_ipython": lambda: shell})
-    return shell.calls, mounts, os.environ.get("KOKOROCHAT_DIR")
+    monkeypatch.setattr(sys, "executable", str(pip))
+    try:
+        exec(compile(code, "<setup>", "exec"), {"get_ipython": lambda: shell})
+    finally:
+        monkeypatch.undo()    # restores sys.executable before pytest reports anything
+        env = {v: os.environ.get(v) for v in ("KOKOROCHAT_DIR", "KOKOROCHAT_EN_DIR",
+                                                "KOKORO_ARCHIVE_CACHE")}
+    pip_calls = log.read_text().splitlines() if log.exists() else []
+    return shell.calls, pip_calls, mounts, env
 
 
 def test_outside_colab_the_cell_does_nothing(tmp_path, monkeypatch):
-    calls, mounts, data = run_setup(colab.setup_source(URL, BRANCH, ["train"]), colab_runtime=False,
-                                    home=tmp_path, monkeypatch=monkeypatch)
-    assert calls == [] and mounts == [] and data is None
+    calls, pip, mounts, env = run_setup(colab.setup_source(URL, BRANCH, ["train"]),
+                                        colab_runtime=False, home=tmp_path, monkeypatch=monkeypatch)
+    assert calls == [] and pip == [] and mounts == [] and set(env.values()) == {None}
 
 
-def test_on_colab_it_clones_and_installs_the_extras_at_the_lock_versions(tmp_path, monkeypatch):
-    calls, mounts, data = run_setup(colab.setup_source(URL, BRANCH, ["train"]), colab_runtime=True,
-                                    home=tmp_path, monkeypatch=monkeypatch)
+def test_on_colab_it_clones_and_installs_within_colabs_constraints_silently(tmp_path, monkeypatch,
+                                                                            capsys):
+    calls, pip, mounts, env = run_setup(colab.setup_source(URL, BRANCH, ["train"]),
+                                        colab_runtime=True, home=tmp_path, monkeypatch=monkeypatch)
     clone = tmp_path / "kokorochat-companion"
-    assert calls[0] == ("!", f"git clone --quiet --depth 1 --branch {BRANCH} {URL} {clone}")
-    assert calls[1] == ("pip", f'install --quiet -c {clone}/requirements-lock.txt "{clone}[train]"')
-    assert mounts == [] and data is None              # Drive is mounted only when asked
+    assert calls == [("!", f"git clone --quiet --depth 1 --branch {BRANCH} {URL} {clone}")]
+    assert pip == [f"-m pip install --quiet -c {clone}/requirements-colab-train.txt {clone}[train]"]
+    assert mounts == [] and set(env.values()) == {None}     # Drive is mounted only when asked
+    assert capsys.readouterr().out == ""
+
+
+def test_a_failed_install_stops_the_notebook_with_pips_message(tmp_path, monkeypatch, capsys):
+    says = "ERROR: Package 'kokoro-nb' requires a different Python: 3.14.0 not in '<3.14,>=3.11'\n"
+    with pytest.raises(SystemExit) as stop:
+        run_setup(colab.setup_source(URL, BRANCH, ["train"]), colab_runtime=True, home=tmp_path,
+                  drive_data="KokoroChat", monkeypatch=monkeypatch, pip_exit=1, pip_says=says)
+    assert capsys.readouterr().out == says                  # pip's own words, visible
+    assert "pip failed (exit status 1" in str(stop.value) and "\n" not in str(stop.value)
+
+
+def test_replacing_an_imported_package_asks_for_a_restart_and_stops(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "kokorofake").mkdir(parents=True)
+    (site / "kokorofake" / "__init__.py").write_text("")
+    info = site / "kokorofake-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kokorofake\nVersion: 1.0\n")
+    (info / "top_level.txt").write_text("kokorofake\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "kokorofake", raising=False)
+    __import__("kokorofake")                                  # the session has imported it
+    with pytest.raises(SystemExit) as stop:
+        run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
+                  monkeypatch=monkeypatch, bump=info)
+    assert "Runtime > Restart session" in str(stop.value)
+    assert "kokorofake 1.0 -> 2.0" in str(stop.value)
+
+
+def test_an_upgrade_of_a_package_not_imported_needs_no_restart(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    info = site / "kokorofake2-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kokorofake2\nVersion: 1.0\n")
+    (info / "top_level.txt").write_text("kokorofake2\n")
+    monkeypatch.syspath_prepend(str(site))
+    _, pip, _, _ = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
+                             monkeypatch=monkeypatch, bump=info)
+    assert len(pip) == 1 and (site / "kokorofake2-2.0.dist-info").is_dir()
 
 
 def test_a_second_run_does_not_clone_again_and_plain_chapters_install_no_extras(tmp_path, monkeypatch):
     (tmp_path / "kokorochat-companion").mkdir()
-    calls, _, _ = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
-                            monkeypatch=monkeypatch)
-    assert [c[0] for c in calls] == ["pip"] and calls[0][1].endswith(f'"{tmp_path}/kokorochat-companion"')
+    calls, pip, _, _ = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
+                                 monkeypatch=monkeypatch)
+    clone = tmp_path / "kokorochat-companion"
+    assert calls == [] and pip == [f"-m pip install --quiet -c {clone}/requirements-colab.txt {clone}"]
 
 
-def test_drive_is_mounted_when_asked_and_becomes_the_data_folder(tmp_path, monkeypatch):
-    _, mounts, data = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
-                                drive_data="KokoroChat", monkeypatch=monkeypatch)
-    assert mounts == [colab.DRIVE_MOUNT] and data == f"{colab.DRIVE_MOUNT}/MyDrive/KokoroChat"
+def test_drive_is_mounted_when_asked_and_holds_data_translation_and_downloads(tmp_path, monkeypatch):
+    _, _, mounts, env = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True,
+                                  home=tmp_path, drive_data="KokoroChat", monkeypatch=monkeypatch)
+    data = f"{colab.DRIVE_MOUNT}/MyDrive/KokoroChat"
+    assert mounts == [colab.DRIVE_MOUNT]
+    assert env == {"KOKOROCHAT_DIR": data, "KOKOROCHAT_EN_DIR": None,   # no translation there
+                   "KOKORO_ARCHIVE_CACHE": f"{data}/downloads"}
 
 
-def test_the_lock_the_cell_names_exists_and_holds_no_torch():
-    lock = (ROOT / "requirements-lock.txt").read_text()
-    assert not any(line.startswith("torch==") for line in lock.splitlines())
+def test_drive_translation_folder_is_used_when_there(tmp_path, monkeypatch):
+    drive = tmp_path / "drive"
+    (drive / "MyDrive" / "KokoroChat" / "multilingual-kokorochat").mkdir(parents=True)
+    monkeypatch.setattr(colab, "DRIVE_MOUNT", str(drive))   # the cell's mount point, here a folder
+    _, _, _, env = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
+                             drive_data="KokoroChat", monkeypatch=monkeypatch)
+    assert env["KOKOROCHAT_EN_DIR"] == f"{drive}/MyDrive/KokoroChat/multilingual-kokorochat"
+
+
+@pytest.mark.parametrize("extras", [(), ("train",)])
+def test_the_constraints_the_cell_names_exist_and_hold_no_torch(extras):
+    source = colab.setup_source(URL, BRANCH, extras)
+    name = next(n for n in (ROOT.glob("requirements-colab*.txt")) if f"/{n.name}\"" in source).name
+    lines = (ROOT / name).read_text().splitlines()
+    assert any(line.startswith("transformers==") for line in lines) == bool(extras)
+    assert not any(line.startswith(("torch==", "nvidia-", "triton==")) for line in lines)
 
 
 def test_repository_without_url_is_a_clear_error(tmp_path):

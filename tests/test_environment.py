@@ -56,10 +56,37 @@ def test_pyproject_ranges_admit_the_locked_versions():
             f"{name}=={pins[name]} (lock) is outside {req.specifier} (pyproject): run `make lock`"
 
 
-@pytest.mark.parametrize("python", ["3.11", "3.12"])
+SUPPORTED = ["3.11", "3.12", "3.13"]     # the README's table; 3.13 is Colab's Python
+
+
+@pytest.mark.parametrize("python", SUPPORTED)
 def test_lock_covers_each_supported_python(python):
     pins = _pins(_script("lock_to_environment").locked(LOCK, python))
     assert {"transformers", "trl", "peft", "bitsandbytes", "pandas", "jupyter-book"} <= set(pins)
+
+
+def test_requires_python_is_exactly_the_supported_versions():
+    from packaging.specifiers import SpecifierSet
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    spec = SpecifierSet(project["requires-python"])
+    admitted = [f"3.{m}" for m in range(8, 16) if spec.contains(f"3.{m}.0")]
+    assert admitted == SUPPORTED
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert all(f"| {v} | supported" in readme for v in SUPPORTED), "README's Python table"
+    said = f"Python {', '.join(SUPPORTED[:-1])} or {SUPPORTED[-1]}"
+    for page in ("README.md", "book/how_to_run.md"):
+        assert said in (ROOT / page).read_text(encoding="utf-8"), f"{page} should say {said!r}"
+
+
+def test_requirements_txt_is_the_lock_torch_and_the_package():
+    """`pip install -r requirements.txt` gets exactly the lock: `make lock` rewrites the file."""
+    m = _script("lock_to_environment")
+    text = (ROOT / "requirements.txt").read_text()
+    assert text == m.render_requirements(), "requirements.txt drifted from the lock: run `make lock`"
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[-1] == "-e ." and "torch==2.13.0" in lines
+    assert len(lines) == 2 + sum(1 for line in LOCK.read_text().splitlines()
+                                 if line and not line.startswith((" ", "#")))
 
 
 def test_environment_yml_carries_the_lock_pins():

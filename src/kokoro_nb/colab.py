@@ -6,12 +6,16 @@ when a copy drifts from its source). The copy's first code cell, on Colab only:
 
 - clones the repository named in ``_config.yml`` (``repository.url``, the one place the address
   is set) into ``~/kokorochat-companion``;
-- installs this package with the extras the chapter needs, constrained to the versions of
-  ``requirements-lock.txt``; torch is not in the lock, so Colab keeps its own CUDA build;
+- installs this package with the extras the chapter needs, constrained to
+  ``requirements-colab.txt`` (``requirements-colab-train.txt`` with ``[train]``), resolved against
+  the packages Colab preinstalls (see ``colab_runtime``), so Colab keeps its own numpy, pandas and
+  CUDA build of torch; a failed
+  install, or one that replaced a package the session has already imported, stops the notebook;
 - mounts Google Drive only when ``DRIVE_DATA`` names a folder there, and then reads KokoroChat
-  from it; otherwise the data come from ``$KOKOROCHAT_DIR`` or the verified download.
+  (and the translation, if there) from it and keeps downloaded archives in it; otherwise the
+  data come from ``$KOKOROCHAT_DIR`` or the verified download.
 
->>> "%pip install" in setup_source("https://github.com/o/r", "main", ["train"])
+>>> "requirements-colab-train.txt" in setup_source("https://github.com/o/r", "main", ["train"])
 True
 """
 from __future__ import annotations
@@ -40,23 +44,58 @@ def repository(root: Path) -> tuple[str, str]:
 
 
 def setup_source(repo_url: str, branch: str, extras: list[str] | tuple = ()) -> str:
-    """Return the code of the Colab setup cell for a chapter that needs *extras*."""
+    """Return the code of the Colab setup cell for a chapter that needs *extras*.
+
+    pip runs as ``sys.executable -m pip`` in a subprocess, so its exit status is seen: a failed
+    install ends the cell with ``SystemExit`` (IPython shows one line and "Run all" stops there).
+    The versions of the distributions behind every module the session has already imported are
+    compared before and after; if the install replaced one, the cell asks for a restart and stops.
+    """
+    from .colab_runtime import constraints_file
     spec = f"{{repo}}[{','.join(extras)}]" if extras else "{repo}"
-    return f'''# Colab setup (does nothing outside Colab): clone the companion, install what this chapter
-# needs at the versions of its lock (Colab keeps its own torch), and optionally use Google Drive.
+    return f'''# Colab setup (does nothing outside Colab): clone the companion and install what this chapter
+# needs within {constraints_file(extras)}, the versions resolved against Colab's own packages
+# (Colab keeps its numpy, pandas and torch). A failed install stops here with pip's message.
+# DRIVE_DATA names a folder in My Drive (Drive is mounted only then): KokoroChat is read from it,
+# the translation from its multilingual-kokorochat folder if there, and downloaded archives are
+# kept in its downloads folder, so a later chapter or a new runtime downloads nothing.
 REPO_URL = "{repo_url}"
 BRANCH = "{branch}"
-DRIVE_DATA = None   # e.g. "KokoroChat": read the data from My Drive/KokoroChat (mounts Drive)
+DRIVE_DATA = None   # e.g. "KokoroChat"
 import os, sys
 if "google.colab" in sys.modules:
+    import importlib, subprocess
+    from importlib.metadata import packages_distributions, version
+
+    def imported():  # {{distribution: version}} behind each module this session has imported
+        dists = packages_distributions()
+        tops = {{m.partition(".")[0] for m in list(sys.modules)}}
+        return {{d: version(d) for m in tops for d in dists.get(m, ()) if d}}
+
     repo = os.path.expanduser("{CLONE_DIR}")
     if not os.path.isdir(repo):
         !git clone --quiet --depth 1 --branch {{BRANCH}} {{REPO_URL}} {{repo}}
-    %pip install --quiet -c {{repo}}/requirements-lock.txt "{spec}"
+    before = imported()
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-c",
+                          f"{{repo}}/{constraints_file(extras)}", f"{spec}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(pip.stdout, end="")
+    if pip.returncode:
+        raise SystemExit(f"pip failed (exit status {{pip.returncode}}; its message is above)")
+    importlib.invalidate_caches()
+    after = imported()
+    changed = [f"{{d}} {{v}} -> {{after.get(d)}}" for d, v in before.items() if after.get(d) != v]
+    if changed:
+        raise SystemExit("Restart the session (Runtime > Restart session), then run the notebook "
+                         "again: the install replaced packages already imported: " + ", ".join(changed))
     if DRIVE_DATA:
         from google.colab import drive
         drive.mount("{DRIVE_MOUNT}")
-        os.environ["KOKOROCHAT_DIR"] = os.path.join("{DRIVE_MOUNT}/MyDrive", DRIVE_DATA)'''
+        data = os.path.join("{DRIVE_MOUNT}/MyDrive", DRIVE_DATA)
+        os.environ["KOKOROCHAT_DIR"] = data
+        if os.path.isdir(os.path.join(data, "multilingual-kokorochat")):
+            os.environ["KOKOROCHAT_EN_DIR"] = os.path.join(data, "multilingual-kokorochat")
+        os.environ["KOKORO_ARCHIVE_CACHE"] = os.path.join(data, "downloads")'''
 
 
 def colab_notebook(source: Path, repo_url: str, branch: str) -> str:

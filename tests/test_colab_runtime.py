@@ -1,0 +1,149 @@
+"""Colab's published runtime (scripts/colab-runtime/) and the constraints the install cell uses.
+
+requirements-colab.txt is what `make lock` resolved against Colab's freeze; these tests read it
+as data: what the install would change on Colab, and whether it still matches pyproject's ranges
+and the vendored runtime.
+"""
+from __future__ import annotations
+
+import filecmp
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from kokoro_nb import colab_runtime as cr
+from kokoro_nb.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+VENDORED = ROOT / cr.RUNTIME_DIR
+SHARED = ROOT.parent / "shared" / "colab-runtime"
+COPIED = ("os-info-gpu.txt", "pip-freeze.gpu.txt", "LICENSE", "BACKEND-INFO-README.md")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no ../shared/colab-runtime in this clone")
+@pytest.mark.parametrize("name", COPIED)
+def test_vendored_runtime_equals_the_shared_copy(name):
+    assert filecmp.cmp(VENDORED / name, SHARED / name, shallow=False), \
+        f"{cr.RUNTIME_DIR}/{name} differs from {SHARED / name}: copy it, then `make lock`"
+
+
+def test_runtime_is_read_from_the_published_files():
+    minor, freeze, _ = cr.runtime(ROOT)
+    assert f"\nPython {minor}." in (VENDORED / cr.OS_INFO).read_text()
+    lines = (VENDORED / cr.FREEZE).read_text().splitlines()
+    assert len(freeze) == sum("==" in line and not line.startswith("#") for line in lines)
+    assert "pyyaml" in freeze and "PyYAML==" in "\n".join(lines)      # names normalized
+
+
+def test_os_info_without_a_python_line_names_the_file():
+    with pytest.raises(DataError) as err:
+        cr.python_minor("Ubuntu 22.04.5 LTS\n", file="os-info-gpu.txt")
+    assert err.value.file == "os-info-gpu.txt"
+
+
+def test_changes_ignores_local_versions_and_packages_colab_lacks():
+    freeze = {"torch": "2.11.0+cu128", "numpy": "2.1.3", "pandas": "2.2.3"}
+    got = cr.changes({"torch": "2.11.0", "Numpy": "2.4.6", "trl": "1.16.0", "pandas": "2.2.3"}, freeze)
+    assert got == [("numpy", "2.1.3", "2.4.6")]
+
+
+SETS = list(cr.CONSTRAINTS)
+
+
+@pytest.mark.parametrize("extras", SETS, ids=lambda e: cr.CONSTRAINTS[e])
+def test_the_install_keeps_colabs_numpy_pandas_scipy_matplotlib_and_torch(extras):
+    """Prints what the Colab install replaces; fails if it touches the packages Colab is built on."""
+    _, freeze, _ = cr.runtime(ROOT)
+    pins = cr.read_pins(ROOT / cr.constraints_file(extras))
+    moved = cr.changes(pins, freeze)
+    print(f"preinstalled packages that installing kokoro-nb{list(extras)} on Colab changes:",
+          ", ".join(f"{n} {a} -> {b}" for n, a, b in moved) or "none")
+    touched = sorted({n for n, _, _ in moved} & set(cr.PROTECTED))
+    assert touched == [], f"the Colab install would replace {touched}: {moved}"
+    assert not any(cr._kept_apart(n) for n in pins), "torch and CUDA libraries stay Colab's own"
+
+
+def test_descriptive_chapters_change_nothing_colab_preinstalls():
+    _, freeze, _ = cr.runtime(ROOT)
+    assert cr.changes(cr.read_pins(ROOT / cr.constraints_file(())), freeze) == []
+
+
+@pytest.mark.parametrize("extras", SETS, ids=lambda e: cr.CONSTRAINTS[e])
+def test_colab_constraints_match_pyproject_and_the_vendored_runtime(extras):
+    """The constraint files are compiled by `make lock`: a range or a runtime refresh without it
+    fails here."""
+    minor, freeze, digest = cr.runtime(ROOT)
+    name = cr.constraints_file(extras)
+    text = (ROOT / name).read_text()
+    assert cr.stamp(minor, digest) in text.splitlines(), \
+        f"{name} was resolved for another Colab runtime: run `make lock`"
+    pins = cr.read_pins(ROOT / name)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [r for e in extras for r in project["optional-dependencies"][e]]
+    for line in wanted:
+        req = Requirement(line)
+        pkg = cr.canonical(req.name)
+        have = pins.get(pkg) or (cr.public(freeze[pkg]) if pkg in freeze else None)
+        assert have is not None, f"{req.name} is in pyproject.toml but not in {name}: run `make lock`"
+        assert req.specifier.contains(have), \
+            f"{req.name}=={have} ({name} or Colab) is outside {req.specifier}: run `make lock`"
+
+
+def test_drop_blocks_removes_a_pin_with_its_annotations():
+    text = "a==1\n    # via b\nnvidia-x==2\n    # via\n    #   torch\nc==3\n"
+    assert cr._drop_blocks(text, cr._kept_apart) == "a==1\n    # via b\nc==3\n"
+
+
+FAKE_UV = """#!{python}
+# stands in for `uv pip compile`: keeps the seeded -o file for the test, answers like uv
+import sys, pathlib
+args = sys.argv[1:]
+out = pathlib.Path(args[args.index("-o") + 1])
+pathlib.Path(sys.argv[0] + ".seed").write_text(out.read_text())
+extras = [args[i + 1] for i, a in enumerate(args) if a == "--extra"]
+if "broken" in extras:
+    print("error: No solution found when resolving dependencies", file=sys.stderr)
+    sys.exit(1)
+out.write_text("# This file was autogenerated by uv via the following command:\\n#    make lock\\n"
+               "numpy==2.1.3\\n    # via kokoro-nb (pyproject.toml)\\n"
+               "nvidia-cublas-cu12==12.8.4.1\\n    # via\\n    #   torch\\n"
+               "torch==2.11.0\\n    # via kokoro-nb (pyproject.toml)\\ntrl==1.16.0\\n")
+"""
+
+
+def _fake_project(tmp_path):
+    d = tmp_path / cr.RUNTIME_DIR
+    d.mkdir(parents=True)
+    (d / cr.OS_INFO).write_text("# header\nUbuntu 22.04.5 LTS\nPython 3.13.15\n")
+    (d / cr.FREEZE).write_text("# header\nnumpy==2.1.3\ntorch==2.11.0+cu128\n"
+                               "google-colab @ file:///colabtools/dist/google_colab-1.0.0.tar.gz\n")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "requirements-colab.txt").write_text("numpy==2.4.6\ntrl==1.15.0\n")  # a previous result
+    uv = tmp_path / "uv"
+    uv.write_text(FAKE_UV.format(python=sys.executable))
+    uv.chmod(0o755)
+    return uv
+
+
+def test_compile_seeds_colabs_versions_and_drops_torch_and_cuda(tmp_path):
+    uv = _fake_project(tmp_path)
+    path = cr.compile_constraints(tmp_path, (), str(uv))
+    seed = (tmp_path / "uv.seed").read_text().splitlines()
+    assert "numpy==2.1.3" in seed and "torch==2.11.0" in seed     # the freeze wins, local part dropped
+    assert "trl==1.15.0" in seed                                   # the previous result, for the rest
+    _, _, digest = cr.runtime(tmp_path)
+    lines = path.read_text().splitlines()
+    assert lines[2] == cr.stamp("3.13", digest)
+    assert cr.read_pins(path) == {"numpy": "2.1.3", "trl": "1.16.0"}
+    assert "    #   torch" not in lines                          # nvidia's annotation went with it
+
+
+def test_an_unresolvable_constraint_set_is_one_clear_error(tmp_path, monkeypatch):
+    from kokoro_nb.errors import KokoroError
+    uv = _fake_project(tmp_path)
+    monkeypatch.setitem(cr.CONSTRAINTS, ("broken",), "requirements-colab-broken.txt")
+    with pytest.raises(KokoroError, match="uv could not resolve requirements-colab-broken.txt"):
+        cr.compile_constraints(tmp_path, ("broken",), str(uv))
