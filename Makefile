@@ -70,8 +70,11 @@ COLAB_BUILD ?= _build
 colab: install                    ## regenerate notebooks/colab/*.ipynb from the sources and the full-data build in $(COLAB_BUILD) (make book first; commit them)
 	$(VENV)/bin/kokoro-nb book sync-colab --build-dir $(COLAB_BUILD)
 
-colab-sim: install                ## run every Colab copy on a simulated fresh Colab runtime (see scripts/colab_sim.py)
+# the pinnable past runtime whose Python differs (3.12) runs the descriptive chapters too; empty: skip
+COLAB_SIM_PAST ?= 2026.07
+colab-sim: install                ## run every Colab copy on a simulation of Colab's published runtime (root; see scripts/colab_sim.py)
 	$(PY) scripts/colab_sim.py $(COLAB_SIM_ARGS)
+	$(if $(COLAB_SIM_PAST),$(PY) scripts/colab_sim.py --runtime $(COLAB_SIM_PAST) '0*')
 
 shots:                            ## screenshots of the built chapters for a look (needs Debian chromium)
 	$(PY) scripts/screenshot_book.py --out _build/shots $(patsubst _build/html/%,%,$(wildcard _build/html/notebooks/*.html))
