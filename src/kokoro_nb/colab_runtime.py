@@ -6,7 +6,9 @@ preferring every preinstalled version, once for each set of extras a Colab copy 
 ``requirements-colab.txt`` for the chapters that need no extra, ``requirements-colab-train.txt``
 for those that install ``[train]`` (trl needs a newer pyarrow than Colab's, which the other
 chapters must not be made to install). The install cell passes its file to pip as constraints, so
-pip keeps Colab's own builds (numpy, pandas, scipy, torch, ...) wherever our ranges admit them: a
+pip keeps Colab's own builds (numpy, pandas, scipy, torch, ...) wherever our ranges admit them (a
+package resolved to Colab's own version is left out of the file, so a pinned past runtime keeps
+its own version too): a
 package that a running kernel has already imported cannot be replaced without a restart, and
 Colab's other packages were built against its numpy. torch and the CUDA libraries it loads are
 never emitted: Colab keeps its build.
@@ -24,6 +26,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 RUNTIME_DIR = "scripts/colab-runtime"
@@ -165,13 +168,23 @@ def compile_constraints(root: Path, extras=(), uv: str = "uv") -> Path:
         if subprocess.run(cmd, cwd=root).returncode:
             from .errors import KokoroError
             raise KokoroError(f"uv could not resolve {target.name} for Colab (its message is above)")
-        text = _drop_blocks(out.read_text(encoding="utf-8"), _kept_apart)
+        resolved = read_pins(out)
+        # A pin equal to Colab's version is left out: pip keeps whatever the runtime in front of
+        # it has wherever our ranges admit it (a pinned past runtime has another numpy, say).
+        kept = sorted(n for n, v in resolved.items()
+                      if n in freeze and public(freeze[n]) == v and not _kept_apart(n))
+        text = _drop_blocks(out.read_text(encoding="utf-8"),
+                            lambda name: _kept_apart(name) or name in kept)
     lines = text.splitlines(keepends=True)
     spec = f"kokoro-nb[{','.join(extras)}]" if extras else "kokoro-nb"
     n = next(i for i, line in enumerate(lines) if not line.startswith("#"))
     note = [stamp(minor, digest) + "\n",
             f"# For the Colab copies that install {spec}; "
-            "torch and its CUDA libraries stay Colab's own.\n"]
+            "torch and its CUDA libraries stay Colab's own.\n",
+            "# Not pinned, since the runtime's own version fits our ranges (pip keeps it): "
+            "the preinstalled\n"]
+    note += [f"#   {line}\n" for line in textwrap.wrap(", ".join(
+        f"{k} {public(freeze[k])}" for k in kept) or "(none)", 94)]
     target.write_text("".join(lines[:n] + note + lines[n:]), encoding="utf-8")
     return target
 
