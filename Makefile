@@ -83,7 +83,7 @@ test: install                     ## unit tests, notebook tests and real-data te
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install                    ## load-time benchmark (targets: cold <= 2 s, warm <= 0.5 s)
-	$(PY) scripts/bench_load.py --data $(KOKOROCHAT_DIR)
+	$(PY) scripts/bench_load.py $(if $(KOKOROCHAT_DIR),--data $(KOKOROCHAT_DIR))
 
 TAG ?=
 release-check: install            ## before tagging: pyproject, CHANGELOG.md, CITATION.cff, .zenodo.json (and TAG=vX.Y.Z) agree

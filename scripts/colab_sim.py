@@ -61,8 +61,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_DIRS = (ROOT / "scripts" / "colab-runtime", ROOT.parent / "shared" / "colab-runtime")
 OS_INFO, FREEZE, README = "os-info-gpu.txt", "pip-freeze.gpu.txt", "BACKEND-INFO-README.md"
 # Colab's builds of these are what its kernel imports and what its other packages are built
-# against: a notebook's install must leave them alone.
-PROTECTED = ("numpy", "pandas", "scipy", "torch")
+# against: a notebook's install must leave them alone (the list the constraint files are held to).
+sys.path.insert(0, str(ROOT / "src"))
+from kokoro_nb.colab_runtime import PROTECTED  # noqa: E402
 # The kernel Colab starts: these distributions (and what they need) come at the freeze's versions.
 KERNEL_ROOTS = ("ipykernel", "ipython", "jupyter_client", "jupyter_core")
 DEBIAN_SUITE = "trixie"

@@ -246,6 +246,23 @@ def test_cli_build_exit_codes(mini_root, synthetic_kokorochat_dir, tmp_path, mon
     assert "_toc.yml" in err and "09_missing.md" in err
 
 
+def test_a_build_without_psy_insight_leaves_the_colab_copies_alone(mini_root, synthetic_kokorochat_dir,
+                                                                  tmp_path, monkeypatch, capsys):
+    """A chapter that reads Psy-Insight, built without it, would make its copy quote the absence."""
+    monkeypatch.delenv("PSY_INSIGHT_DIR", raising=False)
+    src = mini_root / "notebooks" / "01_demo.md"
+    src.write_text(src.read_text().replace('output_dir = "outputs"',
+                                           'output_dir = "outputs"\npsy_insight_dir = None'))
+    report = book.build(mini_root, data_dir=synthetic_kokorochat_dir, build_dir=tmp_path / "b",
+                        n_jobs=1, html=False)
+    assert report.ok
+    assert not (mini_root / "notebooks" / "colab" / "01_demo.ipynb").exists()
+    assert "has no Psy-Insight" in capsys.readouterr().err
+    report = book.build(mini_root, data_dir=synthetic_kokorochat_dir, build_dir=tmp_path / "b",
+                        psy_insight_dir=tmp_path, n_jobs=1, html=False, progress=False)
+    assert report.ok and (mini_root / "notebooks" / "colab" / "01_demo.ipynb").is_file()
+
+
 # --------------------------------------------------------------------------- rendering
 
 def test_html_build_with_colab_button_and_warnings_as_errors(mini_root, synthetic_kokorochat_dir, tmp_path):

@@ -16,6 +16,7 @@ DEVICES = {
     "A100-40GB": ("NVIDIA A100-SXM4-40GB", 39.4, True, "A100-40GB", "colab"),
     "A100-80GB": ("NVIDIA A100-SXM4-80GB", 79.3, True, "A100-80GB", "paper"),
     "H100": ("NVIDIA H100 80GB HBM3", 79.1, True, "H100-80GB", "paper"),
+    "H200": ("NVIDIA H200", 139.8, True, "H100-80GB", "paper"),     # newer Hopper: the H100 row
     "CPU": None,
 }
 
@@ -123,7 +124,7 @@ def test_paper_on_a_large_gpu_only_when_under_a_day():
 # --------------------------------------------------------------------------- mixed precision and LoRA dtypes
 
 AMP = {"T4": "fp16", "V100": "fp16", "L4": "bf16", "A100-40GB": "bf16", "A100-80GB": "bf16", "H100": "bf16",
-       "CPU": None}
+       "H200": "bf16", "CPU": None}
 
 
 @pytest.fixture(scope="module")

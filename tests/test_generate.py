@@ -393,7 +393,7 @@ def _uv():
 
 
 @pytest.mark.slow
-def test_vllm_lock_resolves_as_it_is():
+def test_vllm_lock_resolves_as_it_is(tmp_path):
     """uv resolves requirements-vllm.txt with every dependency (vLLM's own Requires-Dist included) to itself.
 
     From uv's cache when it holds the metadata, from PyPI otherwise; skipped when neither is reachable.
@@ -407,6 +407,6 @@ def test_vllm_lock_resolves_as_it_is():
         if run.returncode != 0 and any(w in run.stderr.lower() for w in ("dns error", "connect", "network")):
             pytest.skip("PyPI is not reachable and uv's cache lacks the metadata")
     assert run.returncode == 0, run.stderr[-2000:]
-    resolved = Path(pytest.importorskip("tempfile").mkdtemp()) / "resolved.txt"
+    resolved = tmp_path / "resolved.txt"
     resolved.write_text(run.stdout, encoding="utf-8")
     assert _pins(resolved) == _pins(ROOT / "requirements-vllm.txt")

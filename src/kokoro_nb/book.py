@@ -595,7 +595,8 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def stage_book(root: Path, build_dir: Path, names: list[str], *, banner: str | None = None) -> Path:
+def stage_book(root: Path, build_dir: Path, names: list[str], *, banner: str | None = None,
+               label: str | None = None) -> Path:
     """Assemble the sources Jupyter Book renders in ``<build>/stage`` and return that folder."""
     root, stage = Path(root), Path(build_dir) / "stage"
     wanted: dict[Path, bytes] = {}
@@ -607,7 +608,7 @@ def stage_book(root: Path, build_dir: Path, names: list[str], *, banner: str | N
         html = config.setdefault("html", {})
         html["announcement"] = banner + (" " + html["announcement"] if html.get("announcement") else "")
     # what a reader cites: the version and commit, in every page's footer and on the PDF's title page
-    version = "Version " + release.label(root)
+    version = "Version " + (label or release.label(root))
     html = config.setdefault("html", {})
     html["extra_footer"] = (html.get("extra_footer") or "") + f'<p class="kokoro-version">{version}</p>'
     sphinx_cfg.setdefault("latex_elements", {})["releasename"] = version
@@ -717,8 +718,10 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
     if sample is not None and sample < 1:
         raise DataError(f"--sample {sample}: must be a positive number of dialogues", field="sample")
     names = chapters(root)
-    if translation_dir is None and any("translation_dir" in declared_parameters(parameters_cell(
-            read_notebook(source_path(root, n))).source) for n in names):
+    label = release.label(root)     # before the build rewrites any Colab copy (tracked files)
+    declared = set().union(*(declared_parameters(parameters_cell(read_notebook(
+        source_path(root, n))).source) for n in names)) if names else set()
+    if translation_dir is None and "translation_dir" in declared:
         # one verified download here rather than one per chapter process, running in parallel
         from .translation import resolve_translation
         translation_dir = resolve_translation(None)
@@ -726,17 +729,23 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
                 sample=sample, lang=lang, force=force, translation_dir=translation_dir)
     report = BuildReport(run_jobs(jobs, cwd=root, n_jobs=n_jobs, timeout=timeout, progress=progress))
     if colab and report.ok and sample is None:
-        # the copies quote this build's numbers, so only a full build updates them
-        from .colab import sync as sync_colab
-        for path in sync_colab(root, build_dir=build_dir):
+        # the copies quote this build's numbers, so only a full build with every data set
+        # updates them (a chapter reading Psy-Insight without it would quote its absence)
+        if psy_insight_dir is None and "psy_insight_dir" in declared:
             if progress:
-                print(f"  updated Colab copy {path}", file=sys.stderr)
+                print("  Colab copies left as they are: this build has no Psy-Insight",
+                      file=sys.stderr)
+        else:
+            from .colab import sync as sync_colab
+            for path in sync_colab(root, build_dir=build_dir):
+                if progress:
+                    print(f"  updated Colab copy {path}", file=sys.stderr)
     if not report.ok or not html:
         report.seconds = time.perf_counter() - t0
         return report
     banner = (f"Preview build on a random sample of {sample} dialogues: numbers differ from the "
               "paper's. Run <code>make book</code> for the full corpus." if sample else None)
-    stage = stage_book(root, build_dir, names, banner=banner)
+    stage = stage_book(root, build_dir, names, banner=banner, label=label)
     t1 = time.perf_counter()
     # Sphinx reports a page's warnings only when it re-reads the page: after a failed render,
     # re-read everything, or a second build would pass without looking again.

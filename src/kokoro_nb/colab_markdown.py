@@ -504,7 +504,7 @@ def numbers_note(stamp: dict, book_sample) -> str:
     sample = params.get("sample")
     if sample is not None:
         return (f"*Numbers in the text come from the book's build, which runs this chapter on "
-                f"{sample:,} dialogues (`sample = {sample}`); re-running a cell may change them.*")
+                f"{int(sample):,} dialogues (`sample = {sample}`); re-running a cell may change them.*")
     count = ""
     data = params.get("data_dir")
     if data and Path(data).is_dir():

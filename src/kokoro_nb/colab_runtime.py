@@ -165,8 +165,12 @@ def compile_constraints(root: Path, extras=(), uv: str = "uv") -> Path:
                "make lock", "-o", str(out), "--quiet"]
         for extra in extras:
             cmd += ["--extra", extra]
-        if subprocess.run(cmd, cwd=root).returncode:
-            from .errors import KokoroError
+        from .errors import KokoroError
+        try:
+            rc = subprocess.run(cmd, cwd=root).returncode
+        except FileNotFoundError:
+            raise KokoroError(f"{uv}: not found (make lock installs uv)") from None
+        if rc:
             raise KokoroError(f"uv could not resolve {target.name} for Colab (its message is above)")
         resolved = read_pins(out)
         # A pin equal to Colab's version is left out: pip keeps whatever the runtime in front of
@@ -177,7 +181,7 @@ def compile_constraints(root: Path, extras=(), uv: str = "uv") -> Path:
                             lambda name: _kept_apart(name) or name in kept)
     lines = text.splitlines(keepends=True)
     spec = f"kokoro-nb[{','.join(extras)}]" if extras else "kokoro-nb"
-    n = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    n = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
     note = [stamp(minor, digest) + "\n",
             f"# For the Colab copies that install {spec}; "
             "torch and its CUDA libraries stay Colab's own.\n",

@@ -146,6 +146,8 @@ class Downloader:
         from tqdm.auto import tqdm
         try:
             response = self.session.get(url, stream=True, timeout=TIMEOUT)
+            if not response.ok:
+                response.close()            # give the pooled connection back
             response.raise_for_status()
         except requests.RequestException as exc:
             # not a requests error any more: pooch would start all the retries over again

@@ -320,7 +320,7 @@ def gpu_type(name: str, memory_gb: float) -> str | None:
         return "L4"
     if "A100" in n:
         return "A100-80GB" if memory_gb > 60 else "A100-40GB"
-    if "H100" in n:
+    if re.search(r"\b(H100|H200|H800|GH200)\b", n):   # Hopper: timed as the H100 row (a lower bound)
         return "H100-80GB"
     return None
 
@@ -452,7 +452,8 @@ def measure_run(cfg, corpus, steps: int = 4, *, progress: bool = False) -> dict:
                                   eval_steps=10 ** 6, save_steps=10 ** 6, logging_steps=1, eval_sample=None,
                                   max_eval_examples=1)
         m = train(run, corpus, callbacks=[StepClock()], progress=progress, quiet=True, select_rows=longest)
-        model_cfg = AutoConfig.from_pretrained(m["base_model_path"])
+        from .train import hf_token
+        model_cfg = AutoConfig.from_pretrained(m["base_model_path"], token=hf_token())
     arch = arch_of(model_cfg)
     lengths = m["data"]["measured_row_lengths"]
     est = estimate_memory_gb(cfg.max_length or max(lengths), cfg.per_device_batch_size, arch=arch,
