@@ -76,3 +76,10 @@ def test_styled_tables_have_a_formatted_text_form():
     plain = styler_text(df.assign(x=[39.245763, 1.0]).style.hide(axis="index"))
     assert plain.splitlines()[2].split() == ["—", "client", "1.000"]   # defaults: em dash, 3 places
     assert "39.246" in plain
+
+
+def test_glue_all_glues_each_fact_outside_a_book_build(capsys, monkeypatch):
+    from kokoro_nb.notebook import BOOK_BUILD_ENV, glue_all
+    monkeypatch.delenv(BOOK_BUILD_ENV, raising=False)
+    glue_all({"a": 1, "b": "two"})
+    assert capsys.readouterr().out.splitlines() == ["a = 1", "b = two"]

@@ -41,3 +41,9 @@ def glue(name: str, value, display: bool = True) -> None:
         show(value)
     else:
         print(f"{name} = {value}")
+
+
+def glue_all(facts: dict) -> None:
+    """Glue every ``key: value`` of *facts* without display (a chapter's numbers and verdicts)."""
+    for name, value in facts.items():
+        glue(name, value, display=False)
