@@ -38,7 +38,7 @@ lock: install                     ## refresh the lock (Python 3.11-3.13), requir
 		$(foreach p,$(LOCK_OMIT),--no-emit-package $(p)) --custom-compile-command "make lock" \
 		-o requirements-lock.txt
 	$(PY) scripts/lock_to_environment.py
-	$(PY) -m kokoro_nb.colab_runtime --uv $(VENV)/bin/uv
+	$(PY) -m kokoro_book.colab_runtime --uv $(VENV)/bin/uv
 
 # vLLM pins its own torch and caps transformers, so it gets an environment of its own (Linux, CUDA GPU)
 lock: lock-vllm
@@ -87,7 +87,7 @@ bench: install                    ## load-time benchmark (targets: cold <= 2 s, 
 
 TAG ?=
 release-check: install            ## before tagging: pyproject, CHANGELOG.md, CITATION.cff, .zenodo.json (and TAG=vX.Y.Z) agree
-	$(PY) -m kokoro_nb.release $(if $(TAG),--tag $(TAG))
+	$(PY) -m kokoro_book.release $(if $(TAG),--tag $(TAG))
 
 clean:
 	rm -rf _build .pytest_cache

@@ -63,7 +63,7 @@ OS_INFO, FREEZE, README = "os-info-gpu.txt", "pip-freeze.gpu.txt", "BACKEND-INFO
 # Colab's builds of these are what its kernel imports and what its other packages are built
 # against: a notebook's install must leave them alone (the list the constraint files are held to).
 sys.path.insert(0, str(ROOT / "src"))
-from kokoro_nb.colab_runtime import PROTECTED  # noqa: E402
+from kokoro_book.colab_runtime import PROTECTED  # noqa: E402
 # The kernel Colab starts: these distributions (and what they need) come at the freeze's versions.
 KERNEL_ROOTS = ("ipykernel", "ipython", "jupyter_client", "jupyter_core")
 DEBIAN_SUITE = "trixie"
@@ -623,7 +623,7 @@ def changes(base: dict[str, str], overlay: dict[str, str]) -> dict[str, dict]:
 
 def repository() -> tuple[str, str]:
     sys.path.insert(0, str(ROOT / "src"))
-    from kokoro_nb.colab import repository as repo
+    from kokoro_book.colab import repository as repo
     return repo(ROOT)
 
 
@@ -645,7 +645,7 @@ def publish_checkout(remote: Path, branch: str) -> str:
 
 def chapter_parameters(name: str) -> dict:
     """The chapter's book parameters (the CPU smoke settings of training and generation)."""
-    from kokoro_nb import book
+    from kokoro_book import build as book
     nb = book.read_notebook(book.source_path(ROOT, name))
     return dict(book.notebook_options(nb, name).get("book_parameters") or {})
 

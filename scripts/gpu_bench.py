@@ -6,7 +6,7 @@ $KOKOROCHAT_DIR; run it in the vLLM environment of README.md to get the vLLM row
     python scripts/gpu_bench.py --out outputs/bench --generate
 
 trains 5 optimizer steps (batch 8, max_length 4096) in ``per_turn`` and in ``session`` mode with the
-package's own QLoRA path (``kokoro_nb.train.train``), then greedy-generates 128 new tokens for 32
+package's own QLoRA path (``kokoro_nb.train.loop.train``), then greedy-generates 128 new tokens for 32
 test prompts with HF ``generate`` (4-bit) and, where ``backend="auto"`` would choose it, vLLM
 (bf16, requirements-vllm.txt). Nothing is downloaded: the model is Llama-3.1-8B's exact shape
 with random weights, written to disk one layer at a time from an empty (``meta``) model, so RAM
@@ -17,7 +17,7 @@ for gated ones).
 Per phase it records tokens/s, ``torch.cuda.max_memory_allocated`` and ``max_memory_reserved``
 (reset at the start of each phase; reserved is what the GPU has to hold). Generated tokens are the
 output ids the model produced, counted before any decoding. Hours per epoch of Full use the
-Llama-3.1 token counts in ``kokoro_nb.plan.LLAMA31_EPOCH``, not the random model's tokenizer.
+Llama-3.1 token counts in ``kokoro_nb.train.plan.LLAMA31_EPOCH``, not the random model's tokenizer.
 ``<out>/bench.json`` is rewritten after every phase; a phase that raises is recorded there (type,
 message) and the others still run.
 
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gpu_bench.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=None, help="KokoroChat folder (default: $KOKOROCHAT_DIR)")
     p.add_argument("--out", default="outputs/bench", help="where models, runs and bench.json go")
-    p.add_argument("--arch", default="llama-3.1-8b", help="model shape (kokoro_nb.train.ARCHITECTURES)")
+    p.add_argument("--arch", default="llama-3.1-8b", help="model shape (kokoro_nb.train.loop.ARCHITECTURES)")
     p.add_argument("--model", default=None, help="real weights (hub id or folder) instead of a random model")
     p.add_argument("--max-length", type=int, default=4096)
     p.add_argument("--steps", type=int, default=5, help="optimizer steps per mode (batch 8; 5 fits the 10 minutes)")
@@ -91,11 +91,11 @@ def write_random_model(texts, path: str | Path, arch: str = "llama-3.1-8b", *, v
     """
     import torch
     from safetensors.torch import save_file
-    from kokoro_nb import train
+    from kokoro_nb.train import loop
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tok = train.train_tokenizer(texts, vocab_size)
-    cfg = train.llama_config(tok, arch, **({"vocab_size": model_vocab_size} if model_vocab_size else {}))
+    tok = loop.train_tokenizer(texts, vocab_size)
+    cfg = loop.llama_config(tok, arch, **({"vocab_size": model_vocab_size} if model_vocab_size else {}))
     cfg.dtype = torch.bfloat16
     groups = shard_plan(cfg)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -124,12 +124,12 @@ def write_random_model(texts, path: str | Path, arch: str = "llama-3.1-8b", *, v
 
 def prepare_model(corpus, out: Path, arch: str) -> str:
     """Build (once) the random-weights model of shape *arch* with a tokenizer trained on the dialogues."""
-    from kokoro_nb import train
+    from kokoro_nb.train import loop
     path = out / f"random-{arch}"
     if not (path / "config.json").exists():
-        texts = train.tiny_tokenizer_texts(corpus, 1000)
+        texts = loop.tiny_tokenizer_texts(corpus, 1000)
         if arch == "tiny":
-            train.build_tiny_llama(texts, path)
+            loop.build_tiny_llama(texts, path)
         else:
             write_random_model(texts, path, arch)
     return str(path)
@@ -162,7 +162,7 @@ def epoch_hours(tokens_per_s: float | None, mode: str, max_length: int, subset: 
     Throughput is a property of the model's shape, so the random model's tokens/s applies to the
     real tokenizer's token count. Empty when the counts for (subset, mode, max_length) were not made.
     """
-    from kokoro_nb import plan
+    from kokoro_nb.train import plan
     counts = plan.LLAMA31_EPOCH.get((subset, mode, max_length))
     if counts is None or not tokens_per_s:
         return {}
@@ -172,12 +172,12 @@ def epoch_hours(tokens_per_s: float | None, mode: str, max_length: int, subset: 
 
 def bench_training(corpus, model: str, out: Path, mode: str, args) -> dict:
     """Run a few QLoRA steps in *mode*; return tokens/s, peak memory and the run's metrics."""
-    from kokoro_nb import train
-    cfg = train.make_config("response", model_name=model, mode=mode, max_length=args.max_length,
+    from kokoro_nb.train import loop
+    cfg = loop.make_config("response", model_name=model, mode=mode, max_length=args.max_length,
                             max_steps=args.steps, batch_size=8, per_device_batch_size=1, eval_steps=10 ** 6,
                             eval_sample=4, max_eval_examples=4, logging_steps=max(1, args.steps // 4),
                             resume=False, output_dir=str(out / f"run-{mode}"))
-    m = train.train(cfg, corpus, progress=False, quiet=True)
+    m = loop.train(cfg, corpus, progress=False, quiet=True)
     row = {"mode": mode, "steps": m["global_step"], "tokens": m["tokens_seen"], "runtime_s": m["runtime_s"],
            "tokens_per_s": m["tokens_per_s"], "peak_rss_gb": m["peak_rss_gb"], "device": m["device"]}
     return {**row, **epoch_hours(row["tokens_per_s"], mode, args.max_length)}

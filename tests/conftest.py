@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kokoro_nb import config
-from kokoro_nb.synthetic import write_kokorochat, write_psy_insight
+from kokoro_nb.testing.synthetic import write_kokorochat, write_psy_insight
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +59,7 @@ def real_book(kokorochat_dir, psy_insight_dir, kokorochat_en_dir, tmp_path_facto
     The HTML, browser and PDF tests all read this one build. ``KOKORO_TEST_BUILD_DIR`` points it
     at a persistent folder (e.g. ``_build``), so stamps skip the unchanged chapters.
     """
-    from kokoro_nb import book
+    from kokoro_book import build as book
     root = Path(__file__).resolve().parents[1]
     out = Path(os.environ.get("KOKORO_TEST_BUILD_DIR") or tmp_path_factory.mktemp("book") / "build")
     report = book.build(root, data_dir=kokorochat_dir, psy_insight_dir=psy_insight_dir,

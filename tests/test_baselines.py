@@ -5,8 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kokoro_nb import baselines as B
-from kokoro_nb import load_kokorochat, metrics, paper
+from kokoro_nb.evaluate import baselines as B
+from kokoro_nb import load_kokorochat
+from kokoro_nb.evaluate import metrics
+from kokoro_nb import published
+from kokoro_nb.describe import ledger
 from kokoro_nb.errors import DataError
 from kokoro_nb.schema import ITEM_CODES
 
@@ -107,7 +110,7 @@ def test_overlap_guard_in_the_score_split(monkeypatch):
         return {**s, "train": s["train"] + s["test"][:1]}
     monkeypatch.setattr(B, "score_split", leaky)
     with pytest.raises(DataError, match="also in the score training data"):
-        from kokoro_nb.synthetic import write_kokorochat
+        from kokoro_nb.testing.synthetic import write_kokorochat
         import tempfile
         with tempfile.TemporaryDirectory() as d:
             c = load_kokorochat(write_kokorochat(d, n_dialogues=30), cache=False, progress=False)
@@ -115,7 +118,7 @@ def test_overlap_guard_in_the_score_split(monkeypatch):
 
 
 def test_subset_retrieval_pools(synthetic_corpus):
-    from kokoro_nb.stats import response_splits
+    from kokoro_nb.describe.stats import response_splits
     ids = synthetic_corpus.dialogues["dialogue_id"].astype(str).tolist()
     synthetic_corpus.dialogues.loc[synthetic_corpus.dialogues.index[:3], "score"] = 99   # the test set
     table, _ = B.response_baselines(synthetic_corpus, ids[:3], pool_dialogues=5, progress=False)
@@ -160,7 +163,7 @@ def test_char_ngram_vocabulary_comes_from_fit_rows_only():
 
 
 def test_score_baselines_on_synthetic(tmp_path):
-    from kokoro_nb.synthetic import write_kokorochat
+    from kokoro_nb.testing.synthetic import write_kokorochat
     corpus = load_kokorochat(write_kokorochat(tmp_path / "k", n_dialogues=40), cache=False, progress=False)
     out = B.score_baselines(corpus, seeds=(0, 1), progress=False)
     runs = out["runs"]
@@ -180,7 +183,7 @@ def test_score_baselines_on_synthetic(tmp_path):
 
 def test_paper_rows_come_from_the_paper_table():
     t4, t5 = B.paper_table4(), B.paper_table5()
-    assert t4.loc["Kokoro-High", "BLEU-1"] == paper.value("table4_response_generation.Kokoro-High")[0]
+    assert t4.loc["Kokoro-High", "BLEU-1"] == published.value("table4_response_generation.Kokoro-High")[0]
     assert list(t5.columns) == ["ACC", "ACC_soft", "MAE"] and "Ours" in t5.index
 
 
@@ -190,7 +193,7 @@ def test_paper_rows_come_from_the_paper_table():
 @pytest.mark.slow
 def test_response_baselines_on_the_real_test_set(real_corpus):
     table, info = B.response_baselines(real_corpus, progress=False)
-    assert info["test_dialogues"] == paper.value("response_generation_splits.test.dialogues")
+    assert info["test_dialogues"] == published.value("response_generation_splits.test.dialogues")
     assert info["test_turns"] > 20 * info["test_dialogues"]
     assert info["copy_empty"] <= info["test_dialogues"]
     assert (table["retrieval"].str.len() > 0).all()
@@ -224,4 +227,4 @@ def test_comparison_tables_mark_the_source():
     t5 = B.compare_table5(runs)
     assert t5.loc["mode", "ACC"] == 31.0 and t5.loc["mode", "ACC sd (seeds)"] == pytest.approx(np.sqrt(2))
     assert t5.loc["Ours", "source"] == "cited: paper Table 5"
-    assert t5.loc["Ours", "ACC"] == paper.value("table5_score_prediction.Ours")[0]
+    assert t5.loc["Ours", "ACC"] == published.value("table5_score_prediction.Ours")[0]

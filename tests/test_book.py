@@ -15,7 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kokoro_nb import book, colab
+from kokoro_book import build as book
+
+from kokoro_book import colab
 from kokoro_nb.errors import KokoroError
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
@@ -37,8 +39,8 @@ def notebook_source(body: str, *, front: str = "", prose: str = "",
 
 DEMO = notebook_source(textwrap.dedent("""
     import os, pathlib
-    from kokoro_nb.notebook import glue
-    from kokoro_nb import plotting
+    from kokoro_nb.show.glue import glue
+    from kokoro_nb.show import plotting
     pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
     n = len(os.listdir(os.path.join(data_dir, "kokorochat_dialogues")))
     glue("demo_files", n, display=False)
@@ -195,7 +197,7 @@ def test_rebuild_skips_unchanged_and_reruns_what_changed(mini_root, synthetic_ko
 
     stamp = json.loads((out / "executed" / "01_demo.stamp.json").read_text())
     # only the code the kernel imported counts: training code edits leave this chapter alone
-    assert "kokoro_nb.plotting" in stamp["modules"] and "kokoro_nb.train" not in stamp["modules"]
+    assert "kokoro_nb.show.plotting" in stamp["modules"] and "kokoro_nb.train.loop" not in stamp["modules"]
     assert stamp["code"] == book.code_fingerprint(stamp["modules"]) != book.code_fingerprint()
 
     t0 = time.perf_counter()
@@ -406,5 +408,5 @@ def test_translation_dir_is_injected_where_declared(tmp_path):
 def test_pdf_without_tex_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))          # no lualatex, no latexmk
     with pytest.raises(KokoroError, match="apt-get install -y texlive-luatex"):
-        from kokoro_nb.pdf import render_pdf
+        from kokoro_book.pdf import render_pdf
         render_pdf(tmp_path, tmp_path)

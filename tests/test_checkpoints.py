@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from kokoro_nb import checkpoints
+from kokoro_nb.train import checkpoints
 
 
 def test_validation_does_not_repack_4bit_weights():

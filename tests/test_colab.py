@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from kokoro_nb import colab
+from kokoro_book import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 URL, BRANCH = "https://github.com/someone/fork", "dev"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from kokoro_nb import colab_runtime as cr
+from kokoro_book import colab_runtime as cr
 from kokoro_nb.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]

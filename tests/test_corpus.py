@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import kokoro_nb
-from kokoro_nb import corpus as corpus_mod
+from kokoro_nb.data import corpus as corpus_mod
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError, DataNotFoundError
 from kokoro_nb.schema import DIALOGUE_COLUMNS, TURN_COLUMNS, UTTERANCE_COLUMNS
@@ -301,8 +301,8 @@ def test_fetch_verifies_every_file_against_the_manifest(synthetic_kokorochat_dir
     import http.server
     import threading
 
-    from kokoro_nb import fetch
-    monkeypatch.setattr(fetch, "RETRY_BACKOFF", 0.01)      # the refused connection is retried
+    from kokoro_nb.data import sources
+    monkeypatch.setattr(sources, "RETRY_BACKOFF", 0.01)      # the refused connection is retried
 
     root_name = "KokoroChat-44aa9d8ad21f17413973f5ccfc45970659a2fb16"
     folder = synthetic_kokorochat_dir / "kokorochat_dialogues"
@@ -311,19 +311,19 @@ def test_fetch_verifies_every_file_against_the_manifest(synthetic_kokorochat_dir
     with zipfile.ZipFile(serve / "a.zip", "w") as zf:
         for f in folder.glob("*.json"):
             zf.write(f, f"{root_name}/kokorochat_dialogues/{f.name}")
-    manifest = {f"kokorochat_dialogues/{f.name}": fetch.sha256_file(f) for f in folder.glob("*.json")}
+    manifest = {f"kokorochat_dialogues/{f.name}": sources.sha256_file(f) for f in folder.glob("*.json")}
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(serve))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/a.zip"
     try:
-        root = fetch.fetch_kokorochat(tmp_path / "dl", url=url, manifest=manifest)
+        root = sources.fetch_kokorochat(tmp_path / "dl", url=url, manifest=manifest)
         assert root.name == root_name
         assert len(_load(root, cache=False)) == 20
         bad = dict(manifest, **{"kokorochat_dialogues/1.json": "0" * 64})
         with pytest.raises(DataError, match="1 differ"):
-            fetch.fetch_kokorochat(tmp_path / "dl2", url=url, manifest=bad)
+            sources.fetch_kokorochat(tmp_path / "dl2", url=url, manifest=bad)
     finally:
         server.shutdown()
     with pytest.raises(DataNotFoundError, match="could not download"):
-        fetch.fetch_kokorochat(tmp_path / "dl3", url="http://127.0.0.1:9/none.zip", manifest=manifest)
+        sources.fetch_kokorochat(tmp_path / "dl3", url="http://127.0.0.1:9/none.zip", manifest=manifest)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import kokoro_nb
-from kokoro_nb import config, plan, train
+from kokoro_nb import config
+from kokoro_nb.train import plan, loop
 
 GIB = 2 ** 30
 # name torch reports, memory it reports (GiB), native bf16 -> plan row, profile for a short plan
@@ -44,14 +45,14 @@ def mock_device(monkeypatch, key: str) -> None:
 def detect(monkeypatch, key: str) -> dict:
     mock_device(monkeypatch, key)
     try:
-        return train.runtime_device()
+        return loop.runtime_device()
     finally:
         monkeypatch.undo()                         # the rest of the test runs on the real (CPU) torch
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from kokoro_nb.synthetic import write_kokorochat
+    from kokoro_nb.testing.synthetic import write_kokorochat
     root = write_kokorochat(tmp_path_factory.mktemp("dev") / "k", n_dialogues=24)
     return kokoro_nb.load_kokorochat(root, cache=False, progress=False)
 
@@ -76,7 +77,7 @@ def test_detection_names_the_plan_row(monkeypatch, key):
 @pytest.mark.parametrize("key", [k for k in DEVICES if k != "CPU"])
 def test_profile_and_confirmation_per_gpu(monkeypatch, corpus, tok, key, capsys):
     """Short plans: a T4 gets colab, an 80 GB A100/H100 the paper's run. Long plans need confirming."""
-    mock_device(monkeypatch, key)                  # device_plan detects through train.runtime_device
+    mock_device(monkeypatch, key)                  # device_plan detects through loop.runtime_device
     short = plan.device_plan("response", corpus, tok)
     assert short.profile == DEVICES[key][4] and short.gpu == DEVICES[key][3] and short.hours < 24
     assert short.cfg.mode == ("session" if short.profile == "colab" else "per_turn")
@@ -130,8 +131,8 @@ AMP = {"T4": "fp16", "V100": "fp16", "L4": "bf16", "A100-40GB": "bf16", "A100-80
 @pytest.fixture(scope="module")
 def tiny(corpus, tmp_path_factory):
     """A tiny Llama on disk and some training rows (labels on the second half)."""
-    path = train.build_tiny_llama(train.tiny_tokenizer_texts(corpus), tmp_path_factory.mktemp("tiny") / "m")
-    tokenizer = train.load_tokenizer(str(path))
+    path = loop.build_tiny_llama(loop.tiny_tokenizer_texts(corpus), tmp_path_factory.mktemp("tiny") / "m")
+    tokenizer = loop.load_tokenizer(str(path))
     text = "".join(corpus.turns()["text"].astype(str).head(40))
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     rows = [{"input_ids": ids[i:i + 48], "labels": [-100] * 24 + ids[i + 24:i + 48]} for i in range(0, 8 * 48, 48)]
@@ -140,11 +141,11 @@ def tiny(corpus, tmp_path_factory):
 
 def _trainer(tiny, tmp_path, dev, **kw):
     path, tokenizer, rows = tiny
-    model, _ = train.load_base_model(path)         # real (CPU) torch: 4-bit weights, float32 compute
-    cfg = train.make_config("response", model_name=config.TINY_MODEL, output_dir=str(tmp_path), max_length=64,
+    model, _ = loop.load_base_model(path)         # real (CPU) torch: 4-bit weights, float32 compute
+    cfg = loop.make_config("response", model_name=config.TINY_MODEL, output_dir=str(tmp_path), max_length=64,
                             batch_size=2, per_device_batch_size=2, optim="adamw_torch", warmup_steps=0,
                             learning_rate=1e-2, logging_steps=1, **kw)
-    return train.build_trainer(cfg, model, tokenizer, rows, rows[:2], dev=dev, progress=False)[0]
+    return loop.build_trainer(cfg, model, tokenizer, rows, rows[:2], dev=dev, progress=False)[0]
 
 
 def _trainable_dtypes(model) -> set:

@@ -24,9 +24,11 @@ from pathlib import Path
 import pytest
 
 import kokoro_nb
-from kokoro_nb import book, config, fetch
+from kokoro_book import build as book
+from kokoro_nb import config
+from kokoro_nb.data import sources
 from kokoro_nb.errors import DataError, DataNotFoundError
-from kokoro_nb.synthetic import write_kokorochat, write_translation
+from kokoro_nb.testing.synthetic import write_kokorochat, write_translation
 
 ROOT = Path(__file__).resolve().parents[1]
 TR, KC = config.TRANSLATION_COMMIT, config.KOKOROCHAT_COMMIT
@@ -109,11 +111,11 @@ def site(tmp_path_factory, monkeypatch):
     monkeypatch.setenv(config.CACHE_ENV, str(base / "cache"))     # each test a fresh runtime
     monkeypatch.setenv(config.MIRROR_ENV, server.url)
     monkeypatch.delenv(config.ARCHIVE_CACHE_ENV, raising=False)
-    monkeypatch.setattr(fetch, "RETRY_BACKOFF", 0.01)
-    tm = {k: fetch.sha256_file(f) for k, f in english.items()}
-    km = {k: fetch.sha256_file(f) for k, f in dialogues.items()}
-    monkeypatch.setattr(fetch, "translation_manifest", lambda: tm)
-    monkeypatch.setattr(fetch, "kokorochat_manifest", lambda: km)
+    monkeypatch.setattr(sources, "RETRY_BACKOFF", 0.01)
+    tm = {k: sources.sha256_file(f) for k, f in english.items()}
+    km = {k: sources.sha256_file(f) for k, f in dialogues.items()}
+    monkeypatch.setattr(sources, "translation_manifest", lambda: tm)
+    monkeypatch.setattr(sources, "kokorochat_manifest", lambda: km)
     yield argparse.Namespace(server=server, ja=ja, en=en, english=english, tm=tm, km=km, base=base)
     server.httpd.shutdown()
 
@@ -125,39 +127,39 @@ def _names(root: Path) -> list[str]:
 # --------------------------------------------------------------------------- the translation
 
 def test_the_whole_translation_is_one_archive_request_and_every_file_is_checked(site, tmp_path):
-    root = fetch.fetch_translation(None, tmp_path / "runtime", progress=False)
+    root = sources.fetch_translation(None, tmp_path / "runtime", progress=False)
     assert site.server.paths() == [TR_ARCHIVE]
     assert _names(root) == sorted(site.tm)                     # English only: no Chinese half
     assert all((root / k).read_bytes() == f.read_bytes() for k, f in site.english.items())
     # a second chapter on the same runtime, for all files or for many ids: nothing to download
-    fetch.fetch_translation(None, tmp_path / "runtime", progress=False)
-    fetch.fetch_translation([str(i) for i in range(60)], tmp_path / "runtime", progress=False)
+    sources.fetch_translation(None, tmp_path / "runtime", progress=False)
+    sources.fetch_translation([str(i) for i in range(60)], tmp_path / "runtime", progress=False)
     assert site.server.paths() == [TR_ARCHIVE]
 
 
 def test_a_handful_of_ids_come_file_by_file_and_more_as_the_archive(site, tmp_path):
     raw = f"/{config.TRANSLATION_REPO}/raw/{TR}/English"
-    fetch.fetch_translation(["1", "2", "3"], tmp_path / "few", progress=False)  # 3 has no file
+    sources.fetch_translation(["1", "2", "3"], tmp_path / "few", progress=False)  # 3 has no file
     assert site.server.paths() == [f"{raw}/en1.json", f"{raw}/en2.json"]
-    many = [str(i) for i in range(fetch.PER_FILE_MAX + 5)]
-    fetch.fetch_translation(many, tmp_path / "many", progress=False)
+    many = [str(i) for i in range(sources.PER_FILE_MAX + 5)]
+    sources.fetch_translation(many, tmp_path / "many", progress=False)
     assert site.server.paths()[2:] == [TR_ARCHIVE]
 
 
 def test_a_503_is_retried_and_a_lasting_one_names_the_url(site, tmp_path):
     site.server.fail[TR_ARCHIVE] = 1
-    fetch.fetch_translation(None, tmp_path / "a", progress=False)
+    sources.fetch_translation(None, tmp_path / "a", progress=False)
     assert [(p, s) for p, s, _ in site.server.log] == [(TR_ARCHIVE, 503), (TR_ARCHIVE, 200)]
     site.server.log.clear()
     site.server.fail[TR_ARCHIVE] = 100
     with pytest.raises(DataNotFoundError, match=f"could not download {site.server.url}{TR_ARCHIVE}"):
-        fetch.fetch_translation(None, tmp_path / "b", progress=False)
-    assert len(site.server.log) == fetch.RETRIES + 1
+        sources.fetch_translation(None, tmp_path / "b", progress=False)
+    assert len(site.server.log) == sources.RETRIES + 1
 
 
 def test_a_transfer_cut_off_midway_starts_again(site, tmp_path):
     site.server.cut[TR_ARCHIVE] = 1
-    root = fetch.fetch_translation(None, tmp_path / "a", progress=False)
+    root = sources.fetch_translation(None, tmp_path / "a", progress=False)
     assert site.server.paths() == [TR_ARCHIVE, TR_ARCHIVE]
     assert _names(root) == sorted(site.tm)
 
@@ -165,13 +167,13 @@ def test_a_transfer_cut_off_midway_starts_again(site, tmp_path):
 def test_the_archive_cache_serves_a_new_runtime_without_a_request(site, tmp_path, monkeypatch):
     drive = tmp_path / "drive"
     monkeypatch.setenv(config.ARCHIVE_CACHE_ENV, str(drive))
-    fetch.fetch_translation(None, tmp_path / "runtime1" / "en", progress=False)
-    fetch.fetch_kokorochat(tmp_path / "runtime1", progress=False)
+    sources.fetch_translation(None, tmp_path / "runtime1" / "en", progress=False)
+    sources.fetch_kokorochat(tmp_path / "runtime1", progress=False)
     assert site.server.paths() == [TR_ARCHIVE, KC_ARCHIVE]
     assert sorted(p.name for p in drive.iterdir()) == [f"KokoroChat-{KC}.zip", f"MultilingualKokoroChat-{TR}.zip"]
     # a new runtime: empty local folders, the same Drive
-    root = fetch.fetch_translation(None, tmp_path / "runtime2" / "en", progress=False)
-    top = fetch.fetch_kokorochat(tmp_path / "runtime2", progress=False)
+    root = sources.fetch_translation(None, tmp_path / "runtime2" / "en", progress=False)
+    top = sources.fetch_kokorochat(tmp_path / "runtime2", progress=False)
     assert site.server.paths() == [TR_ARCHIVE, KC_ARCHIVE]
     assert _names(root) == sorted(site.tm)
     assert len(kokoro_nb.load_kokorochat(top, cache=False, progress=False)) == 60
@@ -183,38 +185,38 @@ def test_a_cut_off_copy_in_the_cache_is_downloaded_again(site, tmp_path, monkeyp
     drive.mkdir()
     good = (site.server.folder / TR_ARCHIVE.lstrip("/")).read_bytes()
     (drive / f"MultilingualKokoroChat-{TR}.zip").write_bytes(good[:len(good) // 2])
-    root = fetch.fetch_translation(None, tmp_path / "runtime", progress=False)
+    root = sources.fetch_translation(None, tmp_path / "runtime", progress=False)
     assert site.server.paths() == [TR_ARCHIVE]
     assert _names(root) == sorted(site.tm)
     assert (drive / f"MultilingualKokoroChat-{TR}.zip").read_bytes() == good
 
 
 def test_a_file_that_differs_from_the_manifest_is_named(site, tmp_path, monkeypatch):
-    monkeypatch.setattr(fetch, "TRANSFER_RETRIES", 0)
+    monkeypatch.setattr(sources, "TRANSFER_RETRIES", 0)
     bad = dict(site.tm, **{"English/en2.json": "0" * 64})
     with pytest.raises(DataError, match=r"en2\.json.*1 differ, 0 missing"):
-        fetch.fetch_translation(None, tmp_path / "archive", manifest=bad, progress=False)
+        sources.fetch_translation(None, tmp_path / "archive", manifest=bad, progress=False)
     with pytest.raises(DataError, match=r"^English/en2\.json: .*SHA-256"):
-        fetch.fetch_translation(["2"], tmp_path / "file", manifest=bad, progress=False)
+        sources.fetch_translation(["2"], tmp_path / "file", manifest=bad, progress=False)
 
 
 def test_kokorochat_is_one_verified_archive_request(site, tmp_path):
-    top = fetch.fetch_kokorochat(tmp_path / "dl", progress=False)
+    top = sources.fetch_kokorochat(tmp_path / "dl", progress=False)
     assert site.server.paths() == [KC_ARCHIVE]
     assert top.name == f"KokoroChat-{KC}"
-    assert fetch.fetch_kokorochat(tmp_path / "dl", progress=False) == top
+    assert sources.fetch_kokorochat(tmp_path / "dl", progress=False) == top
     assert site.server.paths() == [KC_ARCHIVE]
 
 
 def test_psy_insight_is_one_archive_request(site, tmp_path):
-    from kokoro_nb.synthetic import write_psy_insight
+    from kokoro_nb.testing.synthetic import write_psy_insight
     src = write_psy_insight(tmp_path / "psy")
     path = f"/{config.PSY_INSIGHT_REPO}/archive/{config.PSY_INSIGHT_COMMIT}.zip"
     _zip_repository(site.server.folder / path.lstrip("/"), f"Psy-Insight-{config.PSY_INSIGHT_COMMIT}",
                     {f"data/{f.name}": f for f in (src / "data").iterdir()})
     site.server.fail[path] = 1
-    data = fetch.fetch_psy_insight(tmp_path / "dl", progress=False)
-    assert fetch.fetch_psy_insight(tmp_path / "dl", progress=False) == data
+    data = sources.fetch_psy_insight(tmp_path / "dl", progress=False)
+    assert sources.fetch_psy_insight(tmp_path / "dl", progress=False) == data
     assert site.server.paths() == [path, path]                 # a 503, then the archive, then nothing
     assert len(kokoro_nb.load_psy_insight(data)) == len(kokoro_nb.load_psy_insight(src))
 
@@ -238,7 +240,7 @@ def test_the_translation_is_read_from_a_folder_or_an_archive(site, tmp_path, mon
     assert corpus.translation.missing == ["3"]
     assert site.server.log == []
     if kind in ("zip", "tar.gz"):
-        assert fetch.verify_translation(path)["ok"]
+        assert sources.verify_translation(path)["ok"]
 
 
 # --------------------------------------------------------------------------- make book, fresh clone
@@ -320,7 +322,7 @@ def test_make_book_with_no_shared_data_downloads_everything_verified(site, tmp_p
     assert not any(call["env"].values())
     got = _build(call, project, monkeypatch)
     assert sorted(site.server.paths()) == sorted([KC_ARCHIVE, TR_ARCHIVE])
-    assert fetch.verify_kokorochat(Path(got["data_dir"]), site.km)["ok"]
+    assert sources.verify_kokorochat(Path(got["data_dir"]), site.km)["ok"]
     assert got["psy_insight_dir"] is None
 
 

@@ -8,13 +8,15 @@ import pandas as pd
 import pytest
 
 import kokoro_nb
-from kokoro_nb import baselines, config, generate, sft
+from kokoro_nb import config, generate
+from kokoro_nb.evaluate import baselines
+from kokoro_nb.train import sft
 from kokoro_nb.errors import DataError
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from kokoro_nb.synthetic import write_kokorochat
+    from kokoro_nb.testing.synthetic import write_kokorochat
     root = write_kokorochat(tmp_path_factory.mktemp("gen") / "k", n_dialogues=6)
     return kokoro_nb.load_kokorochat(root, cache=False, progress=False)
 
@@ -94,12 +96,12 @@ def test_score_predictions_keep_raw_output_and_count_failures(corpus, tiny, tmp_
     for r, e in zip(sorted(rows, key=lambda r: r["dialogue_id"]), sorted(examples, key=lambda e: e["dialogue_id"])):
         assert r["gold"] == e["gold"] and len(r["pred"]) == 20
         assert r["pred"] == sft.parse_scores(r["output"]).values
-    from kokoro_nb import metrics
+    from kokoro_nb.evaluate import metrics
     assert metrics.find_results(tmp_path)["scores"] == [out]        # the evaluation chapter finds it
 
 
 def test_evaluation_ids_are_the_response_test_split(corpus):
-    from kokoro_nb.stats import response_splits
+    from kokoro_nb.describe.stats import response_splits
     assert generate.evaluation_dialogue_ids(corpus) == [str(i) for i in response_splits(corpus.dialogues)["test"]]
     low = generate.evaluation_dialogue_ids(corpus, min_score=60)
     assert generate.evaluation_dialogue_ids(corpus, 2, min_score=60) == low[:2]
@@ -138,10 +140,10 @@ def test_vllm_backend_without_vllm_names_the_install(corpus, monkeypatch, tmp_pa
 def released_like(corpus, tiny, tmp_path_factory):
     """Local stand-ins for the two ways a fine-tuned model is published: full weights and a LoRA adapter."""
     from peft import LoraConfig, get_peft_model
-    from kokoro_nb import train
+    from kokoro_nb.train import loop
     root = tmp_path_factory.mktemp("released")
-    base = train.build_tiny_llama(train.tiny_tokenizer_texts(corpus), root / "base")
-    model, tok = train.load_base_model(str(base), load_in_4bit=False)[0], train.load_tokenizer(str(base))
+    base = loop.build_tiny_llama(loop.tiny_tokenizer_texts(corpus), root / "base")
+    model, tok = loop.load_base_model(str(base), load_in_4bit=False)[0], loop.load_tokenizer(str(base))
     peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
                                             task_type="CAUSAL_LM", init_lora_weights=False))
     peft.save_pretrained(root / "adapter")
@@ -178,7 +180,7 @@ def test_released_model_ids_are_configured():
 
 
 def test_reference_english_is_joined_by_turn_and_missing_english_is_said(tmp_path):
-    from kokoro_nb.synthetic import write_kokorochat, write_translation
+    from kokoro_nb.testing.synthetic import write_kokorochat, write_translation
     ja = write_kokorochat(tmp_path / "ja", n_dialogues=4)
     c = kokoro_nb.load_kokorochat(ja, cache=False, progress=False)
     c = c.with_english(write_translation(tmp_path / "en", ja, missing=("2",)))
@@ -238,8 +240,8 @@ def fake_vllm(monkeypatch):
 
 def _adapter(base_dir, out, r):
     from peft import LoraConfig, get_peft_model
-    from kokoro_nb import train
-    model, tok = train.load_base_model(str(base_dir), load_in_4bit=False)[0], train.load_tokenizer(str(base_dir))
+    from kokoro_nb.train import loop
+    model, tok = loop.load_base_model(str(base_dir), load_in_4bit=False)[0], loop.load_tokenizer(str(base_dir))
     get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"],
                                      task_type="CAUSAL_LM")).save_pretrained(out)
     tok.save_pretrained(out)
@@ -324,14 +326,14 @@ def test_auto_without_vllm_or_gpu_is_hf_and_says_why():
 
 
 def test_auto_prints_its_choice_and_loads_that_backend(released_like, fake_vllm, monkeypatch, capsys):
-    from kokoro_nb import train
-    monkeypatch.setattr(train, "runtime_device", lambda: {"device": "cuda", "name": "NVIDIA H100", "memory_gb": 79.1})
+    from kokoro_nb.train import loop
+    monkeypatch.setattr(loop, "runtime_device", lambda: {"device": "cuda", "name": "NVIDIA H100", "memory_gb": 79.1})
     model, _ = generate.load_generator(str(released_like / "adapter"), backend="auto", progress=False)
     assert isinstance(model, generate.VllmModel)
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("backend auto:")]
-    assert lines == ["backend auto: " + generate.choose_backend(train.runtime_device(), installed=True)[1]]
-    monkeypatch.setattr(train, "runtime_device", lambda: {"device": "cuda", "name": "Tesla T4", "memory_gb": 14.6})
-    monkeypatch.setattr(train, "load_base_model", lambda *a, **k: (_Stub(), []))
+    assert lines == ["backend auto: " + generate.choose_backend(loop.runtime_device(), installed=True)[1]]
+    monkeypatch.setattr(loop, "runtime_device", lambda: {"device": "cuda", "name": "Tesla T4", "memory_gb": 14.6})
+    monkeypatch.setattr(loop, "load_base_model", lambda *a, **k: (_Stub(), []))
     model, _ = generate.load_generator(str(released_like / "full"), backend="auto", progress=False)
     assert isinstance(model, _Stub) and "Tesla T4 has 15 GiB" in capsys.readouterr().out
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import kokoro_nb
-from kokoro_nb import generate, plan
+from kokoro_nb import generate
+from kokoro_nb.train import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +25,7 @@ def bench():
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    from kokoro_nb.synthetic import write_kokorochat
+    from kokoro_nb.testing.synthetic import write_kokorochat
     return write_kokorochat(tmp_path_factory.mktemp("bench") / "k", n_dialogues=16)
 
 
@@ -36,8 +37,8 @@ def corpus(data_dir):
 @pytest.fixture(scope="module")
 def wide_model(bench, corpus, tmp_path_factory):
     """A tiny Llama whose output layer has 4x the tokenizer's ids, as the 8B bench model (128,256 vs 32,000)."""
-    from kokoro_nb import train
-    return bench.write_random_model(train.tiny_tokenizer_texts(corpus), tmp_path_factory.mktemp("wide") / "m", "tiny",
+    from kokoro_nb.train import loop
+    return bench.write_random_model(loop.tiny_tokenizer_texts(corpus), tmp_path_factory.mktemp("wide") / "m", "tiny",
                                     vocab_size=512, model_vocab_size=2048)
 
 
@@ -59,10 +60,10 @@ def test_random_model_is_written_one_layer_per_shard_and_loads_complete(bench, w
 def test_the_8b_model_is_planned_without_memory_and_written_in_shards_of_one_layer(bench, corpus):
     import math
     import resource
-    from kokoro_nb import train
+    from kokoro_nb.train import loop
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    tok = train.train_tokenizer(train.tiny_tokenizer_texts(corpus), 512)
-    plan_ = bench.shard_plan(train.llama_config(tok, "llama-3.1-8b", vocab_size=128256))
+    tok = loop.train_tokenizer(loop.tiny_tokenizer_texts(corpus), 512)
+    plan_ = bench.shard_plan(loop.llama_config(tok, "llama-3.1-8b", vocab_size=128256))
     sizes = [sum(math.prod(shape) for _, shape in tensors) for tensors in plan_.values()]
     assert sum(sizes) == 8_030_261_248 and len(sizes) == 32 + 3          # Llama-3.1-8B, one shard per layer
     assert max(sizes) * 2 < 1.1e9                                        # the largest shard in bf16: the embedding
@@ -78,7 +79,7 @@ def test_generated_ids_are_counted_even_those_the_tokenizer_lacks(bench, corpus,
     model, tok = generate.load_generator(str(wide_model), backend="hf", load_in_4bit=False, progress=False)
     prompts = bench.bench_prompts(corpus, 3)
     assert len(prompts) == 3 == row["prompts"]
-    prompts, _ = kokoro_nb.sft.fit_history(prompts, tok, 256 - 12)
+    prompts, _ = kokoro_nb.train.sft.fit_history(prompts, tok, 256 - 12)
     settings = generate.greedy_settings(tok, 12)
     produced, beyond = 0, 0
     for ids in generate.encode_prompts(prompts, tok):
@@ -106,7 +107,7 @@ def test_epoch_hours_come_from_the_llama31_counts(bench):
 
 
 def test_training_row_uses_the_measured_counts_not_the_bench_tokenizer(bench, monkeypatch, corpus, tmp_path):
-    from kokoro_nb import train
+    from kokoro_nb.train import loop
     seen = {}
 
     def fake_train(cfg, corpus, **kw):
@@ -114,7 +115,7 @@ def test_training_row_uses_the_measured_counts_not_the_bench_tokenizer(bench, mo
         return {"global_step": cfg.max_steps, "tokens_seen": 96_000, "runtime_s": 40.0, "tokens_per_s": 2400.0,
                 "peak_rss_gb": 3.0, "device": "cuda"}
 
-    monkeypatch.setattr(train, "train", fake_train)
+    monkeypatch.setattr(loop, "train", fake_train)
     args = argparse.Namespace(max_length=4096, steps=8)
     row = bench.bench_training(corpus, "m", tmp_path, "per_turn", args)
     assert seen["cfg"].max_steps == 8 and seen["cfg"].max_length == 4096

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kokoro_nb import book
+from kokoro_book import build as book
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from kokoro_nb import cli
-from kokoro_nb import human_eval as H
+from kokoro_nb.evaluate import human_eval as H
 
 
 @pytest.mark.parametrize("votes, expected", [
@@ -130,9 +130,9 @@ def test_answers_csv_from_a_spreadsheet(tmp_path, capsys):
 
 def test_make_command_end_to_end(synthetic_kokorochat_dir, tmp_path, capsys):
     import kokoro_nb
-    from kokoro_nb import metrics
+    from kokoro_nb.evaluate import metrics
     c = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
-    from kokoro_nb import baselines as B
+    from kokoro_nb.evaluate import baselines as B
     t = B.response_turns(c)
     metrics.write_responses(tmp_path / "copy.jsonl", t.assign(hypothesis=t["previous_counselor"]))
     code = cli.main(["-q", "human-eval", "make", str(tmp_path / "copy.jsonl"), "reference", "--data",

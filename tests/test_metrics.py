@@ -8,7 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-from kokoro_nb import cli, metrics
+from kokoro_nb import cli
+
+from kokoro_nb.evaluate import metrics
 from kokoro_nb.errors import DataError
 from kokoro_nb.schema import ITEM_CODES
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kokoro_nb import book
-from kokoro_nb.synthetic import write_kokorochat, write_psy_insight, write_translation
+from kokoro_book import build as book
+from kokoro_nb.testing.synthetic import write_kokorochat, write_psy_insight, write_translation
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = book.notebook_sources(ROOT)
@@ -111,7 +111,7 @@ def test_notebook_runs_on_synthetic_corpus(source, synthetic_data, tmp_path):
                         "book cannot read as a number; glue float(x) or int(x), not a numpy scalar")
     twice = shown_and_glued(executed)
     assert not twice, (f"{source.name}: cells {twice} glue a figure and also show it inline; "
-                       "use kokoro_nb.plotting.glue_figure(name, fig), which closes it")
+                       "use kokoro_nb.show.plotting.glue_figure(name, fig), which closes it")
 
 
 def shown_and_glued(nb) -> list[int]:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 import kokoro_nb
-from kokoro_nb import paper, stats
+from kokoro_nb import published
+from kokoro_nb.describe import ledger, stats
 from kokoro_nb.cli import main
 
 
@@ -23,22 +24,22 @@ from kokoro_nb.cli import main
     ("table3_overall_statistics.dialogues", 0),
 ])
 def test_published_precision(path, places):
-    assert paper.decimals(path) == places
+    assert published.decimals(path) == places
 
 
 def test_value_paths():
-    assert paper.value("table1_dataset_comparison.KokoroChat.4") == 6589
+    assert published.value("table1_dataset_comparison.KokoroChat.4") == 6589
     with pytest.raises(KeyError, match="stopped at 'nope'"):
-        paper.value("table3_overall_statistics.nope")
+        published.value("table3_overall_statistics.nope")
     # the plain loader still gives plain numbers
-    assert type(paper.value("figure3_score_distribution.mean")) is float
+    assert type(published.value("figure3_score_distribution.mean")) is float
 
 
 def test_match_topic():
     labels = ["Ongoing Depression", "Partner Relationship Issues", "Job Crisis"]
-    assert paper.match_topic("Depression", labels) == "Ongoing Depression"
-    assert paper.match_topic("Job Crisis", labels) == "Job Crisis"
-    assert paper.match_topic("Bullying", labels) is None
+    assert ledger.match_topic("Depression", labels) == "Ongoing Depression"
+    assert ledger.match_topic("Job Crisis", labels) == "Job Crisis"
+    assert ledger.match_topic("Bullying", labels) is None
 
 
 @pytest.fixture
@@ -49,21 +50,21 @@ def synthetic(synthetic_kokorochat_dir, synthetic_psy_insight_dir):
 
 def test_ledger_shape_on_synthetic_data(synthetic):
     kc, psy = synthetic
-    table = paper.ledger(kc, psy)
-    assert tuple(table.columns) == paper.LEDGER_COLUMNS
-    assert set(table["status"]) <= set(paper.STATUSES)
+    table = ledger.ledger(kc, psy)
+    assert tuple(table.columns) == ledger.LEDGER_COLUMNS
+    assert set(table["status"]) <= set(ledger.STATUSES)
     assert table["key"].is_unique
     assert {"Table 3", "Figure 2 (text)", "Figure 3", "Figure 4", "Figure 11", "Appendix A.3", "Table 1",
             "Psy-Insight"} <= set(table["section"])
-    assert len(paper.ledger(kc)) == len(table) - (table["section"] == "Psy-Insight").sum()
-    s = paper.ledger_summary(table)
-    assert s["rows"] == len(table) == sum(s[k.replace(" ", "_")] for k in paper.STATUSES)
+    assert len(ledger.ledger(kc)) == len(table) - (table["section"] == "Psy-Insight").sum()
+    s = ledger.ledger_summary(table)
+    assert s["rows"] == len(table) == sum(s[k.replace(" ", "_")] for k in ledger.STATUSES)
     assert table.loc[table["status"] != "not checkable", "chapter"].str.match(r"\d\d_").all()
     assert (table["link"] == table["chapter"].map(lambda c: f"{c}.html" if c else "")).all()
 
 
 def test_unchecked_rows_cover_the_model_tables_with_a_reason(synthetic):
-    table = paper.ledger(synthetic[0])
+    table = ledger.ledger(synthetic[0])
     out = table[table["status"] == "not checkable"]
     assert (out["note"] != "").all() and (out["reproduced"] == "").all()
     counts = out.groupby("section").size()
@@ -73,7 +74,7 @@ def test_unchecked_rows_cover_the_model_tables_with_a_reason(synthetic):
 
 
 def _values_with(path, new):
-    values = copy.deepcopy(paper.load())
+    values = copy.deepcopy(published.load())
     node = values
     *parents, last = path.split(".")
     for p in parents:
@@ -90,9 +91,9 @@ def test_ledger_flags_a_difference(synthetic):
     kc, _ = synthetic
     n = len(kc.dialogues)
     key = "table3_overall_statistics.dialogues"
-    same = paper.ledger(kc, values=_values_with(key, n))
+    same = ledger.ledger(kc, values=_values_with(key, n))
     assert _row(same, key)["status"] == "exact" and _row(same, key)["difference"] == 0
-    off = paper.ledger(kc, values=_values_with(key, n + 1))
+    off = ledger.ledger(kc, values=_values_with(key, n + 1))
     assert _row(off, key)["status"] == "differs" and _row(off, key)["difference"] == -1
 
 
@@ -100,27 +101,27 @@ def test_ledger_compares_at_published_precision(synthetic):
     kc, _ = synthetic
     mean = stats.score_summary(kc.dialogues)["mean"]
     key = "figure3_score_distribution.mean"
-    rounded = paper.ledger(kc, values=_values_with(key, round(mean, 2)))
+    rounded = ledger.ledger(kc, values=_values_with(key, round(mean, 2)))
     assert _row(rounded, key)["status"] == ("exact" if round(mean, 2) == mean else "within rounding")
-    assert _row(paper.ledger(kc, values=_values_with(key, mean)), key)["status"] == "exact"
-    assert _row(paper.ledger(kc, values=_values_with(key, round(mean, 2) + 0.01)), key)["status"] == "differs"
+    assert _row(ledger.ledger(kc, values=_values_with(key, mean)), key)["status"] == "exact"
+    assert _row(ledger.ledger(kc, values=_values_with(key, round(mean, 2) + 0.01)), key)["status"] == "differs"
 
 
 def test_ledger_statements_and_notes(synthetic):
     kc, _ = synthetic
     d = kc.dialogues
     # the synthetic generator halves flagged totals by floor: the rule check holds
-    table = paper.ledger(kc)
+    table = ledger.ledger(kc)
     assert _row(table, "appendix_a3_adjustment_rules.halve (flag 3)")["status"] == "holds"
     # a broken total makes it differ
     broken = kc.subset(d["dialogue_id"])
     broken.dialogues.loc[broken.dialogues["unwilling_to_continue"].fillna(False).astype(bool).idxmax(), "score"] += 1
-    assert _row(paper.ledger(broken), "appendix_a3_adjustment_rules.halve (flag 3)")["status"] == "differs"
+    assert _row(ledger.ledger(broken), "appendix_a3_adjustment_rules.halve (flag 3)")["status"] == "differs"
     # a known difference carries its note
     key = "table3_overall_statistics.dialogues"
     values = _values_with(key, len(d) + 5)
     values["known_differences"] = {key: "explained"}
-    assert _row(paper.ledger(kc, values=values), key)["note"] == "explained"
+    assert _row(ledger.ledger(kc, values=values), key)["note"] == "explained"
 
 
 def test_check_ledger_flags_unexplained_and_stale_differences():
@@ -128,10 +129,10 @@ def test_check_ledger_flags_unexplained_and_stale_differences():
              "status": st, "note": "", "key": k, "chapter": "", "link": ""}
             for q, st, k in (("a", "exact", "a"), ("b", "differs", "b"), ("c", "differs", "c"),
                              ("d", "within rounding", "d"), ("e", "not checkable", "e"))]
-    table = pd.DataFrame(rows, columns=paper.LEDGER_COLUMNS)
-    assert paper.check_ledger(table, known={"b": "why", "c": "why"}) == []
-    assert paper.check_ledger(table, known={"b": "why"}) == ["S: c: paper 1, reproduced 2"]
-    stale = paper.check_ledger(table, known={"b": "why", "c": "why", "d": "why"})
+    table = pd.DataFrame(rows, columns=ledger.LEDGER_COLUMNS)
+    assert ledger.check_ledger(table, known={"b": "why", "c": "why"}) == []
+    assert ledger.check_ledger(table, known={"b": "why"}) == ["S: c: paper 1, reproduced 2"]
+    stale = ledger.check_ledger(table, known={"b": "why", "c": "why", "d": "why"})
     assert len(stale) == 1 and stale[0].startswith("d: documented as a difference but now within rounding")
 
 
@@ -144,18 +145,18 @@ def test_reproduce_cli_check_counts_and_downloads(synthetic_kokorochat_dir, synt
     assert main(args + ["--out", str(tmp_path)]) == 0
     csv = pd.read_csv(tmp_path / "reproduction_ledger.csv", keep_default_na=False)
     doc = json.loads((tmp_path / "reproduction_ledger.json").read_text(encoding="utf-8"))
-    assert list(csv.columns) == list(paper.LEDGER_COLUMNS) and len(csv) == len(doc["rows"])
+    assert list(csv.columns) == list(ledger.LEDGER_COLUMNS) and len(csv) == len(doc["rows"])
     assert doc["summary"]["rows"] == len(csv) and doc["summary"]["not_checkable"] > 300
 
 
 def test_table1_marks_cited_and_computed(synthetic):
     kc, psy = synthetic
-    t = paper.table1(kc, psy)
+    t = ledger.table1(kc, psy)
     assert set(t["source"]) == {"cited", "computed"}
     computed = t[t["source"].str.startswith("computed")].set_index("dataset")
     assert list(computed.index) == ["KokoroChat", "Psy-Insight (en)", "Psy-Insight (zh)"]
     assert computed.loc["KokoroChat", "dialogues"] == 20 and computed.loc["KokoroChat", "score_items"] == 20
-    assert len(t[t["source"].str.startswith("cited")]) == len(paper.value("table1_dataset_comparison"))
+    assert len(t[t["source"].str.startswith("cited")]) == len(published.value("table1_dataset_comparison"))
 
 
 # --------------------------------------------------------------------------- real data
@@ -167,8 +168,8 @@ def real_psy(psy_insight_dir):
 
 @pytest.mark.realdata
 def test_every_ledger_row_is_reproduced(real_corpus, real_psy):
-    table = paper.ledger(real_corpus, real_psy)
-    known = paper.value("known_differences")
+    table = ledger.ledger(real_corpus, real_psy)
+    known = published.value("known_differences")
     assert len(table) >= 60
     unexplained = table[(table["status"] == "differs") & ~table["key"].isin(known)]
     assert unexplained.empty, unexplained[["key", "paper", "reproduced"]].to_string()
@@ -176,9 +177,9 @@ def test_every_ledger_row_is_reproduced(real_corpus, real_psy):
     for key in known:
         assert _row(table, key)["status"] == "differs", key
         assert _row(table, key)["note"]
-    s = paper.ledger_summary(table)
+    s = ledger.ledger_summary(table)
     assert s["reproduced"] == s["checked"] - len(known) and s["unexpected"] == 0
-    assert paper.check_ledger(table) == []
+    assert ledger.check_ledger(table) == []
 
 
 @pytest.mark.realdata
@@ -212,7 +213,7 @@ def test_reproduce_check_fails_on_a_planted_change(kokorochat_dir, tmp_path, cap
 
 @pytest.mark.realdata
 def test_real_table1_row_matches_the_paper(real_corpus):
-    t = paper.table1(real_corpus).set_index(["dataset", "source"])
+    t = ledger.table1(real_corpus).set_index(["dataset", "source"])
     cited = t.loc[("KokoroChat", "cited")]
     ours = t.loc[("KokoroChat", "computed")]
     for col in ("has_score", "score_items", "language", "dialogues", "avg_utterances"):
@@ -230,14 +231,14 @@ def test_figure12_example_is_found_by_its_quoted_messages(synthetic):
     u.loc[first, "text"] = ["これは　論文の例です", "二つ目の　引用"]          # full-width spaces, as upstream
     kc = dataclasses.replace(kc, utterances=u)
     row = kc.dialogues.iloc[3]
-    values = copy.deepcopy(paper.load())
+    values = copy.deepcopy(published.load())
     values["figure12_example"] = {"quoted_utterances": ["これは論文の例です", "二つ目の引用"],  # spaces ignored
                                   "total_score": int(row["score"]), "items": [int(row[c]) for c in ITEM_CODES]}
-    assert paper.find_figure12_example(u, values) == [did]
-    fb = paper.figure12_feedback(kc, values)
+    assert ledger.find_figure12_example(u, values) == [did]
+    fb = ledger.figure12_feedback(kc, values)
     assert fb.attrs["dialogue_id"] == did and (fb["paper"] == fb["release"]).all()
-    table = paper.ledger(kc, values=values)
+    table = ledger.ledger(kc, values=values)
     assert set(table.loc[table["section"] == "Figure 12", "status"]) <= {"exact", "holds"}
     values["figure12_example"]["quoted_utterances"] = ["no such message"]
-    assert paper.figure12_feedback(kc, values).attrs["dialogue_id"] is None
-    assert _row(paper.ledger(kc, values=values), "figure12_example#found")["status"] == "differs"
+    assert ledger.figure12_feedback(kc, values).attrs["dialogue_id"] is None
+    assert _row(ledger.ledger(kc, values=values), "figure12_example#found")["status"] == "differs"

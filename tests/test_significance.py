@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from kokoro_nb import cli, metrics
-from kokoro_nb import significance as S
+from kokoro_nb import cli
+
+from kokoro_nb.evaluate import metrics
+from kokoro_nb.evaluate import significance as S
 from kokoro_nb.errors import DataError
 
 

@@ -7,9 +7,10 @@ import random
 import pytest
 
 import kokoro_nb
-from kokoro_nb import paper, stats
+from kokoro_nb import published
+from kokoro_nb.describe import ledger, stats
 from kokoro_nb.cli import main
-from kokoro_nb.synthetic import kokorochat_record
+from kokoro_nb.testing.synthetic import kokorochat_record
 
 # Two dialogues whose statistics are easy to compute by hand.
 HAND = {
@@ -97,7 +98,7 @@ def test_stats_cli_json_keys(synthetic_kokorochat_dir, capsys):
 
 @pytest.mark.realdata
 def test_table3_reproduces_exactly(real_corpus):
-    pub = paper.value("table3_overall_statistics")
+    pub = published.value("table3_overall_statistics")
     o = stats.overall_statistics(real_corpus)
     assert o["dialogues"] == pub["dialogues"]
     assert o["speakers"] == pub["speakers"]
@@ -106,23 +107,23 @@ def test_table3_reproduces_exactly(real_corpus):
         assert round(o["avg_utterances_per_dialogue"][k], 2) == pub["avg_utterances_per_dialogue"][k]
         assert round(o["avg_chars_per_utterance"][k], 2) == pub["avg_length_per_utterance_chars"][k]
     assert stats.counselor_client_pairs(real_corpus.dialogues) == pub["distinct_counselor_client_pairs"]
-    assert stats.collection_window(real_corpus) == paper.value("collection_window")
+    assert stats.collection_window(real_corpus) == published.value("collection_window")
 
 
 @pytest.mark.realdata
 def test_section4_figures_reproduce_exactly(real_corpus):
     d = real_corpus.dialogues
     s = stats.score_summary(d)
-    pub = paper.value("figure3_score_distribution")
+    pub = published.value("figure3_score_distribution")
     assert round(s["mean"], 2) == pub["mean"] and round(s["median"], 2) == pub["median"]
     # The paper calls the shape "slight right skew"; the released totals have a long left tail
     # (zeroed and halved scores), so the moment skewness is negative: the book reports both.
     assert (s["skew"] < 0) == (s["mean"] < s["median"])
     shares = stats.topic_shares(d).set_index("topic")["percent"]
-    for topic, pct in paper.value("figure2_topic_share_percent").items():
+    for topic, pct in published.value("figure2_topic_share_percent").items():
         assert round(shares[topic], 1) == pct, topic
     flags = stats.screening_flag_counts(d)
-    pub = paper.value("appendix_a3_screening_items")
+    pub = published.value("appendix_a3_screening_items")
     assert flags == {**{k: pub[k] for k in ("harmful_due_to_ignorance", "other_potentially_unethical",
                                             "unwilling_to_continue")}, "any": pub["any_flag"]}
     # the released data is what remains after the section-4 filters
@@ -133,7 +134,7 @@ def test_section4_figures_reproduce_exactly(real_corpus):
 @pytest.mark.realdata
 def test_figure4_spearman_reproduces_to_two_decimals(real_corpus):
     rho = stats.feature_score_spearman(real_corpus)
-    pub = paper.value("figure4_spearman_feature_vs_score")
+    pub = published.value("figure4_spearman_feature_vs_score")
     names = dict(zip(stats.FEATURES, ["client_total_characters", "counselor_total_characters",
                                       "client_utterance_count", "counselor_utterance_count",
                                       "counselor_mean_response_time"]))
@@ -144,7 +145,7 @@ def test_figure4_spearman_reproduces_to_two_decimals(real_corpus):
 @pytest.mark.realdata
 def test_response_generation_splits_reproduce(real_corpus):
     sizes = stats.split_sizes(real_corpus)
-    pub = paper.value("response_generation_splits")
+    pub = published.value("response_generation_splits")
     assert sizes["test"]["dialogues"] == pub["test"]["dialogues"]
     for ours, theirs in (("low", "kokoro_low"), ("high", "kokoro_high"), ("full", "kokoro_full")):
         assert sizes[ours]["dialogues"] == pub[theirs]["dialogues"]
@@ -163,7 +164,7 @@ def test_stats_cli_on_real_data(kokorochat_dir, capsys):
 
 @pytest.mark.realdata
 def test_real_data_matches_the_upstream_manifest(kokorochat_dir):
-    from kokoro_nb.fetch import verify_kokorochat
+    from kokoro_nb.data.sources import verify_kokorochat
     check = verify_kokorochat(kokorochat_dir)
     assert check["ok"] and check["match"] == 6589
 
@@ -171,7 +172,7 @@ def test_real_data_matches_the_upstream_manifest(kokorochat_dir):
 @pytest.mark.realdata
 def test_psy_insight_real_counts(psy_insight_dir):
     c = kokoro_nb.load_psy_insight(psy_insight_dir)
-    pub = paper.value("psy_insight_published")
+    pub = published.value("psy_insight_published")
     by_lang = c.dialogues.groupby("language").size().to_dict()
     assert by_lang == {"en": pub["english"]["sessions"], "zh": pub["chinese"]["sessions"]}
     turns = c.utterances.merge(c.dialogues[["dialogue_id", "language"]]).groupby("language").size().to_dict()

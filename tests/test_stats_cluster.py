@@ -1,4 +1,4 @@
-"""Cluster bootstrap, the Figure 4 JSON, the REML log-likelihood and the mode count of kokoro_nb.stats."""
+"""Cluster bootstrap, the Figure 4 JSON, the REML log-likelihood and the mode count of kokoro_nb.describe.stats."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from kokoro_nb import stats
+from kokoro_nb.describe import stats
 from kokoro_nb.cli import main
 
 

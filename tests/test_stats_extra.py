@@ -1,4 +1,4 @@
-"""The chapter helpers of kokoro_nb.stats: hand-made cases with known answers."""
+"""The chapter helpers of kokoro_nb.describe.stats: hand-made cases with known answers."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 import kokoro_nb
-from kokoro_nb import stats
+from kokoro_nb.describe import stats
 from kokoro_nb.schema import FLAG_KEYS, ITEM_CODES
 
 TOL = 1e-9

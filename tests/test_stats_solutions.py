@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 import kokoro_nb
-from kokoro_nb import paper, stats
+from kokoro_nb import published
+from kokoro_nb.describe import ledger, stats
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ("03_scores", "04_correlations", "06_reproduction_ledger")
@@ -49,7 +50,7 @@ def run(code: str, namespace: dict):
 
 def namespace(corpus, data_dir) -> dict:
     """The names a chapter has defined when its exercises come (see each chapter's set-up cell)."""
-    return {"kokoro_nb": kokoro_nb, "stats": stats, "paper": paper, "pd": pd, "np": np, "corpus": corpus,
+    return {"kokoro_nb": kokoro_nb, "stats": stats, "published": published, "ledger": ledger, "pd": pd, "np": np, "corpus": corpus,
             "d": corpus.dialogues, "features": stats.dialogue_features(corpus), "seed": 42,
             "data_dir": str(data_dir), "lang": "en"}
 
@@ -71,9 +72,9 @@ def test_solution_runs_on_synthetic_data(label, synthetic_kokorochat_dir):
 
 
 def test_ex_lg_add_claims_hold_in_the_table_of_published_values():
-    items = paper.value("not_checkable.items")
+    items = published.value("not_checkable.items")
     assert any("gender" in i["quantity"] and "no gender" in i["reason"] for i in items)
-    assert paper.value("participants.played_both_roles_share_over") == 0.8
+    assert published.value("participants.played_both_roles_share_over") == 0.8
 
 
 # --------------------------------------------------------------------------- the claims, on real data
@@ -99,8 +100,8 @@ def test_ex_sc_items_and_boundary_return_what_they_say(real_ns):
     assert means.index[0] == stats.label("item", "D4", "en")          # the chapter's lowest item
     ns = dict(real_ns)
     sizes = run(ALL["ex-sc-boundary"], ns)
-    assert sizes[70] == (paper.value("response_generation_splits.kokoro_low.dialogues"),
-                         paper.value("response_generation_splits.kokoro_high.dialogues"))
+    assert sizes[70] == (published.value("response_generation_splits.kokoro_low.dialogues"),
+                         published.value("response_generation_splits.kokoro_high.dialogues"))
 
 
 @pytest.mark.realdata

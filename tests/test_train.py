@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 import kokoro_nb
-from kokoro_nb import config, paper, sft, train
+from kokoro_nb import config
+from kokoro_nb import published
+from kokoro_nb.describe import ledger
+from kokoro_nb.train import sft, loop
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
 
@@ -19,7 +22,7 @@ SECRET = "hf_THIS_IS_NOT_A_REAL_TOKEN_0123456789"
 def _appendix_d() -> list[dict]:
     """Appendix D from the package's table and, when present, the shared transcription."""
     import yaml
-    out = [paper.load()["appendix_d_training"]]
+    out = [published.load()["appendix_d_training"]]
     if not SHARED_VALUES.exists() and config.data_required():
         raise FileNotFoundError(f"{SHARED_VALUES}: missing (KOKORO_REQUIRE_DATA=1 forbids skipping)")
     if SHARED_VALUES.exists():
@@ -30,7 +33,7 @@ def _appendix_d() -> list[dict]:
 @pytest.mark.parametrize("d", _appendix_d())
 def test_defaults_are_appendix_d_line_by_line(d):
     rg, sp = d["response_generation"], d["score_prediction"]
-    r, s = train.ResponseTrainConfig(), train.ScoreTrainConfig()
+    r, s = loop.ResponseTrainConfig(), loop.ScoreTrainConfig()
     assert r.model_name == s.model_name == d["base_model"] == config.BASE_MODEL
     for c in (r, s):                                            # QLoRA, the same for both tasks
         assert (c.load_in_4bit, c.bnb_4bit_quant_type, c.bnb_4bit_compute_dtype) == \
@@ -54,27 +57,27 @@ def test_defaults_are_appendix_d_line_by_line(d):
 ])
 def test_bad_settings_name_the_field(overrides, field):
     with pytest.raises(DataError, match=field):
-        train.make_config("response", **overrides)
+        loop.make_config("response", **overrides)
 
 
 def test_parse_overrides_types_values():
-    got = train.parse_overrides(["max_steps=40", "learning_rate=5e-3", "mode=session", "max_length=null"], "response")
+    got = loop.parse_overrides(["max_steps=40", "learning_rate=5e-3", "mode=session", "max_length=null"], "response")
     assert got == {"max_steps": 40, "learning_rate": 5e-3, "mode": "session", "max_length": None}
     with pytest.raises(DataError, match="NAME=VALUE"):
-        train.parse_overrides(["max_steps"], "response")
+        loop.parse_overrides(["max_steps"], "response")
 
 
 def test_hf_token_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    assert train.hf_token() == SECRET
+    assert loop.hf_token() == SECRET
 
 
 def test_score_positions_find_the_twenty_digits(tmp_path):
-    tok = train.train_tokenizer([sft.format_scores([i % 6 for i in range(20)]), sft.score_instruction()], 300)
+    tok = loop.train_tokenizer([sft.format_scores([i % 6 for i in range(20)]), sft.score_instruction()], 300)
     answer = sft.format_scores([i % 6 for i in range(20)]) + "<|eot_id|>"
     ids = tok(answer, add_special_tokens=False)["input_ids"]
-    pos = train.score_positions([-100, -100] + ids, tok)
+    pos = loop.score_positions([-100, -100] + ids, tok)
     assert [int(tok.decode([ids[p - 2]])) for p in pos] == [i % 6 for i in range(20)]
 
 
@@ -82,16 +85,16 @@ def test_score_positions_find_the_twenty_digits(tmp_path):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from kokoro_nb.synthetic import write_kokorochat
+    from kokoro_nb.testing.synthetic import write_kokorochat
     root = write_kokorochat(tmp_path_factory.mktemp("train") / "k", n_dialogues=24)
     return kokoro_nb.load_kokorochat(root, cache=False, progress=False)
 
 
-def _smoke(out: Path, **kw) -> train.TrainConfig:
+def _smoke(out: Path, **kw) -> loop.TrainConfig:
     base = dict(model_name=config.TINY_MODEL, output_dir=str(out), mode="session", max_length=192, max_steps=12,
                 batch_size=4, per_device_batch_size=4, learning_rate=5e-3, warmup_steps=2, eval_steps=6,
                 logging_steps=2, max_eval_examples=4)
-    return train.make_config("response", **{**base, **kw})
+    return loop.make_config("response", **{**base, **kw})
 
 
 RESUME_KW = dict(max_steps=8, eval_steps=4, save_steps=2, logging_steps=1, save_total_limit=None)
@@ -108,7 +111,7 @@ def straight(corpus, tmp_path_factory):
     os.environ["HF_TOKEN"] = SECRET
     try:
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-            m = train.train(_smoke(out, **RESUME_KW), corpus, progress=True)
+            m = loop.train(_smoke(out, **RESUME_KW), corpus, progress=True)
     finally:
         os.environ.pop("HF_TOKEN") if old is None else os.environ.__setitem__("HF_TOKEN", old)
     return m, out, buf.getvalue()
@@ -120,7 +123,7 @@ def test_smoke_run_trains_4bit_with_8bit_optimizer_and_writes_artifacts(straight
     assert any("4-bit nf4" in n for n in m["notes"]) and any("adamw_8bit" in n for n in m["notes"])
     assert m["optimizer_class"] == "AdamW" and m["global_step"] == 8
     import bitsandbytes as bnb
-    base = train.load_base_model(str(out / "base_model"))[0]
+    base = loop.load_base_model(str(out / "base_model"))[0]
     assert isinstance(base.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
     for f in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "config.json", "metrics.json"):
         assert (out / f).exists(), f
@@ -156,16 +159,16 @@ def _adapter_weights(folder: Path) -> dict:
 def test_resume_ends_in_the_same_state_as_an_uninterrupted_run(corpus, straight, tmp_path):
     """Disconnect after the save at step 6, truncate that checkpoint: resume from step 4, end as if never stopped."""
     import torch
-    from kokoro_nb import checkpoints
+    from kokoro_nb.train import checkpoints
     kw = RESUME_KW
     a, straight, _ = straight
     broken = tmp_path / "broken"
     with pytest.raises(_Disconnect):
-        train.train(_smoke(broken, **kw), corpus, callbacks=[_disconnect_after(6)], progress=False)
-    assert train.last_checkpoint(broken).endswith("checkpoint-6")
+        loop.train(_smoke(broken, **kw), corpus, callbacks=[_disconnect_after(6)], progress=False)
+    assert loop.last_checkpoint(broken).endswith("checkpoint-6")
     newest = broken / "checkpoints" / "checkpoint-6" / "adapter_model.safetensors"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])     # a save cut short by the disconnect
-    b = train.train(_smoke(broken, **kw), corpus, progress=False)
+    b = loop.train(_smoke(broken, **kw), corpus, progress=False)
     assert b["resumed_from"].endswith("checkpoint-4") and b["global_step"] == a["global_step"] == 8
     assert any("incomplete checkpoint checkpoint-6" in n and "bytes" in n for n in b["notes"])
     assert checkpoints.is_complete(broken / "checkpoints" / "checkpoint-6")   # saved again, completely
@@ -175,8 +178,8 @@ def test_resume_ends_in_the_same_state_as_an_uninterrupted_run(corpus, straight,
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
     assert any(not torch.equal(wa[k], _adapter_weights(broken / "checkpoints" / "checkpoint-4")[k]) for k in wa)
-    la = dict(train.logged_losses(straight))
-    lb = dict(train.logged_losses(broken))
+    la = dict(loop.logged_losses(straight))
+    lb = dict(loop.logged_losses(broken))
     assert {s: round(v, 5) for s, v in la.items()} == {s: round(v, 5) for s, v in lb.items()}
     assert a["best_metric"] == pytest.approx(b["best_metric"], abs=1e-6)
     # throughput after the resume counts only the tokens of steps 5-8, trained in this run
@@ -189,7 +192,7 @@ def test_resume_ends_in_the_same_state_as_an_uninterrupted_run(corpus, straight,
 def test_best_adapter_is_the_best_validated_checkpoint_not_the_last(corpus, tmp_path):
     """Checkpoints come more often than validations; adapter/ holds the weights of the best validation."""
     import torch
-    m = train.train(_smoke(tmp_path / "best", **{**RESUME_KW, "greater_is_better": True}), corpus, progress=False)
+    m = loop.train(_smoke(tmp_path / "best", **{**RESUME_KW, "greater_is_better": True}), corpus, progress=False)
     losses = {e["step"]: e["eval_loss"] for e in m["eval_history"]}
     assert losses[4] > losses[8] and m["best_model_checkpoint"].endswith("checkpoint-4")   # "best" = highest here
     best = _adapter_weights(Path(m["best_model_checkpoint"]))
@@ -208,8 +211,8 @@ def test_two_processes_train_like_one_at_the_same_global_batch(corpus, tmp_path)
     import os
     import subprocess
     import sys
-    from kokoro_nb import checkpoints
-    one = train.train(_smoke(tmp_path / "one", **DDP_KW), corpus, progress=False, quiet=True)
+    from kokoro_nb.train import checkpoints
+    one = loop.train(_smoke(tmp_path / "one", **DDP_KW), corpus, progress=False, quiet=True)
     out = tmp_path / "two"
     sets = {**DDP_KW, "model_name": config.TINY_MODEL, "output_dir": str(out), "mode": "session", "max_length": 192,
             "batch_size": 4, "per_device_batch_size": 2, "learning_rate": 5e-3, "warmup_steps": 2,
@@ -228,7 +231,7 @@ def test_two_processes_train_like_one_at_the_same_global_batch(corpus, tmp_path)
     assert two["last_logged_loss"] < two["first_logged_loss"]
     assert two["last_logged_loss"] == pytest.approx(one["last_logged_loss"], rel=0.01)     # dropout masks differ
     assert two["tokens_seen"] == one["tokens_seen"]                # both processes' tokens are counted
-    ckpt = train.last_checkpoint(out)
+    ckpt = loop.last_checkpoint(out)
     assert ckpt.endswith("checkpoint-5") and checkpoints.is_complete(ckpt)
     marker = json.loads((Path(ckpt) / checkpoints.COMPLETE_MARKER).read_text())
     assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(marker["files"])       # both ranks' RNG, then the marker
@@ -237,11 +240,11 @@ def test_two_processes_train_like_one_at_the_same_global_batch(corpus, tmp_path)
 
 
 def test_score_task_selects_by_item_accuracy(corpus, tmp_path):
-    cfg = train.make_config("score", model_name=config.TINY_MODEL, output_dir=str(tmp_path / "score"),
+    cfg = loop.make_config("score", model_name=config.TINY_MODEL, output_dir=str(tmp_path / "score"),
                             max_length=1024, max_steps=2, batch_size=2, per_device_batch_size=2,
                             learning_rate=5e-3, warmup_steps=0, eval_strategy="steps", eval_steps=2,
                             logging_steps=1, max_eval_examples=2, optim="adamw_torch")
-    m = train.train(cfg, corpus, progress=False)
+    m = loop.train(cfg, corpus, progress=False)
     ev = m["eval_history"][-1]
     assert ev["eval_items_scored"] == 2 * 20
     assert 0 <= ev["eval_item_accuracy"] <= ev["eval_item_accuracy_soft"] <= 1
@@ -265,18 +268,18 @@ def test_llama_31_8b_shape_has_8b_parameters():
             return 128256
 
     with torch.device("meta"):
-        model = LlamaForCausalLM(train.llama_config(Vocab(), "llama-3.1-8b"))
+        model = LlamaForCausalLM(loop.llama_config(Vocab(), "llama-3.1-8b"))
     assert sum(p.numel() for p in model.parameters()) == 8_030_261_248
     with pytest.raises(DataError, match="llama-3.1-8b"):
-        train.llama_config(Vocab(), "llama-9")
+        loop.llama_config(Vocab(), "llama-9")
 
 
 def test_build_random_llama_keeps_the_full_vocabulary_rows(tmp_path, monkeypatch):
     import torch
     from transformers import AutoConfig
-    monkeypatch.setitem(train.ARCHITECTURES, "mini", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+    monkeypatch.setitem(loop.ARCHITECTURES, "mini", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                                           num_attention_heads=2, num_key_value_heads=1))
-    path = train.build_random_llama(["こんにちは、よろしくお願いします。"] * 20, tmp_path / "m", "mini",
+    path = loop.build_random_llama(["こんにちは、よろしくお願いします。"] * 20, tmp_path / "m", "mini",
                                     vocab_size=300, model_vocab_size=512)
     cfg = AutoConfig.from_pretrained(path)
     assert cfg.vocab_size == 512 and cfg.hidden_size == 32
@@ -319,42 +322,42 @@ def test_dtype_is_what_the_gpu_supports_natively(monkeypatch, name, native, emul
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: name)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: Props())
-    dev = train.runtime_device()
+    dev = loop.runtime_device()
     assert dev["dtype"] == want and dev["bf16"] == (want == "bfloat16")
-    picked, note = train.pick_dtype("bfloat16", dev)
+    picked, note = loop.pick_dtype("bfloat16", dev)
     assert picked == want and (note is None) == native
-    assert train.pick_dtype("float32", dev) == ("float32", None)
+    assert loop.pick_dtype("float32", dev) == ("float32", None)
 
 
 def test_cpu_computes_in_float32():
-    assert train.pick_dtype("bfloat16", {"device": "cpu", "name": "cpu", "bf16": False}) == \
+    assert loop.pick_dtype("bfloat16", {"device": "cpu", "name": "cpu", "bf16": False}) == \
         ("float32", "CPU: compute dtype float32 instead of bfloat16")
 
 
 def test_eval_sample_is_fixed_and_seeded():
     rows = list(range(50))
-    a = train.eval_sample(rows, 10, 1)
-    assert a == train.eval_sample(rows, 10, 1) and len(set(a)) == 10 and a == sorted(a)
-    assert train.eval_sample(rows, 10, 2) != a and train.eval_sample(rows, None, 1) == rows
+    a = loop.eval_sample(rows, 10, 1)
+    assert a == loop.eval_sample(rows, 10, 1) and len(set(a)) == 10 and a == sorted(a)
+    assert loop.eval_sample(rows, 10, 2) != a and loop.eval_sample(rows, None, 1) == rows
 
 
 # --------------------------------------------------------------------------- plans and profiles
 
 def test_colab_profile_is_one_parameter_from_the_paper():
-    paper_cfg, colab = train.make_config("response"), train.make_config("response", "colab")
+    paper_cfg, colab = loop.make_config("response"), loop.make_config("response", "colab")
     assert (paper_cfg.mode, paper_cfg.subset, paper_cfg.max_steps) == ("per_turn", "full", -1)
     assert (colab.mode, colab.subset) == ("session", "high") and colab.max_steps > 0
-    assert train.make_config("response", "colab", max_steps=7).max_steps == 7
-    score = train.make_config("score", "colab")           # validates within its 150 steps, not once per epoch
+    assert loop.make_config("response", "colab", max_steps=7).max_steps == 7
+    score = loop.make_config("score", "colab")           # validates within its 150 steps, not once per epoch
     assert score.max_steps == 150 and score.eval_strategy == "steps" and score.eval_steps < score.max_steps
     with pytest.raises(DataError, match="profile"):
-        train.make_config("response", "laptop")
+        loop.make_config("response", "laptop")
 
 
 def test_memory_estimate_terms_follow_the_libraries():
     """Each term from what the pinned libraries do (see plan.estimate_memory_gb): 4-bit linears, fp32
     embedding and head, LoRA from r, fp32 layer inputs, no full logits in training."""
-    from kokoro_nb import plan
+    from kokoro_nb.train import plan
     a, b = plan.estimate_memory_gb(2048), plan.estimate_memory_gb(4096)
     assert a["total"] < b["total"] <= 16                 # the goal: QLoRA 8B at 4k tokens within 16 GB
     assert b["weights_4bit"] == pytest.approx(6_979_321_856 * (0.5 + 0.127 / 8) / 2 ** 30)
@@ -374,7 +377,7 @@ def test_memory_estimate_terms_follow_the_libraries():
 
 
 def test_training_plan_steps_and_hours():
-    from kokoro_nb import plan
+    from kokoro_nb.train import plan
     df = plan.training_plan({"examples": 80, "tokens": 1_000_000}, batch_size=8, epochs=5)
     assert (df["optimizer_steps"] == 50).all() and (df["tokens"] == 5_000_000).all()
     assert df.loc["A100-40GB", "est_hours"] == pytest.approx(5_000_000 / plan.tokens_per_s("A100-40GB") / 3600,
@@ -387,13 +390,13 @@ def test_training_plan_steps_and_hours():
 
 def test_llama31_counts_are_consistent_and_reach_the_plan():
     """The measured Llama 3.1 counts: same targets in both modes; the plan quotes them for the matching run."""
-    from kokoro_nb import plan
+    from kokoro_nb.train import plan
     for subset in ("low", "high", "full"):
         a, b = plan.LLAMA31_EPOCH[subset, "per_turn", 4096], plan.LLAMA31_EPOCH[subset, "session", 4096]
         assert a["target_tokens"] == b["target_tokens"] and 15 < a["tokens"] / b["tokens"] < 25
-    cfg = train.make_config("response")
+    cfg = loop.make_config("response")
     assert plan.llama31_epoch(cfg)["tokens"] == 234_641_745
-    assert plan.llama31_epoch(train.make_config("response", seed=1)) is None
+    assert plan.llama31_epoch(loop.make_config("response", seed=1)) is None
     df = plan.training_plan(plan.llama31_epoch(cfg), batch_size=8, epochs=5)
     assert "131,015 steps" in plan.format_plan(df, plan.llama31_epoch(cfg), cfg)
 
@@ -434,7 +437,7 @@ def test_gpu_bench_script_parses_its_arguments():
     spec.loader.exec_module(bench)
     args = bench.build_parser().parse_args([])
     assert (args.arch, args.max_length, args.modes) == ("llama-3.1-8b", 4096, ["per_turn", "session"])
-    assert args.arch in train.ARCHITECTURES
+    assert args.arch in loop.ARCHITECTURES
     assert bench.build_parser().parse_args(["--dry-run"]).dry_run
 
 
@@ -449,7 +452,7 @@ def test_free_memory_drops_model_and_optimizer_of_a_trainer():
 
     t = FakeTrainer()
     model = t.model
-    train.free_memory(t, model)
+    loop.free_memory(t, model)
     assert (t.model, t.model_wrapped, t.optimizer, t.lr_scheduler) == (None, None, None, None)
     assert isinstance(model.weight, torch.nn.Parameter)        # a module passed in is left intact
 
@@ -457,7 +460,7 @@ def test_free_memory_drops_model_and_optimizer_of_a_trainer():
 def test_rerunning_a_finished_run_trains_nothing(corpus, straight):
     """A second run of a finished notebook must not take a step past max_steps (the Trainer would)."""
     m, out, _ = straight
-    again = train.train(_smoke(out, **RESUME_KW), corpus, progress=False, quiet=True)
+    again = loop.train(_smoke(out, **RESUME_KW), corpus, progress=False, quiet=True)
     assert again["global_step"] == m["global_step"] == 8
     assert not (out / "checkpoints" / "checkpoint-9").exists()
 
@@ -467,19 +470,19 @@ def test_model_download_happens_before_processes_wait(monkeypatch, tmp_path):
     import huggingface_hub
     calls = []
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda name, **kw: calls.append((name, kw)) or "/cache")
-    assert train.fetch_model("org/model", "tok") == "/cache"
+    assert loop.fetch_model("org/model", "tok") == "/cache"
     assert calls[0][0] == "org/model" and "*.safetensors" in calls[0][1]["allow_patterns"]
-    assert train.fetch_model(str(tmp_path)) == str(tmp_path) and train.fetch_model(config.TINY_MODEL)
+    assert loop.fetch_model(str(tmp_path)) == str(tmp_path) and loop.fetch_model(config.TINY_MODEL)
     assert len(calls) == 1                              # local folders and the tiny model download nothing
     for world, rank, fetched in (("1", "0", 1), ("2", "1", 1), ("2", "0", 2)):
         monkeypatch.setenv("WORLD_SIZE", world)
         monkeypatch.setenv("LOCAL_RANK", rank)
-        train.prefetch_for_launch("org/model")          # only the first process of each launched machine
+        loop.prefetch_for_launch("org/model")          # only the first process of each launched machine
         assert len(calls) == fetched
-    monkeypatch.setenv(train.DIST_TIMEOUT_ENV, "600")
-    assert train.distributed_timeout_s() == 600
-    monkeypatch.setenv(train.DIST_TIMEOUT_ENV, "ten minutes")
+    monkeypatch.setenv(loop.DIST_TIMEOUT_ENV, "600")
+    assert loop.distributed_timeout_s() == 600
+    monkeypatch.setenv(loop.DIST_TIMEOUT_ENV, "ten minutes")
     with pytest.raises(DataError, match="KOKORO_DIST_TIMEOUT_S"):
-        train.distributed_timeout_s()
-    monkeypatch.delenv(train.DIST_TIMEOUT_ENV)
-    assert train.distributed_timeout_s() >= 3600        # longer than NCCL's 10 minutes for a 16 GB download
+        loop.distributed_timeout_s()
+    monkeypatch.delenv(loop.DIST_TIMEOUT_ENV)
+    assert loop.distributed_timeout_s() >= 3600        # longer than NCCL's 10 minutes for a 16 GB download

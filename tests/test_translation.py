@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 import kokoro_nb
-from kokoro_nb import cli, fetch, translation
+from kokoro_nb import cli
+from kokoro_nb.data import sources, translation
 from kokoro_nb.errors import DataError
 from kokoro_nb.schema import UTTERANCE_COLUMNS
-from kokoro_nb.synthetic import write_kokorochat, write_translation
+from kokoro_nb.testing.synthetic import write_kokorochat, write_translation
 
 
 @pytest.fixture
@@ -122,20 +123,20 @@ def test_missing_path_says_what_to_do(tmp_path, monkeypatch):
 
 def test_fetch_downloads_only_the_asked_files_and_checks_them(pair, tmp_path, monkeypatch):
     _, _, en = pair
-    monkeypatch.setattr(fetch, "TRANSFER_RETRIES", 0)     # the bad hash is not fetched again
-    manifest = {f"English/{f.name}": fetch.sha256_file(f) for f in (en / "English").glob("*.json")}
+    monkeypatch.setattr(sources, "TRANSFER_RETRIES", 0)     # the bad hash is not fetched again
+    manifest = {f"English/{f.name}": sources.sha256_file(f) for f in (en / "English").glob("*.json")}
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(en))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/{{path}}"
     try:
-        root = fetch.fetch_translation(["1", "2", "3"], tmp_path / "dl", url=url, manifest=manifest,
+        root = sources.fetch_translation(["1", "2", "3"], tmp_path / "dl", url=url, manifest=manifest,
                                        progress=False)
         # dialogue 3 has no translation: nothing to fetch, nothing invented
         assert sorted(p.name for p in (root / "English").glob("*.json")) == ["en1.json", "en2.json"]
         bad = dict(manifest, **{"English/en4.json": "0" * 64})
         with pytest.raises(DataError, match="SHA-256"):
-            fetch.fetch_translation(["4"], tmp_path / "dl2", url=url, manifest=bad, progress=False)
+            sources.fetch_translation(["4"], tmp_path / "dl2", url=url, manifest=bad, progress=False)
     finally:
         server.shutdown()
 
@@ -148,7 +149,7 @@ def test_cli_reports_the_account(pair, capsys):
 
 
 def test_shipped_manifest_covers_the_english_half():
-    m = fetch.translation_manifest()
+    m = sources.translation_manifest()
     assert len(m) == 6582 and all(k.startswith("English/en") for k in m)
 
 

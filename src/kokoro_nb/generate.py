@@ -1,6 +1,6 @@
 """Greedy generation of every counselor turn of the test dialogues (paper 5.1.2), resumable.
 
-The turns are those of :func:`kokoro_nb.baselines.response_turns`: every counselor turn that has
+The turns are those of :func:`kokoro_nb.evaluate.baselines.response_turns`: every counselor turn that has
 at least one turn before it, generated from its full history (oldest turns dropped only when the
 prompt exceeds ``max_length - max_new_tokens``). The output is the responses JSONL of
 ``kokoro-nb evaluate responses``: one ``{"dialogue_id", "turn", "reference", "hypothesis"}`` per
@@ -8,7 +8,7 @@ line, appended batch by batch and flushed, so an interrupted run resumes where i
 
 Models: a base model (hub id or path), the authors' released models
 (``UEC-InabaLab/KokoroChat-Low`` / ``-High`` / ``-Full``, :data:`kokoro_nb.config.RELEASED_MODELS`),
-base + LoRA adapter (``adapter=`` a folder written by :func:`kokoro_nb.train.train`), or
+base + LoRA adapter (``adapter=`` a folder written by :func:`kokoro_nb.train.loop.train`), or
 ``tiny-random-llama`` for CPU smoke runs. A *model_name* that holds ``adapter_config.json`` is
 loaded as an adapter on the base it names, anything else as full weights. Decoding is greedy
 (``do_sample=False``), with Hugging Face ``generate`` (batched, left-padded; 4-bit as in Appendix D
@@ -24,8 +24,11 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from . import config, sft
-from .errors import DataError
+from kokoro_nb import config
+
+from kokoro_nb.train import sft
+from kokoro_nb.errors import DataError
+from kokoro_nb.jsonl import read_records, read_resumable
 
 RESPONSE_FIELDS = ("dialogue_id", "turn", "reference", "hypothesis")
 
@@ -44,25 +47,7 @@ def response_prompts(corpus, dialogue_ids: Iterable | None = None, *,
 
 def done_keys(path: str | Path, fields: tuple[str, ...] = ("dialogue_id", "turn")) -> set[tuple]:
     """Return the keys (*fields* of each record) already in a JSONL; a torn last line is cut off."""
-    path = Path(path)
-    if not path.exists():
-        return set()
-    keys, offset = set(), 0
-    raw = path.read_bytes()
-    lines = raw.split(b"\n")
-    for no, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                rec = json.loads(line)
-                keys.add(_key(rec, fields))
-            except (ValueError, KeyError, TypeError):
-                if no == len(lines):         # torn last line (interrupted mid-write): cut it, go on
-                    with path.open("r+b") as f:
-                        f.truncate(offset)
-                    break
-                raise DataError(f"not a response record: {line[:80]!r}", file=str(path), line=no) from None
-        offset += len(line) + 1
-    return keys
+    return {_key(rec, fields) for rec in read_resumable(path, lambda rec: _key(rec, fields), what="response record")}
 
 
 def _key(rec: dict, fields: tuple[str, ...]) -> tuple:
@@ -104,7 +89,7 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
     :class:`VllmModel` (bf16; *load_in_4bit* applies to ``"hf"`` only); ``"auto"`` prints which it
     chose and why (:func:`choose_backend`).
     """
-    from .train import build_tiny_llama, free_memory, hf_token, load_base_model, load_tokenizer, tiny_tokenizer_texts
+    from kokoro_nb.train.loop import build_tiny_llama, free_memory, hf_token, load_base_model, load_tokenizer, tiny_tokenizer_texts
     free_memory()                                  # whatever a finished training run left on the GPU
     if not progress:
         import transformers
@@ -118,7 +103,7 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
             raise DataError("not a LoRA adapter folder (no adapter_config.json)", file=str(adapter))
         base = adapter_base(adapter, token)
     elif model_name == config.TINY_MODEL:
-        from .train import limit_cpu_threads, runtime_device
+        from kokoro_nb.train.loop import limit_cpu_threads, runtime_device
         if runtime_device()["device"] == "cpu":
             limit_cpu_threads()
         if corpus is None:
@@ -228,10 +213,10 @@ def choose_backend(dev: dict | None = None, installed: bool | None = None) -> tu
 
     vLLM when it is installed and the GPU has :data:`VLLM_MIN_GPU_GB` GiB for bf16 8B weights
     plus KV cache; otherwise Hugging Face ``generate``, which can load the weights in 4 bits.
-    *dev* is :func:`kokoro_nb.train.runtime_device` (detected when None).
+    *dev* is :func:`kokoro_nb.train.loop.runtime_device` (detected when None).
     """
     if dev is None:
-        from .train import runtime_device
+        from kokoro_nb.train.loop import runtime_device
         dev = runtime_device()
     installed = vllm_installed() if installed is None else installed
     if not installed:
@@ -282,7 +267,7 @@ def _load_vllm(base: str, adapter, max_length: int) -> VllmModel:
         from vllm import LLM
         from vllm.lora.request import LoRARequest
     except ImportError:
-        from .errors import MissingDependencyError
+        from kokoro_nb.errors import MissingDependencyError
         raise MissingDependencyError("backend='vllm' needs vLLM on a CUDA GPU, in its own environment: "
                                      "pip install -r requirements-vllm.txt") from None
     kw, lora = {}, None
@@ -361,7 +346,7 @@ def generate_scores(model, tokenizer, examples: list[dict], out_path: str | Path
     Each line: ``{"dialogue_id", "gold", "pred" (20 ints or nulls), "status", "output"}``; the raw
     output is kept so unparseable predictions can be inspected. Returns counts by parse status.
     """
-    from .train import _fit_score
+    from kokoro_nb.train.loop import _fit_score
     if max_length is not None:
         examples, _ = _fit_score(examples, tokenizer, max_length)
     items = [{**e, "messages": e["messages"][:-1]} for e in examples]     # drop the gold answer
@@ -381,7 +366,6 @@ def generate_scores(model, tokenizer, examples: list[dict], out_path: str | Path
 
 def read_responses(path: str | Path) -> list[dict]:
     """Read a JSONL written here (responses or scores) into a list of dicts (errors name the line)."""
-    from .metrics import read_records
     return [obj for _, obj in read_records(path)]
 
 
@@ -461,7 +445,7 @@ def evaluation_dialogue_ids(corpus, n: int | None = None, min_score: int = 99) -
 
 
 def _cmd_generate(args) -> int:
-    from .corpus import load_kokorochat
+    from kokoro_nb.data.corpus import load_kokorochat
     if args.batch_size < 1 or args.max_new_tokens < 1:
         raise DataError("--batch-size and --max-new-tokens must be >= 1")
     corpus = load_kokorochat(args.data_dir, progress=not os.environ.get("TQDM_DISABLE"))

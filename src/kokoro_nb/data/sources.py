@@ -1,0 +1,436 @@
+"""Download the data sets for users with a network, verified file by file.
+
+Each data set arrives as the repository archive of its pinned upstream commit: one request per
+data set and runtime. GitHub does not promise byte-stable archives, so instead of one archive
+hash every extracted file is checked against a SHA-256 manifest shipped with the package
+(``kokorochat_manifest.json``, ``translation_manifest.json``, computed from verbatim copies of
+those commits). A handful of translation files (at most :data:`PER_FILE_MAX`) come one request
+each instead, each checked too.
+
+Every request retries with exponential backoff (urllib3's ``Retry``: 429 and 5xx answers and
+failed connections; a server's ``Retry-After`` wins), and pooch starts a transfer cut off midway
+again. Downloads land in the user cache folder, never inside the project. With
+``$KOKORO_ARCHIVE_CACHE`` set (Colab sets it to a Drive folder), archives are looked up there
+before any request and kept there after one, named by commit: a new runtime downloads nothing.
+``$KOKORO_DOWNLOAD_MIRROR`` replaces ``https://github.com`` with a server of the same paths.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+import warnings
+import zipfile
+import zlib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
+
+from kokoro_nb import config
+from kokoro_nb.errors import DataError, DataNotFoundError
+
+GITHUB = "https://github.com"
+RAW = "https://raw.githubusercontent.com"
+PER_FILE_MAX = 50        # more translation files to fetch than this: the archive, one request
+RETRIES = 4              # per request: 429/5xx answers, failed connections and reads
+RETRY_BACKOFF = 1.0      # seconds: waits 0, 2, 4, 8 s (plus jitter, so a class spreads out)
+TRANSFER_RETRIES = 2     # a transfer cut off midway is started again (pooch)
+TIMEOUT = 60             # seconds without a byte before a request counts as failed
+_RETRY_STATUS = (429, 500, 502, 503, 504)
+
+
+def _mirror() -> str | None:
+    return os.environ.get(config.MIRROR_ENV, "").strip().rstrip("/") or None
+
+
+def archive_url(repo: str, commit: str) -> str:
+    """Return the URL of the zip archive of *repo* at *commit*."""
+    return f"{_mirror() or GITHUB}/{repo}/archive/{commit}.zip"
+
+
+def file_url(repo: str, commit: str, path: str) -> str:
+    """Return the URL of one file of *repo* at *commit*."""
+    mirror = _mirror()
+    return f"{mirror}/{repo}/raw/{commit}/{path}" if mirror else f"{RAW}/{repo}/{commit}/{path}"
+
+
+def archive_name(repo: str, commit: str) -> str:
+    """Return the file name an archive is kept under: GitHub's, ``<name>-<full commit>.zip``."""
+    return f"{repo.rsplit('/', 1)[-1]}-{commit}.zip"
+
+
+def archive_cache() -> Path | None:
+    """Return the folder of ``$KOKORO_ARCHIVE_CACHE`` (created if needed); None when unset or
+    unusable (then archives stay in the local download folder)."""
+    env = os.environ.get(config.ARCHIVE_CACHE_ENV, "").strip()
+    if not env:
+        return None
+    folder = Path(env).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        warnings.warn(f"{config.ARCHIVE_CACHE_ENV}={env} is not usable ({exc}); "
+                      "archives stay in the local cache", stacklevel=2)
+        return None
+    return folder
+
+
+@lru_cache(maxsize=1)
+def kokorochat_manifest() -> dict[str, str]:
+    """Return {relative path: SHA-256} for every dialogue file of the pinned commit."""
+    text = resources.files("kokoro_nb").joinpath("kokorochat_manifest.json").read_text(encoding="utf-8")
+    return json.loads(text)["files"]
+
+
+@lru_cache(maxsize=1)
+def translation_manifest() -> dict[str, str]:
+    """Return {relative path: SHA-256} for every English file of the pinned translation commit."""
+    text = resources.files("kokoro_nb").joinpath("translation_manifest.json").read_text(encoding="utf-8")
+    return json.loads(text)["files"]
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_kokorochat(root: Path, manifest: dict[str, str] | None = None) -> dict:
+    """Compare the dialogue files under *root* with the manifest; return what matched and what not."""
+    from kokoro_nb.data.corpus import DIALOGUE_FOLDER, dialogue_folder
+    manifest = kokorochat_manifest() if manifest is None else manifest
+    folder = dialogue_folder(Path(root))
+    return compare_with_manifest({f"{DIALOGUE_FOLDER}/{p.name}": p for p in folder.glob("*.json")},
+                                 manifest)
+
+
+def compare_with_manifest(present: dict[str, Path], manifest: dict[str, str]) -> dict:
+    """Compare files (manifest key -> path) with their SHA-256 manifest: what matched and what not."""
+    mismatch = sorted(k for k, p in present.items() if k in manifest and sha256_file(p) != manifest[k])
+    missing = sorted(set(manifest) - set(present))
+    unexpected = sorted(set(present) - set(manifest))
+    match = sum(1 for k in present if k in manifest) - len(mismatch)
+    return {"ok": not (mismatch or missing or unexpected), "match": match, "mismatch": mismatch,
+            "missing": missing, "unexpected": unexpected}
+
+
+# --------------------------------------------------------------------------- requests
+
+class Downloader:
+    """A pooch downloader on one requests session whose requests retry with exponential backoff.
+
+    ``requests`` comes with pooch; its adapter takes urllib3's ``Retry``, which waits
+    ``RETRY_BACKOFF * 2**(n-1)`` seconds before retry n (the first at once) or what the server's
+    ``Retry-After`` says.
+    """
+
+    def __init__(self, progressbar: bool = False):
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+        retry = Retry(total=None, connect=RETRIES, read=RETRIES, status=RETRIES, other=0, redirect=5,
+                      backoff_factor=RETRY_BACKOFF, backoff_jitter=RETRY_BACKOFF,
+                      status_forcelist=_RETRY_STATUS, allowed_methods=("GET",), raise_on_status=False)
+        self.session = requests.Session()
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
+        self.progressbar = progressbar
+
+    def __call__(self, url: str, output_file: str, pooch_obj=None) -> None:
+        import requests
+        from tqdm.auto import tqdm
+        try:
+            response = self.session.get(url, stream=True, timeout=TIMEOUT)
+            if not response.ok:
+                response.close()            # give the pooled connection back
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            # not a requests error any more: pooch would start all the retries over again
+            raise DataNotFoundError(f"could not download {url} ({type(exc).__name__}: {exc})") from None
+        size = int(response.headers.get("content-length") or 0) or None
+        with response, open(output_file, "wb") as out, \
+                tqdm(total=size, unit="B", unit_scale=True, desc=PurePosixPath(url).name,
+                     disable=not self.progressbar) as bar:
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                out.write(chunk)
+                bar.update(len(chunk))
+
+
+def _fetch_files(folder: Path, entries: dict[str, tuple[str, str | None]], downloader: Downloader,
+                 hint: str, *, progress: bool = False, desc: str = "files") -> list[Path]:
+    """Fetch each {name: (url, known hash or None)} into *folder* with pooch, which skips a file
+    already there (with the known hash) and checks the hash of a new one."""
+    import logging
+
+    import pooch
+    import requests
+    from tqdm.auto import tqdm
+    store = pooch.create(path=folder, base_url="", registry={k: h for k, (_, h) in entries.items()},
+                         urls={k: u for k, (u, _) in entries.items()}, retry_if_failed=TRANSFER_RETRIES)
+    logger = pooch.get_logger()
+    level = logger.level
+    if len(entries) > 1:        # the bar says it; a line per file would bury it
+        logger.setLevel(logging.WARNING)
+    out = []
+    try:
+        for name in tqdm(list(entries), desc=desc, unit="file", disable=not progress or len(entries) < 2):
+            url = entries[name][0]
+            try:
+                out.append(Path(store.fetch(name, downloader=downloader)))
+            except DataNotFoundError as exc:
+                raise DataNotFoundError(f"{exc}. {hint}") from None
+            except ValueError as exc:           # pooch: the hash differs, after its retries
+                raise DataError(f"download from {url} does not match the SHA-256 manifest ({exc})",
+                                file=name) from None
+            except (requests.RequestException, OSError) as exc:   # cut off, after the retries
+                raise DataNotFoundError(f"could not download {url} ({type(exc).__name__}: {exc}). "
+                                        f"{hint}") from None
+    finally:
+        logger.setLevel(level)
+    return out
+
+
+# --------------------------------------------------------------------------- archives
+
+def _members(archive: Path) -> Iterator[tuple[str, Callable]]:
+    """Yield (member name, opener) for every regular file of a zip or tar archive."""
+    if archive.name.lower().endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if not info.is_dir():
+                    yield info.filename, lambda i=info: zf.open(i)
+    else:
+        with tarfile.open(archive) as tf:
+            for m in tf:
+                if m.isfile():
+                    yield m.name, lambda m=m: tf.extractfile(m)
+
+
+def extract(archive: Path, dest: Path, select: Callable[[tuple[str, ...]], str | None], *,
+            progress: bool = False, desc: str = "extracting") -> list[str]:
+    """Write each member for which ``select(path parts)`` gives a relative path to *dest*; return
+    those paths. Each file is replaced in one step, so a parallel reader never sees half of one."""
+    import shutil
+
+    from tqdm.auto import tqdm
+    written = []
+    try:
+        with tqdm(desc=desc, unit="file", disable=not progress) as bar:
+            for name, opener in _members(archive):
+                parts = PurePosixPath(name.replace("\\", "/")).parts
+                rel = select(parts) if parts and ".." not in parts and not name.startswith("/") else None
+                if rel is None:
+                    continue
+                out = dest / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                part = out.with_name(f"{out.name}.part{os.getpid()}")
+                try:
+                    with opener() as src, open(part, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    os.replace(part, out)
+                finally:
+                    part.unlink(missing_ok=True)
+                written.append(rel)
+                bar.update()
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read archive ({type(exc).__name__}: {exc})", file=str(archive)) from None
+    return written
+
+
+def _archive(repo: str, commit: str, url: str | None, folder: Path, hint: str,
+             progress: bool) -> tuple[Path, bool]:
+    """Return the archive of *repo* at *commit* and whether it was there already (no request):
+    in ``$KOKORO_ARCHIVE_CACHE`` when set, else in *folder*."""
+    folder = archive_cache() or folder
+    name = archive_name(repo, commit)
+    cached = (folder / name).is_file()
+    url = url or archive_url(repo, commit)
+    path, = _fetch_files(folder, {name: (url, None)}, Downloader(progressbar=progress), hint)
+    return path, cached
+
+
+def _from_archive(repo: str, commit: str, url: str | None, folder: Path, hint: str, progress: bool,
+                  unpack: Callable[[Path], Path], check: Callable[[Path], None]) -> Path:
+    """Get the archive, *unpack* it, *check* the result (both raise DataError). A kept archive
+    that fails is downloaded again once: it may be cut off or older than the manifest."""
+    for attempt in range(2):
+        path, cached = _archive(repo, commit, url, folder, hint, progress)
+        try:
+            out = unpack(path)
+            check(out)
+            return out
+        except DataError:
+            if not cached or attempt:
+                raise
+            path.unlink(missing_ok=True)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _manifest_error(what: str, commit: str, check: dict, where: Path) -> DataError:
+    bad = (check["mismatch"] + check["missing"] + check["unexpected"])[:5]
+    return DataError(f"{what} does not match the SHA-256 manifest of commit {commit[:7]}: "
+                     f"{len(check['mismatch'])} differ, {len(check['missing'])} missing, "
+                     f"{len(check['unexpected'])} unexpected (first: {', '.join(bad)})",
+                     file=str(where / bad[0]) if bad else str(where))
+
+
+def _whole(parts: tuple[str, ...]) -> str:
+    return "/".join(parts)
+
+
+def _unpack_repository(archive: Path, dest: Path, progress: bool, desc: str) -> Path:
+    """Extract a whole repository archive into *dest*; return its top folder (``<repo>-<commit>``)."""
+    written = extract(archive, dest, _whole, progress=progress, desc=desc)
+    tops = {PurePosixPath(p).parts[0] for p in written if len(PurePosixPath(p).parts) > 1}
+    if len(tops) != 1:
+        raise DataError(f"expected one top folder in the archive, found {len(tops)}", file=str(archive))
+    return dest / tops.pop()
+
+
+# --------------------------------------------------------------------------- the data sets
+
+def fetch_kokorochat(dest: str | Path | None = None, *, url: str | None = None,
+                     manifest: dict[str, str] | None = None, progress: bool = True) -> Path:
+    """Download KokoroChat at the pinned commit, verify every file, and return its root folder."""
+    dest = Path(dest) if dest else config.cache_dir() / "downloads"
+    root = dest / f"kokorochat-{config.KOKOROCHAT_COMMIT[:7]}"
+    if root.is_dir():
+        candidates = [p for p in root.iterdir() if p.is_dir()]
+        if candidates and verify_kokorochat(candidates[0], manifest)["ok"]:
+            return candidates[0]
+
+    def check(top: Path) -> None:
+        result = verify_kokorochat(top, manifest)
+        if not result["ok"]:
+            raise _manifest_error("download", config.KOKOROCHAT_COMMIT, result, top)
+
+    hint = (f"Without network, point at a local copy with --data PATH or ${config.KOKOROCHAT_ENV}.")
+    return _from_archive(config.KOKOROCHAT_REPO, config.KOKOROCHAT_COMMIT, url, dest, hint, progress,
+                         lambda a: _unpack_repository(a, root, progress, "KokoroChat files"), check)
+
+
+def fetch_psy_insight(dest: str | Path | None = None, *, url: str | None = None,
+                      progress: bool = True) -> Path:
+    """Download Psy-Insight at the pinned commit and return its ``data/`` folder."""
+    dest = Path(dest) if dest else config.cache_dir() / "downloads"
+    root = dest / f"psy-insight-{config.PSY_INSIGHT_COMMIT[:7]}"
+    if root.is_dir():
+        found = [p / "data" for p in root.iterdir() if (p / "data").is_dir()]
+        if found:
+            return found[0]
+
+    def check(data: Path) -> None:
+        if not data.is_dir():
+            raise DataError("the archive has no data/ folder", file=str(data.parent))
+
+    hint = f"Without network, point at a local copy with --psy-insight PATH or ${config.PSY_INSIGHT_ENV}."
+    return _from_archive(config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT, url, dest, hint, progress,
+                         lambda a: _unpack_repository(a, root, progress, "Psy-Insight files") / "data",
+                         check)
+
+
+def _english(parts: tuple[str, ...], keep: set[str] | None = None) -> str | None:
+    """The ``English/en<id>.json`` key of an archive member: ``<repo>-<commit>/English/…`` (the
+    repository's archive, whose Chinese half is left out), ``English/…``, or a bare file."""
+    from kokoro_nb.schema import TRANSLATION_FOLDER, TRANSLATION_PREFIX
+    name = parts[-1]
+    if not (name.startswith(TRANSLATION_PREFIX) and name.endswith(".json")):
+        return None
+    if len(parts) > 1 and parts[-2] != TRANSLATION_FOLDER:
+        return None
+    key = f"{TRANSLATION_FOLDER}/{name}"
+    return key if keep is None or key in keep else None
+
+
+def fetch_translation(ids=None, dest: str | Path | None = None, *, url: str | None = None,
+                      archive: str | None = None, manifest: dict[str, str] | None = None,
+                      progress: bool = True) -> Path:
+    """Download the English translation files of dialogue *ids* (all when None), each checked
+    against the SHA-256 manifest of the pinned commit; return the root holding ``English/``.
+
+    Files already in *dest* with the right hash are not downloaded again. Up to
+    :data:`PER_FILE_MAX` missing files come one request each (*url*: a template with
+    ``{path}``); more, or all, come as the repository archive of the pinned commit (*archive*),
+    one request or none when ``$KOKORO_ARCHIVE_CACHE`` holds it, and every English file in it
+    is checked. A dialogue the translation does not have (7 of KokoroChat's) is simply not
+    fetched: the loader lists it.
+    """
+    from kokoro_nb.schema import TRANSLATION_FOLDER, TRANSLATION_PREFIX
+    manifest = translation_manifest() if manifest is None else manifest
+    root = Path(dest) if dest else config.cache_dir() / "downloads" / \
+        f"multilingual-kokorochat-{config.TRANSLATION_COMMIT[:7]}"
+    if ids is None:
+        wanted = sorted(manifest)
+    else:
+        wanted = [k for k in (f"{TRANSLATION_FOLDER}/{TRANSLATION_PREFIX}{i}.json" for i in ids) if k in manifest]
+    todo = [k for k in wanted if not ((root / k).is_file() and sha256_file(root / k) == manifest[k])]
+    if not todo:
+        return root
+    hint = (f"Without network, point at a local copy with --translation PATH or "
+            f"${config.TRANSLATION_ENV}.")
+    if ids is not None and len(todo) <= PER_FILE_MAX:
+        template = url or file_url(config.TRANSLATION_REPO, config.TRANSLATION_COMMIT, "{path}")
+        _fetch_files(root, {k: (template.format(path=k), f"sha256:{manifest[k]}") for k in todo},
+                     Downloader(), hint, progress=progress, desc="translation files")
+        return root
+
+    def unpack(path: Path) -> Path:
+        extract(path, root, lambda parts: _english(parts, set(manifest)), progress=progress,
+                desc="translation files")
+        return root
+
+    def check(root: Path) -> None:
+        result = compare_with_manifest({k: root / k for k in manifest if (root / k).is_file()}, manifest)
+        if not result["ok"]:
+            raise _manifest_error("the translation archive", config.TRANSLATION_COMMIT, result, root)
+
+    return _from_archive(config.TRANSLATION_REPO, config.TRANSLATION_COMMIT, archive, root, hint,
+                         progress, unpack, check)
+
+
+def extract_translation(archive: str | os.PathLike, *, progress: bool = True) -> Path:
+    """Return a folder holding ``English/`` from a local zip/tar archive of the translation (the
+    repository's archive, or one of ``English/``), extracted once into the cache folder."""
+    from kokoro_nb.data.corpus import fingerprint
+    archive = Path(archive)
+    out = config.cache_dir() / "extracted" / f"multilingual-kokorochat-{fingerprint(archive)}"
+    done = out / ".complete"
+    if not done.is_file():
+        if not extract(archive, out, _english, progress=progress, desc="translation files"):
+            raise DataError("no English/en<id>.json file in this archive", file=str(archive))
+        done.touch()
+    return out
+
+
+def verify_translation(root: Path, manifest: dict[str, str] | None = None) -> dict:
+    """Compare the English files under *root* with the translation manifest."""
+    from kokoro_nb.schema import TRANSLATION_FOLDER
+    from kokoro_nb.data.translation import resolve_translation
+    manifest = translation_manifest() if manifest is None else manifest
+    folder = resolve_translation(root, download=False)       # a folder or an archive
+    return compare_with_manifest({f"{TRANSLATION_FOLDER}/{p.name}": p for p in folder.glob("*.json")},
+                                 manifest)
+
+
+def write_translation_manifest(root: Path, out: Path) -> None:
+    """Write the per-file SHA-256 manifest of a verbatim copy of the translation (maintainers only)."""
+    from kokoro_nb.schema import TRANSLATION_FOLDER
+    from kokoro_nb.data.translation import translation_folder
+    files = {f"{TRANSLATION_FOLDER}/{p.name}": sha256_file(p)
+             for p in sorted(translation_folder(Path(root)).glob("*.json"), key=lambda p: p.name)}
+    out.write_text(json.dumps({"repository": config.TRANSLATION_REPO, "commit": config.TRANSLATION_COMMIT,
+                               "files": files}, indent=0) + "\n", encoding="utf-8")
+
+
+def write_manifest(root: Path, out: Path) -> None:
+    """Write the per-file SHA-256 manifest of a verbatim upstream copy (maintainers only)."""
+    from kokoro_nb.data.corpus import DIALOGUE_FOLDER, dialogue_folder
+    files = {f"{DIALOGUE_FOLDER}/{p.name}": sha256_file(p)
+             for p in sorted(dialogue_folder(root).glob("*.json"), key=lambda p: p.name)}
+    out.write_text(json.dumps({"repository": config.KOKOROCHAT_REPO, "commit": config.KOKOROCHAT_COMMIT,
+                               "files": files}, indent=0) + "\n", encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Layer 7, what the chapters show: each figure and each verdict sentence as a tested function."""

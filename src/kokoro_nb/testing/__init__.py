@@ -1,0 +1,1 @@
+"""Test doubles: synthetic corpora and a fake OpenAI-compatible server (like ``numpy.testing``)."""
