@@ -59,6 +59,7 @@ def duration_figure(dialogues: pd.DataFrame, min_minutes: float, lang: str = "en
 def facts(corpus, excerpt: pd.DataFrame) -> dict[str, object]:
     """Every glue key of the chapter, computed as the chapter computes them."""
     rules = paper.value("filtering_rules")
-    q = stats.quality_rules(corpus, min_utterances=rules["min_utterances"], min_minutes=rules["min_duration_minutes"])
+    q = stats.quality_rules(corpus, min_utterances=rules["min_utterances"],
+                            min_minutes=rules["min_duration_minutes"])
     return {**corpus_facts(corpus.dialogues, stats.overall_statistics(corpus), stats.collection_window(corpus)),
             **rule_facts(corpus.dialogues, q, rules), **excerpt_facts(excerpt)}

@@ -111,7 +111,10 @@ def rounding_verdict(odd: int, floor_n: int, round_n: int) -> str:
 
 
 def rule_facts(rules: pd.DataFrame, check: pd.DataFrame) -> dict[str, object]:
-    """Whether the released totals follow the rules (*rules*: `stats.score_rule_summary`, *check*: `score_rule_check`)."""
+    """Whether the released totals follow the rules.
+
+    *rules* is `stats.score_rule_summary`, *check* `stats.score_rule_check`.
+    """
     odd = int(rules["odd_item_sum"].sum())
     floor_n = int(rules.get("odd_floor", pd.Series([0])).sum())
     round_n = int(rules.get("odd_round_half_even", pd.Series([0])).sum())
@@ -143,7 +146,10 @@ def centre_verdict(shift: float) -> str:
 
 
 def effect_facts(effect: pd.DataFrame) -> dict[str, object]:
-    """Points the rules remove and how much of the shift of the mean comes from halving (*effect*: `stats.screening_effect`)."""
+    """Points the rules remove and how much of the shift of the mean comes from halving.
+
+    *effect* is `stats.screening_effect`.
+    """
     eff = effect.reindex([RULE_HALVE, RULE_ZERO, "all dialogues"])
     total = eff.loc["all dialogues"]
     shift = -total["effect_on_corpus_mean"]
