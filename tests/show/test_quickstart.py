@@ -1,0 +1,49 @@
+"""show.quickstart: the numbers chapter 00 glues."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jupytext
+import pandas as pd
+import pytest
+
+import kokoro_nb
+from kokoro_nb.show import quickstart
+
+CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "00_quickstart.md"
+_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
+_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
+
+
+def text_references(path: Path) -> set[str]:
+    """Glue keys the chapter's prose refers to, less its figures (copied from tests/test_notebooks.py)."""
+    refs = set()
+    for cell in jupytext.read(path, fmt="md:myst").cells:
+        if cell.cell_type == "markdown":
+            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
+    return {r for r in refs if not r.startswith("fig-")}
+
+
+@pytest.fixture
+def corpus(synthetic_kokorochat_dir):
+    return kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, progress=False)
+
+
+def test_facts_cover_every_reference_of_the_prose(corpus):
+    facts = quickstart.facts(corpus, 1.234)
+    assert set(facts) == text_references(CHAPTER)
+    assert facts["qs_dialogues"] == 20 and facts["qs_messages"] == len(corpus.utterances)
+    assert facts["qs_load_seconds"] == 1.23
+
+
+def test_turns_are_fewer_than_messages(corpus):
+    f = quickstart.turn_facts(corpus.dialogues, corpus.turns())
+    assert 0 < f["qs_turns_per_dialogue"] <= f["qs_messages_per_dialogue"]
+    assert isinstance(f["qs_turns_per_dialogue"], float)
+
+
+def test_length_quartiles_on_a_hand_made_table():
+    d = pd.DataFrame({"n_utterances": [30, 40, 50, 60, 70]})
+    assert quickstart.length_facts(d) == {"qs_min_messages": 30, "qs_q25": 40, "qs_q75": 60}
+    assert all(type(v) is int for v in quickstart.length_facts(d).values())
