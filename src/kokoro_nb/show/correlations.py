@@ -80,7 +80,8 @@ def figure4(by_unit: pd.DataFrame, by_dialogue: pd.DataFrame, cluster: str = "cl
                label=plotting.label(lang, en="paper", ja="論文の値"))
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_yticks(list(y), boot["label"])
-    ax.set_xlabel(plotting.label(lang, en="Spearman's ρ with the total score", ja="総合得点とのスピアマン順位相関 ρ"))
+    ax.set_xlabel(plotting.label(lang, en="Spearman's ρ with the total score",
+                                 ja="総合得点とのスピアマン順位相関 ρ"))
     ax.invert_yaxis()
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=9, frameon=False)
     fig.tight_layout()

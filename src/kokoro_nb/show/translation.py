@@ -78,8 +78,10 @@ def figure_ratio(by_len: pd.DataFrame, lang: str = "en"):
     """English words per Japanese character by length bin and role (bars)."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     sns.barplot(data=by_len, x="ja_len", y="ratio", hue="role", ax=ax)
-    ax.set_xlabel(plotting.label(lang, en="length of the Japanese message (characters)", ja="日本語の発話の長さ（文字）"))
-    ax.set_ylabel(plotting.label(lang, en="English words per Japanese character", ja="日本語1文字あたりの英単語数"))
+    ax.set_xlabel(plotting.label(lang, en="length of the Japanese message (characters)",
+                                 ja="日本語の発話の長さ（文字）"))
+    ax.set_ylabel(plotting.label(lang, en="English words per Japanese character",
+                                 ja="日本語1文字あたりの英単語数"))
     ax.legend(title=plotting.label(lang, en="role", ja="話者"))
     return fig
 
