@@ -5,7 +5,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-from IPython.display import Markdown
 
 from kokoro_nb import plotting, translation
 
@@ -112,6 +111,7 @@ def verdict(corr: pd.DataFrame) -> str:
 
 def corr_facts(corr: pd.DataFrame) -> dict:
     """Glue keys of the correlation paragraph, with the verdict as Markdown (``{glue:md}``)."""
+    from IPython.display import Markdown  # optional (book/Jupyter) dependency, present where chapters run
     out = {f"tr_{role}_{col}": float(corr.loc[role, col]) for role in corr.index for col in CORR_COLUMNS}
     return out | {"tr_corr_n": int(corr["dialogues"].iloc[0]), "tr_corr_clients": int(corr["clusters"].iloc[0]),
                   "tr_verdict": Markdown(verdict(corr))}
