@@ -181,3 +181,20 @@ def test_turns_join_english_like_japanese(pair):
     assert multi["text_en"] == "\n".join(parts)
     assert t.loc[t["dialogue_id"] == "3", "text_en"].isna().all()
     assert corpus.turns()["text_en"].isna().all()          # no translation joined: all <NA>
+
+
+def test_words_per_char_by_length_sums_within_bins_and_skips_untranslated():
+    from types import SimpleNamespace
+    u = pd.DataFrame({"n_chars": [3, 5, 6, 100, 2, 50],
+                      "n_words_en": pd.array([2, 3, 2, 30, None, 12], dtype="Int64"),
+                      "text_en": ["Yes.", "I see, yes.", "Hi there", "long", None, "mid"],
+                      "role": pd.Categorical(["client", "client", "counselor", "counselor", "client", "client"])})
+    out = translation.words_per_char_by_length(SimpleNamespace(utterances=u))
+    assert list(out.columns) == ["ja_len", "role", "n_words_en", "n_chars", "ratio"]
+    rows = {(str(r.ja_len), r.role): r for r in out.itertuples()}
+    assert set(rows) == {("1–5", "client"), ("6–10", "counselor"), ("41–80", "client"), ("81+", "counselor")}
+    assert rows["1–5", "client"].ratio == pytest.approx(5 / 8)       # (2 + 3) words / (3 + 5) characters
+    assert rows["81+", "counselor"].ratio == pytest.approx(0.3)
+    coarse = translation.words_per_char_by_length(SimpleNamespace(utterances=u), bins=(0, 10, float("inf")),
+                                                   names=("short", "long"))
+    assert set(coarse["ja_len"].astype(str)) == {"short", "long"}

@@ -313,6 +313,23 @@ def length_ratios(corpus) -> pd.DataFrame:
     return out
 
 
+LENGTH_BINS = (0, 5, 10, 20, 40, 80, np.inf)
+LENGTH_BIN_NAMES = ("1–5", "6–10", "11–20", "21–40", "41–80", "81+")
+
+
+def words_per_char_by_length(corpus, bins=LENGTH_BINS, names=LENGTH_BIN_NAMES) -> pd.DataFrame:
+    """Return English words per Japanese character by Japanese message length bin and role.
+
+    Only messages with English count. A bin's ratio is its English words over its Japanese
+    characters (sums, not a mean of per-message ratios). Columns: ``ja_len`` (bin name), ``role``,
+    ``n_words_en``, ``n_chars``, ``ratio``; bins without messages are left out.
+    """
+    u = corpus.utterances[corpus.utterances["text_en"].notna()]
+    u = u.assign(ja_len=pd.cut(u["n_chars"], bins=list(bins), labels=list(names)), role=u["role"].astype(str))
+    return (u.groupby(["ja_len", "role"], observed=True)[["n_words_en", "n_chars"]].sum()
+            .astype(float).assign(ratio=lambda t: t["n_words_en"] / t["n_chars"]).reset_index())
+
+
 def length_features(corpus) -> pd.DataFrame:
     """Return per translated dialogue the total length of each role in Japanese characters and
     English words, with the total score (the two length features of paper Figure 4)."""
