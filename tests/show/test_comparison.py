@@ -78,12 +78,12 @@ def test_label_figure_has_three_panels_or_a_placeholder(data):
 
 def test_topic_check_matches_published_names_to_data_labels(data):
     _, psy = data
-    published = published.value("psy_insight_published.top_topics_percent")
+    shares = published.value("psy_insight_published.top_topics_percent")
     check = dc.topic_check(psy)
     assert list(check.columns) == ["both languages", "en only", "zh only"]
     labels = dict(zip(check.index.get_level_values("topic (paper)"), check.index.get_level_values("label in the data")))
     assert labels["Depression"] == "Ongoing Depression"            # matched by ledger.match_topic
-    assert set(labels) == set(published)
+    assert set(labels) == set(shares)
     assert check["both languages"].dropna().between(0, 100).all()
     assert list(dc.topic_check(None).columns) == ["paper %"]
 

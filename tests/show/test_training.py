@@ -64,8 +64,8 @@ def test_drive_output_dir_on_colab_mounts_drive(monkeypatch):
 
 def test_response_facts_values():
     facts = response_facts()
-    published = published.load()["response_generation_splits"]
-    assert facts["rg_n_high"] == 20 and facts["rg_paper_full"] == published["kokoro_full"]["dialogues"]
+    splits = published.load()["response_generation_splits"]
+    assert facts["rg_n_high"] == 20 and facts["rg_paper_full"] == splits["kokoro_full"]["dialogues"]
     assert facts["rg_budget_ratio"] == 9.0 and facts["rg_mean_targets"] == 12.0
     assert facts["rg_plan_targets"] == 300 and isinstance(facts["rg_plan_tokens"], int)
     assert facts["rg_steps"] == 60 and facts["rg_device"].data == "`cpu`"

@@ -104,15 +104,15 @@ def top_strategy(psy) -> str:
 
 def topic_check(psy) -> pd.DataFrame:
     """Published top-topic shares beside the data's, matched by :func:`ledger.match_topic`, per scope."""
-    published = published.value("psy_insight_published.top_topics_percent")
+    paper_shares = published.value("psy_insight_published.top_topics_percent")
     if psy is None:
-        return pd.Series(published, name="paper %").to_frame()
+        return pd.Series(paper_shares, name="paper %").to_frame()
     rows = []
     scopes = [("both languages", psy)] + [(f"{code} only", language_subset(psy, code)) for code in PSY_LANGUAGES]
     for scope, sub in scopes:
         # the same shares as the ledger's Psy-Insight rows (ledger._psy_rows)
         shares = dict(stats.corpus_profile(sub, top=len(sub.dialogues))["top_topics"])
-        for name, pct in published.items():
+        for name, pct in paper_shares.items():
             match = ledger.match_topic(name, shares)
             rows.append({"topic (paper)": name, "label in the data": match, "scope": scope, "paper %": pct,
                          "data %": shares.get(match)})

@@ -36,9 +36,9 @@ def plan_facts(counts: dict) -> dict[str, object]:
 
 def split_facts(table) -> dict[str, object]:
     """Glue keys of the Low/High/Full/test sizes (*table*: rows by subset, a ``dialogues`` column) and the paper's."""
-    published = published.load()["response_generation_splits"]
+    paper_splits = published.load()["response_generation_splits"]
     facts = {f"rg_n_{k}": int(table.loc[k, "dialogues"]) for k in SUBSET_PAPER_KEYS}
-    facts |= {f"rg_paper_{k}": int(published[name]["dialogues"]) for k, name in SUBSET_PAPER_KEYS.items()}
+    facts |= {f"rg_paper_{k}": int(paper_splits[name]["dialogues"]) for k, name in SUBSET_PAPER_KEYS.items()}
     return facts
 
 
