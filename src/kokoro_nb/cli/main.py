@@ -16,8 +16,7 @@ from kokoro_nb.cli.common import print_json  # noqa: F401 (kokoro_nb.cli.print_j
 from kokoro_nb.errors import KokoroError
 
 # Modules that add sub-commands, in --help order. Each defines register_cli(subparsers).
-_COMMAND_MODULES = ("data.corpus", "describe.stats", "describe.ledger", "train.sft", "train.loop", "generate",
-                    "evaluate.metrics", "evaluate.simulate", "evaluate.human_eval")
+_COMMAND_MODULES = ("data", "describe", "train", "generate", "evaluate", "simulate", "human_eval")
 # Other distributions add command groups through this entry-point group (the book build's `book`):
 # kokoro_nb never imports them by name.
 PLUGIN_GROUP = "kokoro_nb.commands"
@@ -44,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
-        importlib.import_module(f"kokoro_nb.{name}").register_cli(sub)
+        importlib.import_module(f"kokoro_nb.cli.{name}").register_cli(sub)
     for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
         plugin.load()(sub)
     return parser
