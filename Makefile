@@ -79,7 +79,8 @@ colab-sim: install                ## run every Colab copy on a simulation of Col
 shots:                            ## screenshots of the built chapters for a look (needs Debian chromium)
 	$(PY) scripts/screenshot_book.py --out _build/shots $(patsubst _build/html/%,%,$(wildcard _build/html/notebooks/*.html))
 
-test: install                     ## unit tests, notebook tests and real-data tests
+test: install                     ## the layer contracts (lint-imports), unit tests, notebook tests and real-data tests
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install                    ## load-time benchmark (targets: cold <= 2 s, warm <= 0.5 s)
