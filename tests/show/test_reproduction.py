@@ -1,4 +1,4 @@
-"""show.ledger: chapter 06's summary sentences on both sides, its three tables and its facts."""
+"""show.reproduction: chapter 06's summary sentences on both sides, its three tables and its facts."""
 from __future__ import annotations
 
 import re
@@ -11,7 +11,7 @@ import pytest
 import kokoro_nb
 from kokoro_nb import published
 from kokoro_nb.describe import ledger
-from kokoro_nb.show import ledger as lg
+from kokoro_nb.show import reproduction as lg
 from kokoro_nb.testing.synthetic import write_kokorochat
 
 CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "06_reproduction_ledger.md"
