@@ -16,13 +16,14 @@ import nbformat
 import pytest
 
 from kokoro_book import build as book
-
-from kokoro_book import colab
+from kokoro_book import colab, sources, stamps
+from kokoro_book import run as book_run
+from kokoro_book import stage as book_stage
 from kokoro_nb.errors import KokoroError
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPO_URL, BRANCH = colab.repository(ROOT)
 
 
@@ -68,19 +69,19 @@ def mini_root(tmp_path, synthetic_kokorochat_dir):
 # --------------------------------------------------------------------------- the real repository
 
 def test_toc_lists_every_notebook_and_nothing_else():
-    listed = book.chapters(ROOT)
+    listed = sources.chapters(ROOT)
     assert len(listed) == len(set(listed)), "a notebook is listed twice in _toc.yml"
-    assert set(listed) == {p.stem for p in book.notebook_sources(ROOT)}, \
+    assert set(listed) == {p.stem for p in sources.notebook_sources(ROOT)}, \
         "every notebooks/*.md must be in _toc.yml (and every toc notebook must exist)"
 
 
 def test_toc_pages_exist():
-    for entry in book.toc_files(ROOT):
+    for entry in sources.toc_files(ROOT):
         stem = ROOT / entry
         assert stem.with_suffix(".md").is_file() or stem.with_suffix(".ipynb").is_file(), entry
 
 
-@pytest.mark.parametrize("source", book.notebook_sources(ROOT), ids=lambda p: p.stem)
+@pytest.mark.parametrize("source", sources.notebook_sources(ROOT), ids=lambda p: p.stem)
 def test_colab_copy_is_output_free_and_installs_the_package(source):
     copy = ROOT / colab.COLAB_DIR / f"{source.stem}.ipynb"
     nb = nbformat.read(copy, as_version=4)
@@ -96,9 +97,9 @@ def test_colab_copy_is_output_free_and_installs_the_package(source):
 
 
 def test_every_notebook_follows_the_conventions():
-    for source in book.notebook_sources(ROOT):
-        nb = book.read_notebook(source)            # raises on a missing parameters cell
-        declared = book.declared_parameters(book.parameters_cell(nb).source)
+    for source in sources.notebook_sources(ROOT):
+        nb = sources.read_notebook(source)            # raises on a missing parameters cell
+        declared = sources.declared_parameters(sources.parameters_cell(nb).source)
         missing = {"data_dir", "sample", "seed", "lang", "output_dir"} - set(declared)
         assert not missing, f"{source.name}: parameters cell lacks {sorted(missing)}"
 
@@ -113,7 +114,7 @@ def test_every_notebook_follows_the_conventions():
     ("a, b = 1, 2\nz = 0", ["z"]),          # tuple targets are not papermill parameters
 ])
 def test_declared_parameters(code, names):
-    assert book.declared_parameters(code) == names
+    assert sources.declared_parameters(code) == names
 
 
 @pytest.mark.parametrize("text, field", [
@@ -127,58 +128,58 @@ def test_read_notebook_names_file_and_field(tmp_path, text, field):
     path = tmp_path / "05_bad.md"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DataError) as err:
-        book.read_notebook(path)
+        sources.read_notebook(path)
     assert err.value.file == str(path) and err.value.field == field
 
 
 def _nb(tmp_path, text):
     path = tmp_path / "07_p.md"
     path.write_text(text, encoding="utf-8")
-    return book.read_notebook(path)
+    return sources.read_notebook(path)
 
 
 def test_parameters_precedence(tmp_path):
     nb = _nb(tmp_path, notebook_source("x = 1", params="data_dir = None\nsample = None\nmax_steps = 500",
                                        front="kokoro_nb:\n  book_parameters: {max_steps: 30}\n"))
-    p = book.notebook_parameters(nb, "07_p", data_dir=tmp_path, psy_insight_dir=tmp_path, sample=None,
+    p = sources.notebook_parameters(nb, "07_p", data_dir=tmp_path, psy_insight_dir=tmp_path, sample=None,
                                  lang="ja", output_root=tmp_path / "out")
     # declared pipeline values only; book_parameters over the notebook default; sample None: not set
     assert p == {"max_steps": 30, "data_dir": str(tmp_path.resolve())}
-    p = book.notebook_parameters(nb, "07_p", sample=5, output_root=tmp_path, extra={"max_steps": 2})
+    p = sources.notebook_parameters(nb, "07_p", sample=5, output_root=tmp_path, extra={"max_steps": 2})
     assert p == {"max_steps": 2, "data_dir": None, "sample": 5}
 
 
 def test_book_sample_of_a_chapter_wins_over_preview_sample(tmp_path):
     nb = _nb(tmp_path, notebook_source("x = 1", front="kokoro_nb:\n  book_parameters: {sample: 20}\n"))
-    p = book.notebook_parameters(nb, "07_p", sample=300, lang="ja", output_root=tmp_path)
+    p = sources.notebook_parameters(nb, "07_p", sample=300, lang="ja", output_root=tmp_path)
     assert p["sample"] == 20 and p["lang"] == "ja" and p["output_dir"] == str(tmp_path / "07_p")
 
 
 # --------------------------------------------------------------------------- stamps
 
 def test_stale_reason_names_what_changed():
-    base = book.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")
-    assert book.stale_reason(None, base) == "new"
-    assert book.stale_reason(base, book.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")) is None
-    assert book.stale_reason(base, book.make_stamp("src2", {"sample": None}, {"data_dir": "a"}, "c1")) \
+    base = stamps.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")
+    assert stamps.stale_reason(None, base) == "new"
+    assert stamps.stale_reason(base, stamps.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")) is None
+    assert stamps.stale_reason(base, stamps.make_stamp("src2", {"sample": None}, {"data_dir": "a"}, "c1")) \
         == "source changed"
-    assert book.stale_reason(base, book.make_stamp("src", {"sample": 3}, {"data_dir": "b"}, "c1")) \
+    assert stamps.stale_reason(base, stamps.make_stamp("src", {"sample": 3}, {"data_dir": "b"}, "c1")) \
         == "parameters, data changed"
-    assert book.stale_reason(base, book.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c2")) \
+    assert stamps.stale_reason(base, stamps.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c2")) \
         == "code changed"
 
 
 def test_tree_fingerprint_sees_edits_additions_and_removals(tmp_path):
     (tmp_path / "a.json").write_text("1")
-    fp0 = book.tree_fingerprint(tmp_path)
-    assert book.tree_fingerprint(tmp_path) == fp0
+    fp0 = stamps.tree_fingerprint(tmp_path)
+    assert stamps.tree_fingerprint(tmp_path) == fp0
     (tmp_path / "a.json").write_text("22")
-    fp1 = book.tree_fingerprint(tmp_path)
+    fp1 = stamps.tree_fingerprint(tmp_path)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.json").write_text("x")
-    fp2 = book.tree_fingerprint(tmp_path)
+    fp2 = stamps.tree_fingerprint(tmp_path)
     (tmp_path / "sub" / "b.json").unlink()
-    assert len({fp0, fp1, fp2}) == 3 and book.tree_fingerprint(tmp_path) == fp1
+    assert len({fp0, fp1, fp2}) == 3 and stamps.tree_fingerprint(tmp_path) == fp1
 
 
 def _statuses(report):
@@ -198,7 +199,7 @@ def test_rebuild_skips_unchanged_and_reruns_what_changed(mini_root, synthetic_ko
     stamp = json.loads((out / "executed" / "01_demo.stamp.json").read_text())
     # only the code the kernel imported counts: training code edits leave this chapter alone
     assert "kokoro_nb.show.plotting" in stamp["modules"] and "kokoro_nb.train.loop" not in stamp["modules"]
-    assert stamp["code"] == book.code_fingerprint(stamp["modules"]) != book.code_fingerprint()
+    assert stamp["code"] == stamps.code_fingerprint(stamp["modules"]) != stamps.code_fingerprint()
 
     t0 = time.perf_counter()
     assert _statuses(run()) == [("01_demo", "skipped", None)]
@@ -322,7 +323,7 @@ def test_colab_copy_extras_gpu_and_own_setup_cell(tmp_path):
 @pytest.mark.slow
 def test_whole_book_builds_on_real_data(real_book):
     # the build itself (fixture real_book in conftest.py) fails on a failed notebook or a warning
-    for name in book.chapters(ROOT):
+    for name in sources.chapters(ROOT):
         assert (real_book / "html" / "notebooks" / f"{name}.html").is_file()
 
 
@@ -333,7 +334,7 @@ def test_other_input_folders_join_the_stamp(mini_root, synthetic_kokorochat_dir,
     out = tmp_path / "build"
 
     def reason():
-        (job,) = book.plan(mini_root, ["01_demo"], out, data_dir=synthetic_kokorochat_dir)
+        (job,) = book_run.plan(mini_root, ["01_demo"], out, data_dir=synthetic_kokorochat_dir)
         job.target.parent.mkdir(parents=True, exist_ok=True)
         job.target.write_text("{}")
         stamp_file = job.target.with_suffix(".stamp.json")
@@ -358,7 +359,7 @@ def test_other_input_folders_join_the_stamp(mini_root, synthetic_kokorochat_dir,
 ])
 def test_links_to_chapter_sources_point_at_executed_notebooks(tmp_path, markdown, expected):
     (tmp_path / "21_scores.md").write_text("")
-    assert book._link_executed(markdown, tmp_path) == expected
+    assert book_run._link_executed(markdown, tmp_path) == expected
 
 
 def test_bare_jupyter_book_build_stops_at_once_with_one_line(tmp_path):
@@ -382,26 +383,26 @@ def test_stage_book_publishes_chapter_downloads(tmp_path):
     (root / "_toc.yml").write_text("format: jb-book\nroot: notebooks/x\n", encoding="utf-8")
     (build / "executed").mkdir(parents=True)
     (build / "executed" / "x.ipynb").write_text("{}", encoding="utf-8")
-    dl = build / "outputs" / "x" / book.DOWNLOAD_DIR
+    dl = build / "outputs" / "x" / book_stage.DOWNLOAD_DIR
     dl.mkdir(parents=True)
     (dl / "table.csv").write_text("a,b\n1,2\n", encoding="utf-8")
     (build / "outputs" / "x" / "scratch.txt").write_text("not published", encoding="utf-8")
-    stage = book.stage_book(root, build, ["x"])
-    published = stage / "notebooks" / book.DOWNLOAD_DIR / "x" / "table.csv"
+    stage = book_stage.stage_book(root, build, ["x"])
+    published = stage / "notebooks" / book_stage.DOWNLOAD_DIR / "x" / "table.csv"
     assert published.read_text(encoding="utf-8") == "a,b\n1,2\n"
     assert not list(stage.rglob("scratch.txt"))
     (dl / "table.csv").unlink()
-    book.stage_book(root, build, ["x"])
+    book_stage.stage_book(root, build, ["x"])
     assert not published.exists()
 
 
 def test_translation_dir_is_injected_where_declared(tmp_path):
     nb = _nb(tmp_path, notebook_source("x = 1", params="data_dir = None\ntranslation_dir = None"))
-    p = book.notebook_parameters(nb, "07_p", data_dir=tmp_path, translation_dir=tmp_path / "en",
+    p = sources.notebook_parameters(nb, "07_p", data_dir=tmp_path, translation_dir=tmp_path / "en",
                                  output_root=tmp_path / "out")
     assert p["translation_dir"] == str((tmp_path / "en").resolve())
     nb = _nb(tmp_path, notebook_source("x = 1", params="data_dir = None"))
-    assert "translation_dir" not in book.notebook_parameters(nb, "07_p", translation_dir=tmp_path,
+    assert "translation_dir" not in sources.notebook_parameters(nb, "07_p", translation_dir=tmp_path,
                                                              output_root=tmp_path)
 
 
