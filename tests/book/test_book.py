@@ -6,6 +6,7 @@ the real book on the real data is built by the `realdata` test at the end.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import textwrap
@@ -14,14 +15,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from kokoro_book import build as book
+from kokoro_book import cli as book_cli
 from kokoro_book import colab, sources, stamps
 from kokoro_book import run as book_run
+from kokoro_book import sphinx as book_sphinx
 from kokoro_book import stage as book_stage
-from kokoro_nb.errors import KokoroError
-from kokoro_nb.cli import main
-from kokoro_nb.errors import DataError
+from kokoro_nb.cli import build_parser, main
+from kokoro_nb.errors import DataError, KokoroError
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_URL, BRANCH = colab.repository(ROOT)
@@ -247,6 +250,123 @@ def test_cli_build_exit_codes(mini_root, synthetic_kokorochat_dir, tmp_path, mon
     assert main(["book", "build", "--data", str(synthetic_kokorochat_dir)]) == 2
     err = capsys.readouterr().err
     assert "_toc.yml" in err and "09_missing.md" in err
+
+
+def _actions(parser) -> dict:
+    """{action: [(option strings, dest, default, help)]} of a parser's book sub-commands."""
+    (sub,) = [a for a in parser._actions if a.dest == "book_command"]
+    return {name: [(a.option_strings, a.dest, a.default, a.help) for a in p._actions]
+            for name, p in sub.choices.items()}
+
+
+def test_kokoro_book_has_the_actions_of_kokoro_nb_book():
+    (groups,) = [a for a in build_parser()._actions if a.dest == "command"]
+    assert _actions(book_cli.build_parser()) == _actions(groups.choices["book"])
+    assert set(_actions(book_cli.build_parser())) == {"build", "pdf", "sync-colab"}
+
+
+def test_old_entry_point_name_forwards_to_the_cli():
+    """The installed entry point may still name kokoro_book.build:register_cli."""
+    import argparse
+    parsers = []
+    for register in (book.register_cli, book_cli.register_cli):
+        top = argparse.ArgumentParser(prog="kokoro-nb")
+        register(top.add_subparsers(dest="command"))
+        parsers.append(top)
+    assert parsers[0].format_help() == parsers[1].format_help()
+    assert _actions(parsers[0]._actions[-1].choices["book"]) == \
+        _actions(parsers[1]._actions[-1].choices["book"])
+
+
+def test_kokoro_book_bad_input_exits_2_with_one_line(mini_root, synthetic_kokorochat_dir, tmp_path,
+                                                     monkeypatch, capsys):
+    monkeypatch.chdir(mini_root)
+    assert book_cli.main(["build", "--data", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kokoro-book: error:") and "nowhere" in err[0]
+    assert book_cli.main(["pdf", "--data", str(synthetic_kokorochat_dir), "--sample", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--sample 0" in err and "Traceback" not in err
+    assert book_cli.main(["sync-colab", "--check"]) == 2          # no build to quote yet
+    assert "no executed notebook" in capsys.readouterr().err
+    assert book_cli.main(["frobnicate"]) == 2                      # usage error: argparse's message
+    assert "invalid choice" in capsys.readouterr().err
+    assert book_cli.main(["build", "--help"]) == 0
+    assert "--psy-insight" in capsys.readouterr().out
+
+
+def test_kokoro_book_builds_and_checks_the_colab_copies(mini_root, synthetic_kokorochat_dir, tmp_path,
+                                                        monkeypatch, capsys):
+    monkeypatch.chdir(mini_root)
+    monkeypatch.setenv("TQDM_DISABLE", "0")         # -q sets it; restored after the test
+    out = tmp_path / "build"
+    assert book_cli.main(["-q", "build", "--data", str(synthetic_kokorochat_dir), "--no-html",
+                          "--jobs", "1", "--build-dir", str(out)]) == 0
+    assert os.environ["TQDM_DISABLE"] == "1"
+    assert (out / "executed" / "01_demo.ipynb").is_file()
+    assert "1 notebooks (1 run, 0 unchanged)" in capsys.readouterr().err
+    # a full build wrote the Colab copy: the check passes, then fails once the source changes
+    assert book_cli.main(["sync-colab", "--check", "--build-dir", str(out)]) == 0
+    assert "up to date" in capsys.readouterr().err
+    src = mini_root / "notebooks" / "01_demo.md"
+    src.write_text(src.read_text() + "\nA new paragraph.\n")
+    assert book_cli.main(["sync-colab", "--check", "--build-dir", str(out)]) == 2  # build is older
+    assert "older version of 01_demo.md" in capsys.readouterr().err
+    assert book_cli.main(["build", "--data", str(synthetic_kokorochat_dir), "--no-html", "--jobs", "1",
+                          "--build-dir", str(out)]) == 0
+    assert main(["book", "sync-colab", "--check", "--build-dir", str(out)]) == 0
+
+
+def test_stamp_records_the_code_a_run_imported(tmp_path):
+    target = tmp_path / "x.ipynb"
+    stamp = stamps.make_stamp("src", {"sample": None}, {}, stamps.code_fingerprint())
+    assert stamps.read_stamp(target) is None
+    target.write_text("{}")
+    stamps.write_stamp(target, stamp, ["kokoro_nb", "kokoro_nb.config"], 1.26)
+    got = stamps.read_stamp(target)
+    assert got["code"] == stamps.code_fingerprint(["kokoro_nb", "kokoro_nb.config"]) != stamp["code"]
+    assert got["seconds"] == 1.3 and got["modules"] == ["kokoro_nb", "kokoro_nb.config"]
+    assert got["key"] != stamp["key"] and stamps.stale_reason(got, stamp) == "code changed"
+    assert stamps.stale_reason(got, stamps.keyed(got)) is None     # run details are not keyed
+    target.unlink()
+    assert stamps.read_stamp(target) is None                       # a stamp alone is no run
+
+
+def test_durations_are_remembered_between_builds():
+    stamps.write_durations({"zz_durations_test": 12.34})
+    stamps.write_durations({"zz_other_test": 1.0})
+    got = stamps.read_durations()
+    assert got["zz_durations_test"] == 12.3 and got["zz_other_test"] == 1.0
+
+
+def test_write_if_changed_leaves_an_unchanged_file_alone(tmp_path):
+    path = tmp_path / "a" / "b.txt"
+    assert sources.write_if_changed(path, b"one") is True
+    os.utime(path, ns=(1, 1))
+    assert sources.write_if_changed(path, b"one") is False and path.stat().st_mtime_ns == 1
+    assert sources.write_if_changed(path, b"two") is True and path.read_bytes() == b"two"
+
+
+def test_config_names_the_sphinx_extension_and_it_registers_its_hooks():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    ours = [e for e in cfg["sphinx"]["extra_extensions"] if e.startswith("kokoro_book")]
+    assert ours == ["kokoro_book.sphinx"]
+
+    class App:
+        def __init__(self):
+            self.values, self.events = {}, []
+
+        def add_config_value(self, name, default, rebuild):
+            self.values[name] = default
+
+        def connect(self, event, fn, priority=500):
+            self.events.append((event, fn.__name__))
+
+    app = App()
+    assert book_sphinx.setup(app)["parallel_read_safe"]
+    assert app.values == {"kokoro_colab_path": colab.COLAB_PATH, "kokoro_repo_root": ""}
+    assert ("html-page-context", "_colab_button") in app.events
+    assert ("config-inited", "_require_pipeline") in app.events
 
 
 def test_a_build_without_psy_insight_leaves_the_colab_copies_alone(mini_root, synthetic_kokorochat_dir,

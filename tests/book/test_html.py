@@ -2,7 +2,7 @@
 
 Unit tests feed small hand-written pages to the checks (each check must catch its defect); the
 real-data tests run the same checks on every page of the full book built on the released data
-(the session fixture ``real_book`` in conftest.py, shared with tests/test_book.py).
+(the session fixture ``real_book`` in conftest.py, shared with tests/book/test_book.py).
 """
 from __future__ import annotations
 
