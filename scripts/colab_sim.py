@@ -645,9 +645,9 @@ def publish_checkout(remote: Path, branch: str) -> str:
 
 def chapter_parameters(name: str) -> dict:
     """The chapter's book parameters (the CPU smoke settings of training and generation)."""
-    from kokoro_book import build as book
-    nb = book.read_notebook(book.source_path(ROOT, name))
-    return dict(book.notebook_options(nb, name).get("book_parameters") or {})
+    from kokoro_book import sources
+    nb = sources.read_notebook(sources.source_path(ROOT, name))
+    return dict(sources.notebook_options(nb, name).get("book_parameters") or {})
 
 
 @dataclass

@@ -25,6 +25,7 @@ import pytest
 
 import kokoro_nb
 from kokoro_book import build as book
+from kokoro_book.cli import add_build_args
 from kokoro_nb import config
 from kokoro_nb.data import sources
 from kokoro_nb.errors import DataError, DataNotFoundError
@@ -281,7 +282,7 @@ def _build(call: dict, root: Path, monkeypatch) -> dict:
     locations the chapters would get."""
     assert call["argv"][:2] == ["book", "build"]
     parser = argparse.ArgumentParser()
-    book._add_build_args(parser)
+    add_build_args(parser)
     args = parser.parse_args(call["argv"][2:])
     for k, v in call["env"].items():
         if v is None:

@@ -28,6 +28,13 @@ from pathlib import Path
 
 import yaml
 
+from kokoro_nb.errors import DataError
+
+from kokoro_book import colab_markdown
+from kokoro_book.colab_markdown import WILDCARD
+from kokoro_book.colab_runtime import constraints_file
+from kokoro_book.sources import find_root, notebook_options, notebook_sources, read_notebook, write_if_changed
+
 COLAB_DIR = "notebooks/colab"
 COLAB_PATH = COLAB_DIR + "/{name}.ipynb"
 SETUP_TAG = "colab-setup"
@@ -41,7 +48,6 @@ def repository(root: Path) -> tuple[str, str]:
     cfg = yaml.safe_load((Path(root) / "_config.yml").read_text(encoding="utf-8")) or {}
     repo = cfg.get("repository") or {}
     if not repo.get("url"):
-        from kokoro_nb.errors import DataError
         raise DataError("repository.url is not set; it is the address the Colab copies clone",
                         file=str(Path(root) / "_config.yml"), field="repository.url")
     return str(repo["url"]).rstrip("/"), str(repo.get("branch") or "main")
@@ -55,7 +61,6 @@ def setup_source(repo_url: str, branch: str, extras: list[str] | tuple = ()) -> 
     The versions of the distributions behind every module the session has already imported are
     compared before and after; if the install replaced one, the cell asks for a restart and stops.
     """
-    from kokoro_book.colab_runtime import constraints_file
     spec = f"{{repo}}[{','.join(extras)}]" if extras else "{repo}"
     return f'''# Colab setup (does nothing outside Colab): clone the companion and install what this chapter
 # needs within {constraints_file(extras)}, the versions resolved against Colab's own packages
@@ -113,9 +118,6 @@ def colab_notebook(source: Path, repo_url: str, branch: str, *, index=None, exec
     *exact* False only the machine-dependent numbers (timings) are.
     """
     import nbformat
-
-    from kokoro_book import colab_markdown
-    from kokoro_book.build import find_root, notebook_options, read_notebook
     nb = read_notebook(source)
     opts = notebook_options(nb, source)
     if index is None:
@@ -141,7 +143,6 @@ def colab_notebook(source: Path, repo_url: str, branch: str, *, index=None, exec
 
 def _pattern(expected: str) -> re.Pattern:
     """Return a regex matching *expected* where each wildcard may be any JSON string content."""
-    from kokoro_book.colab_markdown import WILDCARD
     hole = json.dumps(WILDCARD)[1:-1]
     parts = expected.split(hole)
     return re.compile(r'(?:[^"\\]|\\.)*?'.join(re.escape(p) for p in parts))
@@ -170,9 +171,6 @@ def sync(root: Path | None = None, *, check: bool = False, build_dir: Path | Non
     machine-dependent numbers (timings) counts as up to date and is left alone.
     """
     import nbformat
-
-    from kokoro_book import colab_markdown
-    from kokoro_book.build import _write_if_changed, find_root, notebook_options, notebook_sources, read_notebook
     root = find_root(root)
     build = Path(build_dir) if build_dir else root / "_build"
     url, branch = repository(root)
@@ -191,7 +189,7 @@ def sync(root: Path | None = None, *, check: bool = False, build_dir: Path | Non
             continue
         stale.append(str(path.relative_to(root)))
         if not check:
-            _write_if_changed(path, colab_notebook(src, url, branch, index=index, executed=executed,
+            write_if_changed(path, colab_notebook(src, url, branch, index=index, executed=executed,
                                                    note=note).encode())
     return stale + _prune(root, expected, check)
 
@@ -202,8 +200,6 @@ def check_structure(root: Path | None = None) -> list[str]:
     Needs no build: every number quoted from the build matches any value. Catches a source
     edited without `make colab`.
     """
-    from kokoro_book import colab_markdown
-    from kokoro_book.build import find_root, notebook_sources
     root = find_root(root)
     url, branch = repository(root)
     index = colab_markdown.book_index(root)

@@ -32,7 +32,10 @@ from pathlib import Path
 
 import yaml
 
+from kokoro_nb.data.corpus import dialogue_folder
 from kokoro_nb.errors import DataError
+
+from kokoro_book.sources import toc_files
 
 HIDDEN_TAGS = ("remove-cell", "remove-input", "hide-input", "hide-cell")
 GLUE_ROLES = ("glue", "glue:", "glue:any", "glue:text", "glue:md")
@@ -185,7 +188,6 @@ def _heading_text(inline) -> str:
 
 def book_index(root: Path) -> BookIndex:
     """Read every page of the book (toc order) into a :class:`BookIndex`."""
-    from kokoro_book.build import toc_files
     root = Path(root)
     cfg = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
     sphinx_cfg = ((cfg.get("sphinx") or {}).get("config") or {})
@@ -508,7 +510,6 @@ def numbers_note(stamp: dict, book_sample) -> str:
     count = ""
     data = params.get("data_dir")
     if data and Path(data).is_dir():
-        from kokoro_nb.data.corpus import dialogue_folder
         n = sum(1 for _ in dialogue_folder(Path(data)).glob("*.json"))
         count = f" (all {n:,} dialogues)" if n else ""
     return (f"*Numbers in the text come from the full-data build of the book{count}; re-running a "

@@ -21,6 +21,7 @@ never emitted: Colab keeps its build.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import re
 import subprocess
@@ -28,6 +29,10 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+
+from kokoro_nb.errors import DataError, KokoroError
+
+from kokoro_book.sources import find_root
 
 RUNTIME_DIR = "scripts/colab-runtime"
 OS_INFO = "os-info-gpu.txt"
@@ -55,7 +60,6 @@ def python_minor(text: str, file: str | None = None) -> str:
     """Return the ``3.x`` of the ``Python 3.x.y`` line of an ``os-info`` file."""
     m = re.search(r"^Python (\d+)\.(\d+)\.\d+", text, re.M)
     if not m:
-        from kokoro_nb.errors import DataError
         raise DataError("no 'Python X.Y.Z' line", file=file)
     return f"{m[1]}.{m[2]}"
 
@@ -75,7 +79,6 @@ def read_pins(path: Path) -> dict[str, str]:
         try:
             req = Requirement(line)
         except InvalidRequirement as err:
-            from kokoro_nb.errors import DataError
             raise DataError(f"not a requirement: {err}", file=str(path), line=i) from None
         spec = list(req.specifier)
         if len(spec) == 1 and spec[0].operator == "==":
@@ -117,9 +120,8 @@ def constraints_file(extras=()) -> str:
     """
     key = tuple(sorted(extras))
     if key not in CONSTRAINTS:
-        from kokoro_nb.errors import DataError
         raise DataError(f"no Colab constraint set for extras {list(key)}; add it to CONSTRAINTS "
-                        "in kokoro_nb/colab_runtime.py and run `make lock`", field="colab_extras")
+                        "in kokoro_book/colab_runtime.py and run `make lock`", field="colab_extras")
     return CONSTRAINTS[key]
 
 
@@ -165,7 +167,6 @@ def compile_constraints(root: Path, extras=(), uv: str = "uv") -> Path:
                "make lock", "-o", str(out), "--quiet"]
         for extra in extras:
             cmd += ["--extra", extra]
-        from kokoro_nb.errors import KokoroError
         try:
             rc = subprocess.run(cmd, cwd=root).returncode
         except FileNotFoundError:
@@ -194,10 +195,7 @@ def compile_constraints(root: Path, extras=(), uv: str = "uv") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from kokoro_book.build import find_root
-    from kokoro_nb.errors import KokoroError
+    """``python -m kokoro_book.colab_runtime`` (``make lock``): write the Colab constraint files."""
     ap = argparse.ArgumentParser(description="write requirements-colab.txt from Colab's freeze")
     ap.add_argument("--uv", default="uv", help="the uv executable")
     args = ap.parse_args(argv)

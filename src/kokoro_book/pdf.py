@@ -11,8 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from kokoro_book.build import _jupyter_book, _write_if_changed
 from kokoro_nb.errors import KokoroError
+
+from kokoro_book.sources import write_if_changed
+from kokoro_book.stage import jupyter_book
 
 # Japanese in the PDF: LuaLaTeX with LuaTeX-ja (texlive-lang-japanese) and Debian's Noto CJK
 # fonts (fonts-noto-cjk). XeLaTeX's xeCJK would also need texlive-lang-chinese (ctexhook.sty).
@@ -60,14 +62,14 @@ def render_pdf(stage: Path, build_dir: Path, *, quiet: bool = True) -> tuple[int
     latex, doctrees = build_dir / "latex", build_dir / ".doctrees-latex"
     staged = yaml.safe_load((stage / "_config.yml").read_text(encoding="utf-8")) or {}
     elements = dict(((staged.get("sphinx") or {}).get("config") or {}).get("latex_elements") or {})
-    proc = _jupyter_book(stage, latex, doctrees, "latex", overrides={   # keeps the staged version line
+    proc = jupyter_book(stage, latex, doctrees, "latex", overrides={   # keeps the staged version line
         "latex_engine": "lualatex", "latex_elements": {**elements, "preamble": LATEX_PREAMBLE}})
     if proc.returncode:
         return proc.returncode, (proc.stderr or proc.stdout)[-4000:], latex
     texs = sorted(latex.glob("*.tex"))
     if not texs:
         return 1, f"no .tex file in {latex}", latex
-    _write_if_changed(texs[0], pdf_safe_text(texs[0].read_text(encoding="utf-8")).encode("utf-8"))
+    write_if_changed(texs[0], pdf_safe_text(texs[0].read_text(encoding="utf-8")).encode("utf-8"))
     # latexmk reruns LuaLaTeX until cross-references settle; nonstopmode: a log, never a prompt
     make = subprocess.run(["latexmk", "-lualatex", "-interaction=nonstopmode", "-halt-on-error",
                            "-file-line-error", *(["-silent"] if quiet else []), texs[0].name],

@@ -21,6 +21,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import yaml
+
 from kokoro_nb.version import ROOT, label, package_version
 
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")     # releases are MAJOR.MINOR.PATCH
@@ -38,7 +40,6 @@ def changelog_top(text: str) -> tuple[str, str | None] | None:
 
 def check(root: str | Path = ROOT, tag: str | None = None) -> list[str]:
     """Return one line per disagreement between the release files (empty: ready to tag)."""
-    import yaml
     root = Path(root)
     problems: list[str] = []
     try:

@@ -17,7 +17,7 @@ _GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
 
 
 def text_references(path: Path) -> set[str]:
-    """Glue keys the chapter's prose refers to, less its figures (copied from tests/test_notebooks.py)."""
+    """Glue keys the chapter's prose refers to, less its figures (copied from tests/book/test_notebooks.py)."""
     refs = set()
     for cell in jupytext.read(path, fmt="md:myst").cells:
         if cell.cell_type == "markdown":

@@ -14,11 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kokoro_book import build as book
+from kokoro_book import run, sources
 from kokoro_nb.testing.synthetic import write_kokorochat, write_psy_insight, write_translation
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = book.notebook_sources(ROOT)
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = sources.notebook_sources(ROOT)
 N_DIALOGUES = 60          # enough for every split and a bootstrap, small enough to stay fast
 CELL_TIMEOUT = 600
 
@@ -92,13 +92,13 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_notebook_runs_on_synthetic_corpus(source, synthetic_data, tmp_path):
     kokorochat, psy, english = synthetic_data
-    nb = book.read_notebook(source)
-    smoke = book.notebook_options(nb, source).get("smoke_parameters", {})
-    params = book.notebook_parameters(nb, source.stem, data_dir=kokorochat, psy_insight_dir=psy,
+    nb = sources.read_notebook(source)
+    smoke = sources.notebook_options(nb, source).get("smoke_parameters", {})
+    params = sources.notebook_parameters(nb, source.stem, data_dir=kokorochat, psy_insight_dir=psy,
                                       sample=None, output_root=tmp_path / "outputs", extra=smoke,
                                       translation_dir=english)
     target = tmp_path / f"{source.stem}.ipynb"
-    book.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
+    run.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
     executed = nbformat.read(target, as_version=4)
     glued = glued_keys(executed)
     missing = glue_references(executed) - set(glued)
@@ -132,12 +132,12 @@ def test_lang_ja_puts_the_japanese_first(name, synthetic_data, tmp_path):
     """The book's `lang` parameter switches the excerpt's labels and which language leads."""
     kokorochat, psy, english = synthetic_data
     source = ROOT / "notebooks" / f"{name}.md"
-    nb = book.read_notebook(source)
-    params = book.notebook_parameters(nb, name, data_dir=kokorochat, psy_insight_dir=psy, lang="ja",
+    nb = sources.read_notebook(source)
+    params = sources.notebook_parameters(nb, name, data_dir=kokorochat, psy_insight_dir=psy, lang="ja",
                                       output_root=tmp_path / "outputs", translation_dir=english,
-                                      extra=book.notebook_options(nb, source).get("smoke_parameters", {}))
+                                      extra=sources.notebook_options(nb, source).get("smoke_parameters", {}))
     target = tmp_path / f"{name}.ipynb"
-    book.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
+    run.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
     html = "".join(out.get("data", {}).get("text/html", "") for cell in nbformat.read(target, as_version=4).cells
                    for out in cell.get("outputs", []))
     assert "原文（日本語）" in html and "英訳（Multilingual KokoroChat）" in html

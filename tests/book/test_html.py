@@ -2,7 +2,7 @@
 
 Unit tests feed small hand-written pages to the checks (each check must catch its defect); the
 real-data tests run the same checks on every page of the full book built on the released data
-(the session fixture ``real_book`` in conftest.py, shared with tests/test_book.py).
+(the session fixture ``real_book`` in conftest.py, shared with tests/book/test_book.py).
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kokoro_book import build as book
+from kokoro_book import sources
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Japanese script: hiragana, katakana, CJK ideographs. A "Japanese text" is a run of >= 8 of them;
 # shorter ones are labels (役割, 対話数), not quoted speech.
@@ -142,8 +142,8 @@ KNOWN: dict[str, str] = {}
 
 
 def _pages() -> list:
-    names = [f"notebooks/{n}.html" for n in book.chapters(ROOT)]
-    pages = names + [f"{e}.html" for e in book.toc_files(ROOT) if e.startswith("book/")]
+    names = [f"notebooks/{n}.html" for n in sources.chapters(ROOT)]
+    pages = names + [f"{e}.html" for e in sources.toc_files(ROOT) if e.startswith("book/")]
     return [pytest.param(p, marks=pytest.mark.xfail(reason=KNOWN[p], strict=True)) if p in KNOWN else p
             for p in pages]
 

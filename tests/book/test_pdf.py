@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from kokoro_book import build as book
+from kokoro_book import sources
 from kokoro_book import pdf as book_pdf
 from kokoro_nb import version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _need(*exes: str) -> None:
@@ -35,7 +35,7 @@ def _need(*exes: str) -> None:
 def page_titles() -> dict[str, str]:
     """Return {page: its first-level heading} for every page of the table of contents."""
     out = {}
-    for entry in book.toc_files(ROOT):
+    for entry in sources.toc_files(ROOT):
         path = ROOT / (entry if entry.endswith(".md") else entry + ".md")
         m = re.search(r"^# (.+)$", path.read_text(encoding="utf-8"), re.M)
         if m:
@@ -62,7 +62,7 @@ def real_pdf(real_book):
 def test_titles_are_read_from_every_page():
     titles = page_titles()
     assert titles["notebooks/07_translation"] == "The English translation"
-    assert len(titles) == len(book.toc_files(ROOT))
+    assert len(titles) == len(sources.toc_files(ROOT))
 
 
 @pytest.mark.realdata

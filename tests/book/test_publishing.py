@@ -22,10 +22,12 @@ import yaml
 
 import kokoro_nb
 from kokoro_nb import config, version
-from kokoro_book import build, colab, release
+from kokoro_book import build as book_build
+from kokoro_book import colab, release, sources
+from kokoro_book.stage import stage_book
 from kokoro_book import pdf as book_pdf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 ACTIONS = sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
 CI_WORKFLOWS = ("book.yml", "colab.yml")          # together they run what .ci/run runs
@@ -569,9 +571,9 @@ def test_footer_and_pdf_title_page_show_the_version(tmp_path, monkeypatch):
     """The staged book carries one label; the HTML footer and the LaTeX title page print it."""
     root, sha = _git_project(tmp_path)
     build = tmp_path / "build"
-    stage = build.stage_book(root, build, [])
+    stage = stage_book(root, build, [])
     want = f"Version {kokoro_nb.__version__} (commit {sha})"
-    rc, warnings = build.render_html(stage, build)
+    rc, warnings = book_build.render_html(stage, build)
     assert rc == 0, warnings
     page = (build / "html" / "book" / "intro.html").read_text(encoding="utf-8")
     assert f'<p class="kokoro-version">{want}</p>' in page
@@ -750,9 +752,9 @@ def test_built_book_has_no_broken_internal_link_or_colab_button(real_book):
     bad, counts = broken_links(real_book / "html", repository_files(), url, branch, _baseurl())
     assert not bad, f"{len(bad)} broken links, e.g.:\n" + "\n".join(bad[:20])
     # every chapter has its Colab button, and the book links to its pages
-    assert counts["colab"] >= len(build.chapters(ROOT)) and counts["internal"] > 100, counts
+    assert counts["colab"] >= len(sources.chapters(ROOT)) and counts["internal"] > 100, counts
     # the repository and issues buttons lead to repository.url
-    first = real_book / "html" / "notebooks" / f"{build.chapters(ROOT)[0]}.html"
+    first = real_book / "html" / "notebooks" / f"{sources.chapters(ROOT)[0]}.html"
     hrefs = [a["href"] for a in BeautifulSoup(first.read_text(encoding="utf-8"), "lxml").find_all("a", href=True)]
     assert url in hrefs and any(h.startswith(f"{url}/issues") for h in hrefs)
 

@@ -16,10 +16,11 @@ import pytest
 
 from kokoro_book import colab
 from kokoro_book import colab_markdown as cm
+from kokoro_book.sources import read_notebook
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE = cm.base_url(ROOT)
 HEAD = ("---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n"
         "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n")
@@ -63,7 +64,6 @@ def write(root: Path, text: str, name: str = "01_demo") -> Path:
 def executed(root: Path, build: Path, name: str, values: dict, *, params: dict | None = None) -> Path:
     """Write ``<build>/executed/<name>.ipynb`` and its stamp as the book build does, *values*
     glued (display=False) the way myst-nb stores them."""
-    from kokoro_book.build import read_notebook
     src = root / "notebooks" / f"{name}.md"
     nb = read_notebook(src)
     prefix = "application/papermill.record/"

@@ -17,7 +17,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 from kokoro_book import colab
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 URL, BRANCH = "https://github.com/someone/fork", "dev"
 
 FAKE_PIP = """#!{python}

@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from kokoro_book import colab_runtime as cr
 from kokoro_nb.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VENDORED = ROOT / cr.RUNTIME_DIR
 SHARED = ROOT.parent / "shared" / "colab-runtime"
 COPIED = ("os-info-gpu.txt", "pip-freeze.gpu.txt", "LICENSE", "BACKEND-INFO-README.md")

@@ -6,6 +6,7 @@ the real book on the real data is built by the `realdata` test at the end.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import textwrap
@@ -14,15 +15,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from kokoro_book import build as book
+from kokoro_book import cli as book_cli
+from kokoro_book import colab, sources, stamps
+from kokoro_book import run as book_run
+from kokoro_book import sphinx as book_sphinx
+from kokoro_book import stage as book_stage
+from kokoro_nb.cli import build_parser, main
+from kokoro_nb.errors import DataError, KokoroError
 
-from kokoro_book import colab
-from kokoro_nb.errors import KokoroError
-from kokoro_nb.cli import main
-from kokoro_nb.errors import DataError
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPO_URL, BRANCH = colab.repository(ROOT)
 
 
@@ -68,19 +72,19 @@ def mini_root(tmp_path, synthetic_kokorochat_dir):
 # --------------------------------------------------------------------------- the real repository
 
 def test_toc_lists_every_notebook_and_nothing_else():
-    listed = book.chapters(ROOT)
+    listed = sources.chapters(ROOT)
     assert len(listed) == len(set(listed)), "a notebook is listed twice in _toc.yml"
-    assert set(listed) == {p.stem for p in book.notebook_sources(ROOT)}, \
+    assert set(listed) == {p.stem for p in sources.notebook_sources(ROOT)}, \
         "every notebooks/*.md must be in _toc.yml (and every toc notebook must exist)"
 
 
 def test_toc_pages_exist():
-    for entry in book.toc_files(ROOT):
+    for entry in sources.toc_files(ROOT):
         stem = ROOT / entry
         assert stem.with_suffix(".md").is_file() or stem.with_suffix(".ipynb").is_file(), entry
 
 
-@pytest.mark.parametrize("source", book.notebook_sources(ROOT), ids=lambda p: p.stem)
+@pytest.mark.parametrize("source", sources.notebook_sources(ROOT), ids=lambda p: p.stem)
 def test_colab_copy_is_output_free_and_installs_the_package(source):
     copy = ROOT / colab.COLAB_DIR / f"{source.stem}.ipynb"
     nb = nbformat.read(copy, as_version=4)
@@ -96,9 +100,9 @@ def test_colab_copy_is_output_free_and_installs_the_package(source):
 
 
 def test_every_notebook_follows_the_conventions():
-    for source in book.notebook_sources(ROOT):
-        nb = book.read_notebook(source)            # raises on a missing parameters cell
-        declared = book.declared_parameters(book.parameters_cell(nb).source)
+    for source in sources.notebook_sources(ROOT):
+        nb = sources.read_notebook(source)            # raises on a missing parameters cell
+        declared = sources.declared_parameters(sources.parameters_cell(nb).source)
         missing = {"data_dir", "sample", "seed", "lang", "output_dir"} - set(declared)
         assert not missing, f"{source.name}: parameters cell lacks {sorted(missing)}"
 
@@ -113,7 +117,7 @@ def test_every_notebook_follows_the_conventions():
     ("a, b = 1, 2\nz = 0", ["z"]),          # tuple targets are not papermill parameters
 ])
 def test_declared_parameters(code, names):
-    assert book.declared_parameters(code) == names
+    assert sources.declared_parameters(code) == names
 
 
 @pytest.mark.parametrize("text, field", [
@@ -127,58 +131,58 @@ def test_read_notebook_names_file_and_field(tmp_path, text, field):
     path = tmp_path / "05_bad.md"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DataError) as err:
-        book.read_notebook(path)
+        sources.read_notebook(path)
     assert err.value.file == str(path) and err.value.field == field
 
 
 def _nb(tmp_path, text):
     path = tmp_path / "07_p.md"
     path.write_text(text, encoding="utf-8")
-    return book.read_notebook(path)
+    return sources.read_notebook(path)
 
 
 def test_parameters_precedence(tmp_path):
     nb = _nb(tmp_path, notebook_source("x = 1", params="data_dir = None\nsample = None\nmax_steps = 500",
                                        front="kokoro_nb:\n  book_parameters: {max_steps: 30}\n"))
-    p = book.notebook_parameters(nb, "07_p", data_dir=tmp_path, psy_insight_dir=tmp_path, sample=None,
+    p = sources.notebook_parameters(nb, "07_p", data_dir=tmp_path, psy_insight_dir=tmp_path, sample=None,
                                  lang="ja", output_root=tmp_path / "out")
     # declared pipeline values only; book_parameters over the notebook default; sample None: not set
     assert p == {"max_steps": 30, "data_dir": str(tmp_path.resolve())}
-    p = book.notebook_parameters(nb, "07_p", sample=5, output_root=tmp_path, extra={"max_steps": 2})
+    p = sources.notebook_parameters(nb, "07_p", sample=5, output_root=tmp_path, extra={"max_steps": 2})
     assert p == {"max_steps": 2, "data_dir": None, "sample": 5}
 
 
 def test_book_sample_of_a_chapter_wins_over_preview_sample(tmp_path):
     nb = _nb(tmp_path, notebook_source("x = 1", front="kokoro_nb:\n  book_parameters: {sample: 20}\n"))
-    p = book.notebook_parameters(nb, "07_p", sample=300, lang="ja", output_root=tmp_path)
+    p = sources.notebook_parameters(nb, "07_p", sample=300, lang="ja", output_root=tmp_path)
     assert p["sample"] == 20 and p["lang"] == "ja" and p["output_dir"] == str(tmp_path / "07_p")
 
 
 # --------------------------------------------------------------------------- stamps
 
 def test_stale_reason_names_what_changed():
-    base = book.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")
-    assert book.stale_reason(None, base) == "new"
-    assert book.stale_reason(base, book.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")) is None
-    assert book.stale_reason(base, book.make_stamp("src2", {"sample": None}, {"data_dir": "a"}, "c1")) \
+    base = stamps.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")
+    assert stamps.stale_reason(None, base) == "new"
+    assert stamps.stale_reason(base, stamps.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c1")) is None
+    assert stamps.stale_reason(base, stamps.make_stamp("src2", {"sample": None}, {"data_dir": "a"}, "c1")) \
         == "source changed"
-    assert book.stale_reason(base, book.make_stamp("src", {"sample": 3}, {"data_dir": "b"}, "c1")) \
+    assert stamps.stale_reason(base, stamps.make_stamp("src", {"sample": 3}, {"data_dir": "b"}, "c1")) \
         == "parameters, data changed"
-    assert book.stale_reason(base, book.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c2")) \
+    assert stamps.stale_reason(base, stamps.make_stamp("src", {"sample": None}, {"data_dir": "a"}, "c2")) \
         == "code changed"
 
 
 def test_tree_fingerprint_sees_edits_additions_and_removals(tmp_path):
     (tmp_path / "a.json").write_text("1")
-    fp0 = book.tree_fingerprint(tmp_path)
-    assert book.tree_fingerprint(tmp_path) == fp0
+    fp0 = stamps.tree_fingerprint(tmp_path)
+    assert stamps.tree_fingerprint(tmp_path) == fp0
     (tmp_path / "a.json").write_text("22")
-    fp1 = book.tree_fingerprint(tmp_path)
+    fp1 = stamps.tree_fingerprint(tmp_path)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.json").write_text("x")
-    fp2 = book.tree_fingerprint(tmp_path)
+    fp2 = stamps.tree_fingerprint(tmp_path)
     (tmp_path / "sub" / "b.json").unlink()
-    assert len({fp0, fp1, fp2}) == 3 and book.tree_fingerprint(tmp_path) == fp1
+    assert len({fp0, fp1, fp2}) == 3 and stamps.tree_fingerprint(tmp_path) == fp1
 
 
 def _statuses(report):
@@ -198,7 +202,7 @@ def test_rebuild_skips_unchanged_and_reruns_what_changed(mini_root, synthetic_ko
     stamp = json.loads((out / "executed" / "01_demo.stamp.json").read_text())
     # only the code the kernel imported counts: training code edits leave this chapter alone
     assert "kokoro_nb.show.plotting" in stamp["modules"] and "kokoro_nb.train.loop" not in stamp["modules"]
-    assert stamp["code"] == book.code_fingerprint(stamp["modules"]) != book.code_fingerprint()
+    assert stamp["code"] == stamps.code_fingerprint(stamp["modules"]) != stamps.code_fingerprint()
 
     t0 = time.perf_counter()
     assert _statuses(run()) == [("01_demo", "skipped", None)]
@@ -246,6 +250,123 @@ def test_cli_build_exit_codes(mini_root, synthetic_kokorochat_dir, tmp_path, mon
     assert main(["book", "build", "--data", str(synthetic_kokorochat_dir)]) == 2
     err = capsys.readouterr().err
     assert "_toc.yml" in err and "09_missing.md" in err
+
+
+def _actions(parser) -> dict:
+    """{action: [(option strings, dest, default, help)]} of a parser's book sub-commands."""
+    (sub,) = [a for a in parser._actions if a.dest == "book_command"]
+    return {name: [(a.option_strings, a.dest, a.default, a.help) for a in p._actions]
+            for name, p in sub.choices.items()}
+
+
+def test_kokoro_book_has_the_actions_of_kokoro_nb_book():
+    (groups,) = [a for a in build_parser()._actions if a.dest == "command"]
+    assert _actions(book_cli.build_parser()) == _actions(groups.choices["book"])
+    assert set(_actions(book_cli.build_parser())) == {"build", "pdf", "sync-colab"}
+
+
+def test_old_entry_point_name_forwards_to_the_cli():
+    """The installed entry point may still name kokoro_book.build:register_cli."""
+    import argparse
+    parsers = []
+    for register in (book.register_cli, book_cli.register_cli):
+        top = argparse.ArgumentParser(prog="kokoro-nb")
+        register(top.add_subparsers(dest="command"))
+        parsers.append(top)
+    assert parsers[0].format_help() == parsers[1].format_help()
+    assert _actions(parsers[0]._actions[-1].choices["book"]) == \
+        _actions(parsers[1]._actions[-1].choices["book"])
+
+
+def test_kokoro_book_bad_input_exits_2_with_one_line(mini_root, synthetic_kokorochat_dir, tmp_path,
+                                                     monkeypatch, capsys):
+    monkeypatch.chdir(mini_root)
+    assert book_cli.main(["build", "--data", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kokoro-book: error:") and "nowhere" in err[0]
+    assert book_cli.main(["pdf", "--data", str(synthetic_kokorochat_dir), "--sample", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--sample 0" in err and "Traceback" not in err
+    assert book_cli.main(["sync-colab", "--check"]) == 2          # no build to quote yet
+    assert "no executed notebook" in capsys.readouterr().err
+    assert book_cli.main(["frobnicate"]) == 2                      # usage error: argparse's message
+    assert "invalid choice" in capsys.readouterr().err
+    assert book_cli.main(["build", "--help"]) == 0
+    assert "--psy-insight" in capsys.readouterr().out
+
+
+def test_kokoro_book_builds_and_checks_the_colab_copies(mini_root, synthetic_kokorochat_dir, tmp_path,
+                                                        monkeypatch, capsys):
+    monkeypatch.chdir(mini_root)
+    monkeypatch.setenv("TQDM_DISABLE", "0")         # -q sets it; restored after the test
+    out = tmp_path / "build"
+    assert book_cli.main(["-q", "build", "--data", str(synthetic_kokorochat_dir), "--no-html",
+                          "--jobs", "1", "--build-dir", str(out)]) == 0
+    assert os.environ["TQDM_DISABLE"] == "1"
+    assert (out / "executed" / "01_demo.ipynb").is_file()
+    assert "1 notebooks (1 run, 0 unchanged)" in capsys.readouterr().err
+    # a full build wrote the Colab copy: the check passes, then fails once the source changes
+    assert book_cli.main(["sync-colab", "--check", "--build-dir", str(out)]) == 0
+    assert "up to date" in capsys.readouterr().err
+    src = mini_root / "notebooks" / "01_demo.md"
+    src.write_text(src.read_text() + "\nA new paragraph.\n")
+    assert book_cli.main(["sync-colab", "--check", "--build-dir", str(out)]) == 2  # build is older
+    assert "older version of 01_demo.md" in capsys.readouterr().err
+    assert book_cli.main(["build", "--data", str(synthetic_kokorochat_dir), "--no-html", "--jobs", "1",
+                          "--build-dir", str(out)]) == 0
+    assert main(["book", "sync-colab", "--check", "--build-dir", str(out)]) == 0
+
+
+def test_stamp_records_the_code_a_run_imported(tmp_path):
+    target = tmp_path / "x.ipynb"
+    stamp = stamps.make_stamp("src", {"sample": None}, {}, stamps.code_fingerprint())
+    assert stamps.read_stamp(target) is None
+    target.write_text("{}")
+    stamps.write_stamp(target, stamp, ["kokoro_nb", "kokoro_nb.config"], 1.26)
+    got = stamps.read_stamp(target)
+    assert got["code"] == stamps.code_fingerprint(["kokoro_nb", "kokoro_nb.config"]) != stamp["code"]
+    assert got["seconds"] == 1.3 and got["modules"] == ["kokoro_nb", "kokoro_nb.config"]
+    assert got["key"] != stamp["key"] and stamps.stale_reason(got, stamp) == "code changed"
+    assert stamps.stale_reason(got, stamps.keyed(got)) is None     # run details are not keyed
+    target.unlink()
+    assert stamps.read_stamp(target) is None                       # a stamp alone is no run
+
+
+def test_durations_are_remembered_between_builds():
+    stamps.write_durations({"zz_durations_test": 12.34})
+    stamps.write_durations({"zz_other_test": 1.0})
+    got = stamps.read_durations()
+    assert got["zz_durations_test"] == 12.3 and got["zz_other_test"] == 1.0
+
+
+def test_write_if_changed_leaves_an_unchanged_file_alone(tmp_path):
+    path = tmp_path / "a" / "b.txt"
+    assert sources.write_if_changed(path, b"one") is True
+    os.utime(path, ns=(1, 1))
+    assert sources.write_if_changed(path, b"one") is False and path.stat().st_mtime_ns == 1
+    assert sources.write_if_changed(path, b"two") is True and path.read_bytes() == b"two"
+
+
+def test_config_names_the_sphinx_extension_and_it_registers_its_hooks():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    ours = [e for e in cfg["sphinx"]["extra_extensions"] if e.startswith("kokoro_book")]
+    assert ours == ["kokoro_book.sphinx"]
+
+    class App:
+        def __init__(self):
+            self.values, self.events = {}, []
+
+        def add_config_value(self, name, default, rebuild):
+            self.values[name] = default
+
+        def connect(self, event, fn, priority=500):
+            self.events.append((event, fn.__name__))
+
+    app = App()
+    assert book_sphinx.setup(app)["parallel_read_safe"]
+    assert app.values == {"kokoro_colab_path": colab.COLAB_PATH, "kokoro_repo_root": ""}
+    assert ("html-page-context", "_colab_button") in app.events
+    assert ("config-inited", "_require_pipeline") in app.events
 
 
 def test_a_build_without_psy_insight_leaves_the_colab_copies_alone(mini_root, synthetic_kokorochat_dir,
@@ -322,7 +443,7 @@ def test_colab_copy_extras_gpu_and_own_setup_cell(tmp_path):
 @pytest.mark.slow
 def test_whole_book_builds_on_real_data(real_book):
     # the build itself (fixture real_book in conftest.py) fails on a failed notebook or a warning
-    for name in book.chapters(ROOT):
+    for name in sources.chapters(ROOT):
         assert (real_book / "html" / "notebooks" / f"{name}.html").is_file()
 
 
@@ -333,7 +454,7 @@ def test_other_input_folders_join_the_stamp(mini_root, synthetic_kokorochat_dir,
     out = tmp_path / "build"
 
     def reason():
-        (job,) = book.plan(mini_root, ["01_demo"], out, data_dir=synthetic_kokorochat_dir)
+        (job,) = book_run.plan(mini_root, ["01_demo"], out, data_dir=synthetic_kokorochat_dir)
         job.target.parent.mkdir(parents=True, exist_ok=True)
         job.target.write_text("{}")
         stamp_file = job.target.with_suffix(".stamp.json")
@@ -358,7 +479,7 @@ def test_other_input_folders_join_the_stamp(mini_root, synthetic_kokorochat_dir,
 ])
 def test_links_to_chapter_sources_point_at_executed_notebooks(tmp_path, markdown, expected):
     (tmp_path / "21_scores.md").write_text("")
-    assert book._link_executed(markdown, tmp_path) == expected
+    assert book_run._link_executed(markdown, tmp_path) == expected
 
 
 def test_bare_jupyter_book_build_stops_at_once_with_one_line(tmp_path):
@@ -382,26 +503,26 @@ def test_stage_book_publishes_chapter_downloads(tmp_path):
     (root / "_toc.yml").write_text("format: jb-book\nroot: notebooks/x\n", encoding="utf-8")
     (build / "executed").mkdir(parents=True)
     (build / "executed" / "x.ipynb").write_text("{}", encoding="utf-8")
-    dl = build / "outputs" / "x" / book.DOWNLOAD_DIR
+    dl = build / "outputs" / "x" / book_stage.DOWNLOAD_DIR
     dl.mkdir(parents=True)
     (dl / "table.csv").write_text("a,b\n1,2\n", encoding="utf-8")
     (build / "outputs" / "x" / "scratch.txt").write_text("not published", encoding="utf-8")
-    stage = book.stage_book(root, build, ["x"])
-    published = stage / "notebooks" / book.DOWNLOAD_DIR / "x" / "table.csv"
+    stage = book_stage.stage_book(root, build, ["x"])
+    published = stage / "notebooks" / book_stage.DOWNLOAD_DIR / "x" / "table.csv"
     assert published.read_text(encoding="utf-8") == "a,b\n1,2\n"
     assert not list(stage.rglob("scratch.txt"))
     (dl / "table.csv").unlink()
-    book.stage_book(root, build, ["x"])
+    book_stage.stage_book(root, build, ["x"])
     assert not published.exists()
 
 
 def test_translation_dir_is_injected_where_declared(tmp_path):
     nb = _nb(tmp_path, notebook_source("x = 1", params="data_dir = None\ntranslation_dir = None"))
-    p = book.notebook_parameters(nb, "07_p", data_dir=tmp_path, translation_dir=tmp_path / "en",
+    p = sources.notebook_parameters(nb, "07_p", data_dir=tmp_path, translation_dir=tmp_path / "en",
                                  output_root=tmp_path / "out")
     assert p["translation_dir"] == str((tmp_path / "en").resolve())
     nb = _nb(tmp_path, notebook_source("x = 1", params="data_dir = None"))
-    assert "translation_dir" not in book.notebook_parameters(nb, "07_p", translation_dir=tmp_path,
+    assert "translation_dir" not in sources.notebook_parameters(nb, "07_p", translation_dir=tmp_path,
                                                              output_root=tmp_path)
 
 
