@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kokoro_nb.describe import profiles, stats
-from kokoro_nb.describe.features import FEATURES
+from kokoro_nb.describe.variables import FEATURES
 from kokoro_nb.published import _load_with_precision, decimals, load, value
 from kokoro_nb.schema import FLAG_KEYS, ITEM_CODES, ITEM_MAX, ITEM_MIN, ITEMS, ROLES
 
@@ -96,7 +96,7 @@ def _fmt(v, d: int, extra: int = 0) -> str:
     return f"{v:,.{d + extra}f}" if d + extra else f"{round(v):,}"
 
 
-# features.FEATURES name -> key in figure4_spearman_feature_vs_score
+# variables.FEATURES name -> key in figure4_spearman_feature_vs_score
 FIGURE4_KEYS = {"client_total_chars": "client_total_characters",
                  "counselor_total_chars": "counselor_total_characters",
                  "client_utterances": "client_utterance_count",

@@ -3,7 +3,7 @@
 Table 3, the topics, the score and its screening rules, the feedback items and their
 correlations, the Figure-4 correlations, and :func:`summary` (what ``kokoro-nb stats`` prints).
 Each returns plain numbers or a small DataFrame. Not here: the variables they are computed on
-(:mod:`.features`), intervals and models (:mod:`.inference`), Table 1 (:mod:`.profiles`).
+(:mod:`.variables`), intervals and models (:mod:`.inference`), Table 1 (:mod:`.profiles`).
 
 >>> from kokoro_nb.testing.synthetic import write_kokorochat
 >>> import tempfile, kokoro_nb
@@ -21,7 +21,7 @@ from scipy.signal import find_peaks
 from scipy.spatial.distance import squareform
 
 from kokoro_nb.data.corpus import Corpus
-from kokoro_nb.describe.features import FEATURES, dialogue_features, item_sum
+from kokoro_nb.describe.variables import FEATURES, dialogue_features, item_sum
 from kokoro_nb.describe.inference import figure4_intervals
 from kokoro_nb.published import value
 from kokoro_nb.schema import FLAG_KEYS, ITEM_CODES, ITEM_MAX, ITEM_MIN, ITEMS, ROLES
