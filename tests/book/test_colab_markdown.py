@@ -158,7 +158,7 @@ def test_cross_references_link_to_the_published_book(proj):
     write(proj, chapter(
         "See {doc}`02_other`, {doc}`the intro <../book/intro>`, {ref}`sec-other`, {numref}`fig-o`, "
         "{numref}`Fig. %s <fig-o>`, [that page](02_other.md#other-section), {cite}`qi2025kokorochat` "
-        "and {cite:t}`chen2014smoothing`; {func}`kokoro_nb.describe.stats.label`. Code `{doc}` stays.\n\n"
+        "and {cite:t}`chen2014smoothing`; {func}`kokoro_nb.describe.variables.label`. Code `{doc}` stays.\n\n"
         "(my-target)=\n## A section\n"))
     md = markdown(convert(proj, {}))
     other = f"{BASE}notebooks/02_other.html"
@@ -167,7 +167,7 @@ def test_cross_references_link_to_the_published_book(proj):
     assert f"[that page]({other}#other-section)" in md
     assert f"([Qi et al. 2025]({BASE}book/references.html))" in md
     assert f"[Chen and Cherry (2014)]({BASE}book/references.html)" in md
-    assert "`kokoro_nb.describe.stats.label`" in md and "Code `{doc}` stays." in md
+    assert "`kokoro_nb.describe.variables.label`" in md and "Code `{doc}` stays." in md
     assert "(my-target)=" not in md and "## A section" in md
 
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 import kokoro_nb
 from kokoro_nb.show import plotting
-from kokoro_nb.describe import stats
+from kokoro_nb.describe import inference, stats, variables
 from kokoro_nb.show import correlations as co
 from kokoro_nb.testing.synthetic import write_kokorochat
 
@@ -35,9 +35,9 @@ def data(tmp_path_factory):
 def _data(tmp_path_factory):
     root = write_kokorochat(tmp_path_factory.mktemp("co") / "kc", n_dialogues=20)
     corpus = kokoro_nb.load_kokorochat(root, cache=False, progress=False)
-    d, features = corpus.dialogues, stats.dialogue_features(corpus)
-    by_unit = stats.bootstrap_spearman(features, clusters=stats.cluster_labels(d, "client"), n_resamples=50, seed=1)
-    by_dialogue = stats.bootstrap_spearman(features, n_resamples=50, seed=1)
+    d, features = corpus.dialogues, variables.dialogue_features(corpus)
+    by_unit = inference.bootstrap_spearman(features, clusters=inference.cluster_labels(d, "client"), n_resamples=50, seed=1)
+    by_dialogue = inference.bootstrap_spearman(features, n_resamples=50, seed=1)
     return d, features, by_unit, by_dialogue
 
 
@@ -78,7 +78,7 @@ def test_figure4_draws_both_intervals_and_the_paper(data):
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     ax = fig.axes[0]
     assert ax.get_xlabel() == "Spearman's ρ with the total score"
-    assert [t.get_text() for t in ax.get_yticklabels()] == [stats.label("feature", f) for f in by_unit.index]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [variables.label("feature", f) for f in by_unit.index]
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
         "95 % interval, clients resampled", "95 % interval, dialogues resampled", "paper"]
     ja = co.figure4(by_unit, by_dialogue, lang="ja").axes[0].get_legend().get_texts()
@@ -105,11 +105,11 @@ def test_figure11_is_a_20_by_20_heat_map(data):
 
 def test_facts_cover_every_key_the_prose_uses(data):
     d, features, by_unit, by_dialogue = data
-    vc = stats.score_variance_decomposition(d)
-    vc_items = stats.score_variance_decomposition(d, response="item_sum")
-    _, coefs = stats.feature_regression(features, d)
+    vc = inference.score_variance_decomposition(d)
+    vc_items = inference.score_variance_decomposition(d, response="item_sum")
+    _, coefs = inference.feature_regression(features, d)
     facts = (co.feature_facts(by_unit, by_dialogue, "client", 50) | co.item_facts(stats.item_correlations(d))
-             | co.variance_facts(vc, vc_items, stats.counselor_component_test(d), d)
+             | co.variance_facts(vc, vc_items, inference.counselor_component_test(d), d)
              | co.regression_facts(coefs, features))
     refs = prose_keys(CHAPTER)
     assert refs <= set(facts)

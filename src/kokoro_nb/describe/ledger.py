@@ -1,14 +1,23 @@
 """The reproduction ledger: every descriptive figure of the paper against what the data give.
 
-:func:`ledger` checks every figure of :mod:`kokoro_nb.published` against a corpus.
+:func:`ledger` checks every figure of :mod:`kokoro_nb.published` against a corpus, with the
+statistics of :mod:`.stats` and the Table-1 profiles of :mod:`.profiles`; the side-by-side tables
+of the chapters (Table 1, Table 3, Figure 2) are here too. The statistics themselves are not
+computed here, nor is the ``kokoro-nb reproduce`` command (:mod:`kokoro_nb.cli.describe`).
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from kokoro_nb.describe import profiles, stats
+from kokoro_nb.describe.variables import FEATURES
 from kokoro_nb.published import _load_with_precision, decimals, load, value
+from kokoro_nb.schema import FLAG_KEYS, ITEM_CODES, ITEM_MAX, ITEM_MIN, ITEMS, ROLES
 
 STATUSES = ("exact", "within rounding", "holds", "differs", "not checkable")
 # Ledger chapters by number; ``link`` is the page relative to the ledger's own page.
@@ -87,7 +96,7 @@ def _fmt(v, d: int, extra: int = 0) -> str:
     return f"{v:,.{d + extra}f}" if d + extra else f"{round(v):,}"
 
 
-# stats.FEATURES name -> key in figure4_spearman_feature_vs_score
+# variables.FEATURES name -> key in figure4_spearman_feature_vs_score
 FIGURE4_KEYS = {"client_total_chars": "client_total_characters",
                  "counselor_total_chars": "counselor_total_characters",
                  "client_utterances": "client_utterance_count",
@@ -104,8 +113,6 @@ def ledger(corpus, psy=None, *, values: dict | None = None) -> pd.DataFrame:
     the precision the paper printed them with; statements (a shape, "most pairs") are checked
     and marked ``holds`` or ``differs``. ``note`` explains every known difference.
     """
-    from kokoro_nb.describe import stats
-    from kokoro_nb.schema import FLAG_KEYS, ROLES
     L = _Ledger(values)
     d = corpus.dialogues
 
@@ -187,12 +194,12 @@ def ledger(corpus, psy=None, *, values: dict | None = None) -> pd.DataFrame:
 
     rho = stats.feature_score_spearman(corpus)
     for ours, theirs in FIGURE4_KEYS.items():
-        L.number("Figure 4", f"Spearman rho: {stats.FEATURES[ours]} vs score",
+        L.number("Figure 4", f"Spearman rho: {FEATURES[ours]} vs score",
                  f"figure4_spearman_feature_vs_score.{theirs}", rho[ours], "04")
     _figure11_rows(L, d)
 
     cols = L._pub("table1_columns")
-    prof = stats.corpus_profile(corpus)
+    prof = profiles.corpus_profile(corpus)
     for col, label in (("has_score", "has a score"), ("score_items", "score items"), ("language", "language")):
         L.text("Table 1", f"KokoroChat: {label}", f"table1_dataset_comparison.KokoroChat.{cols.index(col)}",
                prof[col], "05", key=f"table1_dataset_comparison.KokoroChat#{col}")
@@ -210,8 +217,6 @@ def ledger(corpus, psy=None, *, values: dict | None = None) -> pd.DataFrame:
 
 def _release_rows(L: _Ledger, corpus) -> None:
     """Statements of sections 3-4 and the data example of Figure 12, checked against the release."""
-    from kokoro_nb.describe import stats
-    from kokoro_nb.schema import ITEM_CODES, ITEM_MAX, ITEM_MIN
     d = corpus.dialogues
     minutes = (d["ended_at"] - d["started_at"]).dt.total_seconds() / 60
     med = float(minutes.median()) if len(d) else float("nan")
@@ -255,7 +260,6 @@ def find_figure12_example(utterances, values: dict | None = None) -> list[str]:
 
 def figure12_feedback(corpus, values: dict | None = None) -> pd.DataFrame:
     """Return the paper's Figure 12 ratings beside the release's for the dialogue it shows (total last)."""
-    from kokoro_nb.schema import ITEMS
     ex = value("figure12_example", values)
     ids = find_figure12_example(corpus.utterances, values)
     row = corpus.dialogues[corpus.dialogues["dialogue_id"].astype(str) == ids[0]].iloc[0] if len(ids) == 1 else None
@@ -312,8 +316,6 @@ def _unchecked_rows(L: _Ledger) -> None:
 
 
 def _figure11_rows(L: _Ledger, d) -> None:
-    import numpy as np
-    from kokoro_nb.describe import stats
     chk = L._pub("figure11_checks")
     corr = stats.item_correlations(d)
     facts = stats.item_correlation_facts(corr, threshold=float(chk["most_pairs_above"]))
@@ -332,7 +334,6 @@ def _figure11_rows(L: _Ledger, d) -> None:
 
 
 def _psy_rows(L: _Ledger, psy) -> None:
-    from kokoro_nb.describe import stats
     d, u = psy.dialogues, psy.utterances
     by_lang = d.groupby("language").size()
     per_lang = u.merge(d[["dialogue_id", "language"]], on="dialogue_id").groupby("language").size()
@@ -341,7 +342,7 @@ def _psy_rows(L: _Ledger, psy) -> None:
     for lang, key in (("en", "english"), ("zh", "chinese")):
         L.number(sec, f"sessions ({key})", f"psy_insight_published.{key}.sessions", by_lang.get(lang, 0), "05")
         L.number(sec, f"turns ({key})", f"psy_insight_published.{key}.turns", per_lang.get(lang, 0), "05")
-    prof = stats.corpus_profile(psy, top=len(d))
+    prof = profiles.corpus_profile(psy, top=len(d))
     shares = dict(prof["top_topics"])
     for name in L._pub("psy_insight_published.top_topics_percent"):
         match = match_topic(name, shares)
@@ -394,8 +395,6 @@ def check_ledger(table: pd.DataFrame, known: dict | None = None) -> list[str]:
 
 def write_ledger(table: pd.DataFrame, out_dir) -> dict:
     """Write the ledger as ``reproduction_ledger.csv`` and ``.json`` into *out_dir*; return both paths."""
-    import json
-    from pathlib import Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "reproduction_ledger.csv", "json": out / "reproduction_ledger.json"}
@@ -406,63 +405,10 @@ def write_ledger(table: pd.DataFrame, out_dir) -> dict:
     return paths
 
 
-# --------------------------------------------------------------------------- kokoro-nb reproduce
-
-def register_cli(sub) -> None:
-    """Add ``kokoro-nb reproduce``."""
-    p = sub.add_parser("reproduce", help="recompute the reproduction ledger; --check exits 1 on any drift")
-    p.add_argument("--data", help="KokoroChat folder or archive (default: $KOKOROCHAT_DIR, else download)")
-    p.add_argument("--psy-insight", help="Psy-Insight folder (default: $PSY_INSIGHT_DIR; rows left out if absent)")
-    p.add_argument("--check", action="store_true",
-                   help="exit 1 when a row that should hold does not (a difference without a documented reason)")
-    p.add_argument("--out", help="write reproduction_ledger.csv and .json into this folder")
-    p.add_argument("--json", action="store_true", help="print the ledger as JSON instead of a table")
-    p.set_defaults(func=_cmd_reproduce)
-
-
-def _cmd_reproduce(args) -> int:
-    import json
-    import sys
-
-    from kokoro_nb.data.corpus import load_kokorochat, load_psy_insight
-    from kokoro_nb.errors import DataNotFoundError
-    corpus = load_kokorochat(args.data, progress=not (args.json or args.check))
-    try:
-        psy = load_psy_insight(args.psy_insight)
-    except DataNotFoundError as exc:
-        psy = None
-        print(f"kokoro-nb reproduce: Psy-Insight rows left out ({exc})", file=sys.stderr)
-    table = ledger(corpus, psy)
-    if args.out:
-        for path in write_ledger(table, args.out).values():
-            print(f"wrote {path}", file=sys.stderr)
-    s = ledger_summary(table)
-    counts = (f"{s['rows']} rows: {s['exact']} exact, {s['within_rounding']} within rounding, "
-              f"{s['holds']} statements hold, {s['differs']} different ({s['known_differences']} documented), "
-              f"{s['not_checkable']} not checkable")
-    if args.check:
-        problems = check_ledger(table)
-        print(counts)
-        for line in problems:
-            print(f"  DRIFT {line}")
-        print("reproduction holds" if not problems else f"{len(problems)} row(s) broke the reproduction")
-        return 1 if problems else 0
-    if args.json:
-        print(json.dumps({"summary": s, "rows": json.loads(table.to_json(orient="records", force_ascii=False))},
-                         ensure_ascii=False, indent=1))
-        return 0
-    with pd.option_context("display.max_rows", None, "display.max_colwidth", 60, "display.width", 200):
-        print(table[["section", "quantity", "paper", "reproduced", "status"]].to_string(index=False))
-    print(counts)
-    return 0
-
-
 # --------------------------------------------------------------------------- comparison tables
 
 def table3_comparison(corpus) -> pd.DataFrame:
     """Return paper Table 3 beside the same statistics computed from *corpus* (rows x who x source)."""
-    from kokoro_nb.describe import stats
-    from kokoro_nb.schema import ROLES
     o = stats.overall_statistics(corpus)
     pub = value("table3_overall_statistics")
     rows = {}
@@ -482,7 +428,6 @@ def table3_comparison(corpus) -> pd.DataFrame:
 
 def topic_share_comparison(dialogues) -> pd.DataFrame:
     """Return each topic's count and share beside the share the paper prints (text or figure)."""
-    from kokoro_nb.describe import stats
     t = stats.topic_shares(dialogues)
     text, image = value("figure2_topic_share_percent"), value("figure2_topic_share_percent_image")
     t["paper_percent"] = t["topic"].map(lambda x: text.get(x, image.get(x)))
@@ -500,7 +445,6 @@ def table1(corpus=None, psy=None) -> pd.DataFrame:
 
     Computed rows add characters per utterance and the top-3 topics; ``source`` says which is which.
     """
-    from kokoro_nb.describe import stats
     cols = value("table1_columns")
     rows = []
     for name, vals in value("table1_dataset_comparison").items():
@@ -513,7 +457,7 @@ def table1(corpus=None, psy=None) -> pd.DataFrame:
             ids = psy.dialogues.loc[psy.dialogues["language"] == lang, "dialogue_id"]
             computed.append((f"Psy-Insight ({lang})", psy.subset(ids), True))
     for name, c, human in computed:
-        p = stats.corpus_profile(c)
+        p = profiles.corpus_profile(c)
         rows.append({"dataset": name, "human_made": human if name == "KokoroChat" else None,
                      "has_score": p["has_score"], "score_items": p["score_items"], "language": p["language"],
                      "dialogues": p["dialogues"], "avg_utterances": round(p["avg_utterances"], 1),

@@ -269,7 +269,7 @@ def score_features(corpus: Corpus) -> tuple[pd.DataFrame, list[str]]:
 
     Dense: the five Figure-4 features (log1p), duration, number of turns, topic one-hot.
     """
-    from kokoro_nb.describe.stats import dialogue_features
+    from kokoro_nb.describe.variables import dialogue_features
     d = corpus.dialogues
     ids = d["dialogue_id"].astype(str)
     f = dialogue_features(corpus).drop(columns="score").reindex(ids)

@@ -8,7 +8,7 @@ import seaborn as sns
 
 from kokoro_nb import published
 
-from kokoro_nb.describe import ledger, stats
+from kokoro_nb.describe import ledger, profiles
 
 from kokoro_nb.show import plotting
 
@@ -81,7 +81,7 @@ def label_figure(psy, lang: str = "en"):
         return fig
     fig, axes = plt.subplots(3, 1, figsize=(7.5, 11))
     for ax, column in zip(axes, LABEL_KINDS):
-        dist = stats.label_distribution(psy, column)
+        dist = profiles.label_distribution(psy, column)
         keep = dist.groupby("label")["count"].sum().sort_values(ascending=False).index[:TOP_LABELS]
         sns.barplot(data=dist[dist["label"].isin(keep)], y="label", x="percent", hue="language",
                     order=list(keep), ax=ax)
@@ -98,7 +98,7 @@ def top_strategy(psy) -> str:
     """The most frequent strategy label of each language, with its share."""
     if psy is None:
         return "not available"
-    strategies = stats.label_distribution(psy, "strategy", top=1)
+    strategies = profiles.label_distribution(psy, "strategy", top=1)
     return ", ".join(f"{r.label} ({r.language}: {r.percent:.0f} %)" for r in strategies.itertuples())
 
 
@@ -111,7 +111,7 @@ def topic_check(psy) -> pd.DataFrame:
     scopes = [("both languages", psy)] + [(f"{code} only", language_subset(psy, code)) for code in PSY_LANGUAGES]
     for scope, sub in scopes:
         # the same shares as the ledger's Psy-Insight rows (ledger._psy_rows)
-        shares = dict(stats.corpus_profile(sub, top=len(sub.dialogues))["top_topics"])
+        shares = dict(profiles.corpus_profile(sub, top=len(sub.dialogues))["top_topics"])
         for name, pct in paper_shares.items():
             match = ledger.match_topic(name, shares)
             rows.append({"topic (paper)": name, "label in the data": match, "scope": scope, "paper %": pct,

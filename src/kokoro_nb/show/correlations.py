@@ -9,7 +9,7 @@ import seaborn as sns
 
 from kokoro_nb import published
 
-from kokoro_nb.describe import ledger, stats
+from kokoro_nb.describe import inference, ledger, stats, variables
 
 from kokoro_nb.show import plotting
 
@@ -24,7 +24,7 @@ def with_paper(by_unit: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
     """Return the bootstrap table with the paper's ρ (``paper``) and display labels (``label``)."""
     pub = published.value("figure4_spearman_feature_vs_score")
     return by_unit.assign(paper=[pub[ledger.FIGURE4_KEYS[f]] for f in by_unit.index],
-                          label=[stats.label("feature", f, lang) for f in by_unit.index])
+                          label=[variables.label("feature", f, lang) for f in by_unit.index])
 
 
 def width_ratio(by_unit: pd.DataFrame, by_dialogue: pd.DataFrame) -> pd.Series:
@@ -45,7 +45,7 @@ def width_verdict(ratio_min: float, ratio_max: float, cluster: str) -> str:
 
 def crossing_verdict(boot: pd.DataFrame) -> str:
     """Name the features whose interval (``lo``, ``hi``) includes zero, or say none does."""
-    crossing = [stats.label("feature", f, "en").lower() for f in boot.index
+    crossing = [variables.label("feature", f, "en").lower() for f in boot.index
                 if boot.loc[f, "lo"] <= 0 <= boot.loc[f, "hi"]]
     if not crossing:
         return "none includes zero"
@@ -118,7 +118,7 @@ def split_verdict(groups: pd.Series) -> str:
                 "(D11-D20), as the paper's grouping does")
     return (f"the first cut of the tree does not separate the overall-impression items (D1-D10) from the skill "
             f"items (D11-D20): it sets apart only {', '.join(apart)} "
-            f"({'; '.join(stats.label('item', c, 'en').lower() for c in apart)}), and the other items stay together")
+            f"({'; '.join(variables.label('item', c, 'en').lower() for c in apart)}), and the other items stay together")
 
 
 def item_facts(corr: pd.DataFrame) -> dict:
@@ -135,7 +135,7 @@ def figure11(corr: pd.DataFrame, lang: str = "en"):
     """Figure 11: the item correlation heat map, reordered by average linkage on 1 − ρ."""
     tree = stats.item_linkage(corr)
     low = stats.item_correlation_facts(corr)["min"]
-    names = {c: f"{c} {stats.label('item', c, lang)[:10] if lang == 'ja' else stats.label('item', c, lang)}"
+    names = {c: f"{c} {variables.label('item', c, lang)[:10] if lang == 'ja' else variables.label('item', c, lang)}"
              for c in corr.index}
     grid = sns.clustermap(corr.rename(index=names), row_linkage=tree, col_linkage=tree, cmap="rocket_r",
                           vmin=max(0, low - 0.05), vmax=1, annot=True, fmt=".2f",
@@ -185,7 +185,7 @@ def variance_table(vc: pd.DataFrame, vc_items: pd.DataFrame):
 
 def regression_facts(coefs: pd.DataFrame, features: pd.DataFrame) -> dict:
     """Glue keys of the regression paragraph."""
-    sentences = stats.describe_regression(coefs, stats.feature_score_spearman(features))
+    sentences = inference.describe_regression(coefs, stats.feature_score_spearman(features))
     return {"co_reg_r2": 100 * coefs.attrs["r2"], "co_reg_cov": coefs.attrs["cov_type"],
             "co_reg_n": coefs.attrs["n"], "co_reg_strongest": sentences["strongest"],
             "co_reg_messages": sentences["messages"]}

@@ -10,7 +10,7 @@ import seaborn as sns
 
 from kokoro_nb import published
 
-from kokoro_nb.describe import ledger, stats
+from kokoro_nb.describe import ledger, stats, variables
 
 from kokoro_nb.show import plotting
 from kokoro_nb.schema import FLAGS
@@ -193,7 +193,7 @@ def item_facts(items: pd.DataFrame, dist: pd.DataFrame) -> dict[str, object]:
 
 def item_title(code: str, lang: str = "en") -> str:
     """A panel title: code and item name wrapped to two lines, cut with "…" if longer."""
-    lines = textwrap.wrap(f"{code} {stats.label('item', code, lang)}", 13 if lang == "ja" else 26)
+    lines = textwrap.wrap(f"{code} {variables.label('item', code, lang)}", 13 if lang == "ja" else 26)
     return "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
 
 

@@ -7,7 +7,7 @@ import seaborn as sns
 
 from kokoro_nb import published
 
-from kokoro_nb.describe import ledger, stats
+from kokoro_nb.describe import inference, ledger, variables
 
 from kokoro_nb.show import plotting
 
@@ -25,9 +25,9 @@ def share_facts(shares: pd.DataFrame, lang: str = "en") -> dict[str, object]:
     top, last = shares.iloc[0], shares.iloc[-1]
     printed = shares.dropna(subset=["paper_percent"])
     same = printed["percent"].round(1) == printed["paper_percent"]
-    return {"tp_n_topics": len(shares), "tp_top_topic": stats.label("topic", top["topic"], lang),
+    return {"tp_n_topics": len(shares), "tp_top_topic": variables.label("topic", top["topic"], lang),
             "tp_top_share": float(top["percent"]), "tp_top5_share": float(shares["percent"].head(5).sum()),
-            "tp_last_topic": stats.label("topic", last["topic"], lang), "tp_last_n": int(last["dialogues"]),
+            "tp_last_topic": variables.label("topic", last["topic"], lang), "tp_last_n": int(last["dialogues"]),
             "tp_printed": len(printed), "tp_same": int(same.sum()),
             "tp_differ_names": names_or_none(printed.loc[~same, "label"])}
 
@@ -62,9 +62,9 @@ def median_order(dialogues: pd.DataFrame) -> list[str]:
 def score_figure(dialogues: pd.DataFrame, lang: str = "en"):
     """Box plots of the total score per issue type, ordered by median."""
     d = dialogues
-    plot = d.assign(label=[stats.label("topic", t, lang) for t in d["topic"]], score=d["score"].astype(float))
+    plot = d.assign(label=[variables.label("topic", t, lang) for t in d["topic"]], score=d["score"].astype(float))
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    sns.boxplot(data=plot, y="label", x="score", order=[stats.label("topic", t, lang) for t in median_order(d)],
+    sns.boxplot(data=plot, y="label", x="score", order=[variables.label("topic", t, lang) for t in median_order(d)],
                 color=sns.color_palette()[1], fliersize=1.5, ax=ax)
     ax.set_xlabel(plotting.label(lang, en="total score", ja="総合得点"))
     ax.set_ylabel("")
@@ -72,18 +72,18 @@ def score_figure(dialogues: pd.DataFrame, lang: str = "en"):
 
 
 def score_facts(dialogues: pd.DataFrame, kw: dict, lang: str = "en") -> dict[str, object]:
-    """The Kruskal-Wallis test (*kw* from `stats.topic_score_test`) and the best and worst median."""
+    """The Kruskal-Wallis test (*kw* from `inference.topic_score_test`) and the best and worst median."""
     order = median_order(dialogues)
     medians = dialogues.groupby("topic")["score"].median()
     return {"tp_kw_h": kw["H"], "tp_kw_df": kw["df"], "tp_kw_p": kw["p"], "tp_kw_eps": kw["epsilon2"],
             "tp_kw_left_out": names_or_none(kw["left_out"]),
-            "tp_best_topic": stats.label("topic", order[0], lang),
-            "tp_worst_topic": stats.label("topic", order[-1], lang),
+            "tp_best_topic": variables.label("topic", order[0], lang),
+            "tp_worst_topic": variables.label("topic", order[-1], lang),
             "tp_best_median": float(medians[order[0]]), "tp_worst_median": float(medians[order[-1]])}
 
 
 def facts(dialogues: pd.DataFrame, lang: str = "en") -> dict[str, object]:
     """Every glue key of the chapter, computed as the chapter computes them."""
     shares = ledger.topic_share_comparison(dialogues)
-    shares["label"] = [stats.label("topic", t, lang) for t in shares["topic"]]
-    return {**share_facts(shares, lang), **score_facts(dialogues, stats.topic_score_test(dialogues), lang)}
+    shares["label"] = [variables.label("topic", t, lang) for t in shares["topic"]]
+    return {**share_facts(shares, lang), **score_facts(dialogues, inference.topic_score_test(dialogues), lang)}

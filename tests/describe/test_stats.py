@@ -8,7 +8,7 @@ import pytest
 
 import kokoro_nb
 from kokoro_nb import published
-from kokoro_nb.describe import ledger, stats
+from kokoro_nb.describe import ledger, stats, variables
 from kokoro_nb.cli import main
 from kokoro_nb.testing.synthetic import kokorochat_record
 
@@ -55,7 +55,7 @@ def test_overall_statistics_by_hand(hand_corpus):
 
 
 def test_features_by_hand(hand_corpus):
-    f = stats.dialogue_features(hand_corpus)
+    f = variables.dialogue_features(hand_corpus)
     assert f.loc["1"].to_dict() == {"client_total_chars": 11, "counselor_total_chars": 11, "client_utterances": 3,
                                     "counselor_utterances": 3, "counselor_mean_response_seconds": 20.0,
                                     "score": 100.0}
@@ -135,7 +135,7 @@ def test_section4_figures_reproduce_exactly(real_corpus):
 def test_figure4_spearman_reproduces_to_two_decimals(real_corpus):
     rho = stats.feature_score_spearman(real_corpus)
     pub = published.value("figure4_spearman_feature_vs_score")
-    names = dict(zip(stats.FEATURES, ["client_total_characters", "counselor_total_characters",
+    names = dict(zip(variables.FEATURES, ["client_total_characters", "counselor_total_characters",
                                       "client_utterance_count", "counselor_utterance_count",
                                       "counselor_mean_response_time"]))
     for ours, theirs in names.items():

@@ -13,9 +13,9 @@ import pytest
 
 import kokoro_nb
 from kokoro_nb import published
-from kokoro_nb.describe import ledger, stats
+from kokoro_nb.describe import inference, ledger, stats, variables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = ("03_scores", "04_correlations", "06_reproduction_ledger")
 _SOLUTION = re.compile(r"^```\{solution\}\s+(\S+)\n(.*?)^```\s*$", re.M | re.S)
 
@@ -50,8 +50,9 @@ def run(code: str, namespace: dict):
 
 def namespace(corpus, data_dir) -> dict:
     """The names a chapter has defined when its exercises come (see each chapter's set-up cell)."""
-    return {"kokoro_nb": kokoro_nb, "stats": stats, "published": published, "ledger": ledger, "pd": pd, "np": np, "corpus": corpus,
-            "d": corpus.dialogues, "features": stats.dialogue_features(corpus), "seed": 42,
+    return {"kokoro_nb": kokoro_nb, "stats": stats, "inference": inference, "variables": variables,
+            "published": published, "ledger": ledger, "pd": pd, "np": np, "corpus": corpus,
+            "d": corpus.dialogues, "features": variables.dialogue_features(corpus), "seed": 42,
             "data_dir": str(data_dir), "lang": "en"}
 
 
@@ -97,7 +98,7 @@ def test_ex_sc_unflagged_centre_up_unimodal_skew_negative(real_ns):
 def test_ex_sc_items_and_boundary_return_what_they_say(real_ns):
     means = run(ALL["ex-sc-items"], real_ns)
     assert means.is_monotonic_increasing and len(means) == 20
-    assert means.index[0] == stats.label("item", "D4", "en")          # the chapter's lowest item
+    assert means.index[0] == variables.label("item", "D4", "en")          # the chapter's lowest item
     ns = dict(real_ns)
     sizes = run(ALL["ex-sc-boundary"], ns)
     assert sizes[70] == (published.value("response_generation_splits.kokoro_low.dialogues"),

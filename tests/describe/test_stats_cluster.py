@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from kokoro_nb.describe import stats
+from kokoro_nb.describe import inference, stats, variables
 from kokoro_nb.cli import main
 
 
@@ -34,8 +34,8 @@ def width(table, feature="x"):
 
 def test_client_resampling_widens_the_interval_under_planted_clusters():
     f, client = planted_clusters()
-    by_row = stats.bootstrap_spearman(f, n_resamples=400, seed=1)
-    by_client = stats.bootstrap_spearman(f, clusters=client, n_resamples=400, seed=1)
+    by_row = inference.bootstrap_spearman(f, n_resamples=400, seed=1)
+    by_client = inference.bootstrap_spearman(f, clusters=client, n_resamples=400, seed=1)
     assert by_row.loc["x", "rho"] == by_client.loc["x", "rho"]            # same point estimate
     assert by_client.loc["x", "clusters"] == 60 and by_row.loc["x", "clusters"] == 2400
     assert by_client.attrs["cluster"] == "client" and by_row.attrs["cluster"] == "dialogue"
@@ -50,16 +50,16 @@ def test_without_cluster_structure_both_intervals_agree():
     idx = [str(i) for i in range(n)]
     f = pd.DataFrame({"x": x, "score": x + rng.normal(0, 2, n)}, index=idx)
     client = pd.Series(rng.integers(0, 200, n), index=idx, name="client")  # labels unrelated to the data
-    a = stats.bootstrap_spearman(f, n_resamples=400, seed=2)
-    b = stats.bootstrap_spearman(f, clusters=client, n_resamples=400, seed=2)
+    a = inference.bootstrap_spearman(f, n_resamples=400, seed=2)
+    b = inference.bootstrap_spearman(f, clusters=client, n_resamples=400, seed=2)
     assert 0.7 < width(b) / width(a) < 1.4
 
 
 def test_singleton_clusters_are_the_row_bootstrap():
     f, _ = planted_clusters(clients=30, per_client=5)
     one_each = pd.Series(np.arange(len(f)), index=f.index, name="dialogue")
-    a = stats.bootstrap_spearman(f, n_resamples=600, seed=4)
-    b = stats.bootstrap_spearman(f, clusters=one_each, n_resamples=600, seed=4)
+    a = inference.bootstrap_spearman(f, n_resamples=600, seed=4)
+    b = inference.bootstrap_spearman(f, clusters=one_each, n_resamples=600, seed=4)
     assert abs(width(a) - width(b)) < 0.25 * width(a)
 
 
@@ -68,7 +68,7 @@ def test_cluster_replicates_are_spearman_of_the_drawn_rows():
     gx = np.unique(f["x"], return_inverse=True)[1]
     gy = np.unique(f["score"], return_inverse=True)[1]
     codes = pd.factorize(client)[0]
-    reps = stats._cluster_spearman(gx, gy, codes, np.random.default_rng(7), 5)
+    reps = inference._cluster_spearman(gx, gy, codes, np.random.default_rng(7), 5)
     rng = np.random.default_rng(7)
     for r in reps:
         draw = rng.integers(0, 8, 8)
@@ -79,9 +79,9 @@ def test_cluster_replicates_are_spearman_of_the_drawn_rows():
 def test_missing_cluster_label_and_unknown_unit_are_errors():
     f, client = planted_clusters(clients=5, per_client=4)
     with pytest.raises(ValueError, match="no cluster label"):
-        stats.bootstrap_spearman(f, clusters=client.iloc[:-1], n_resamples=10)
+        inference.bootstrap_spearman(f, clusters=client.iloc[:-1], n_resamples=10)
     with pytest.raises(ValueError, match="client, counselor, dialogue"):
-        stats.cluster_labels(pd.DataFrame({"dialogue_id": ["a"]}), "pair")
+        inference.cluster_labels(pd.DataFrame({"dialogue_id": ["a"]}), "pair")
 
 
 @pytest.mark.parametrize("unit", ["client", "counselor", "dialogue"])
@@ -89,7 +89,7 @@ def test_stats_json_reports_each_figure4_feature_as_an_object(synthetic_kokoroch
     assert main(["stats", "--data", str(synthetic_kokorochat_dir), "--json", "--cluster", unit,
                  "--n-resamples", "50"]) == 0
     out = json.loads(capsys.readouterr().out)["feature_score_spearman"]
-    assert set(out) == set(stats.FEATURES)
+    assert set(out) == set(variables.FEATURES)
     for r in out.values():
         assert r["cluster"] == unit and len(r["ci"]) == 2 and r["n_resamples"] == 50
         assert r["ci"][0] <= r["ci"][1] and -1 <= r["rho"] <= 1
@@ -104,7 +104,7 @@ def test_reml_loglikelihood_matches_statsmodels_and_the_dense_formula():
     n = 300
     r, c = rng.integers(0, 15, n), rng.integers(0, 12, n)
     y = 60 + rng.normal(0, 6, 15)[r] + rng.normal(0, 3, 12)[c] + rng.normal(0, 5, n)
-    ours = stats.crossed_variance_components(y, {"r": r, "c": c})
+    ours = inference.crossed_variance_components(y, {"r": r, "c": c})
     df = pd.DataFrame({"y": y, "r": r, "c": c, "g": 1})
     sm = smf.mixedlm("y ~ 1", df, groups="g", vc_formula={"r": "0 + C(r)", "c": "0 + C(c)"}).fit(reml=True)
     assert ours["reml_llf"] == pytest.approx(sm.llf, abs=1e-4)
@@ -130,10 +130,10 @@ def test_mode_count_ignores_a_small_spike_and_finds_two_humps(bandwidth):
 @pytest.mark.realdata
 def test_real_client_intervals_are_wider_as_the_chapter_says(real_corpus):
     """Chapter 4 prints these numbers; on the release the client bootstrap is 1.2-5 times wider."""
-    f = stats.dialogue_features(real_corpus)
-    by_client = stats.bootstrap_spearman(f, clusters=stats.cluster_labels(real_corpus.dialogues, "client"),
+    f = variables.dialogue_features(real_corpus)
+    by_client = inference.bootstrap_spearman(f, clusters=inference.cluster_labels(real_corpus.dialogues, "client"),
                                          n_resamples=1000, seed=42)
-    by_dialogue = stats.bootstrap_spearman(f, n_resamples=1000, seed=42)
+    by_dialogue = inference.bootstrap_spearman(f, n_resamples=1000, seed=42)
     ratio = (by_client["hi"] - by_client["lo"]) / (by_dialogue["hi"] - by_dialogue["lo"])
     assert ratio.min() > 1.2 and 3 < ratio.max() < 5
     lo, hi = by_client.loc["client_total_chars", ["lo", "hi"]]

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 import kokoro_nb
-from kokoro_nb.describe import stats
+from kokoro_nb.describe import inference, profiles, stats, variables
 from kokoro_nb.schema import FLAG_KEYS, ITEM_CODES
 
 TOL = 1e-9
@@ -70,9 +70,9 @@ def test_topic_score_test_detects_a_difference_and_guards_small_groups():
     rng = np.random.default_rng(1)
     d = pd.DataFrame({"topic": ["a"] * 50 + ["b"] * 50 + ["c"] * 2,
                       "score": np.concatenate([rng.normal(40, 5, 50), rng.normal(70, 5, 50), [50, 60]])})
-    kw = stats.topic_score_test(d)
+    kw = inference.topic_score_test(d)
     assert kw["left_out"] == ["c"] and kw["df"] == 1 and kw["p"] < 1e-10 and 0 < kw["epsilon2"] <= 1
-    assert np.isnan(stats.topic_score_test(d[d["topic"] == "a"])["H"])
+    assert np.isnan(inference.topic_score_test(d[d["topic"] == "a"])["H"])
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -81,7 +81,7 @@ def test_resampled_spearman_equals_scipy_with_ties(seed):
     x, y = rng.integers(0, 6, 40), rng.integers(0, 9, 40)
     idx = rng.integers(0, 40, (6, 40))
     gx, gy = np.unique(x, return_inverse=True)[1], np.unique(y, return_inverse=True)[1]
-    ours = stats._resample_spearman(gx, gy, idx)
+    ours = inference._resample_spearman(gx, gy, idx)
     theirs = [sps.spearmanr(x[i], y[i]).statistic for i in idx]
     np.testing.assert_allclose(ours, theirs, atol=TOL)
 
@@ -91,8 +91,8 @@ def test_bootstrap_spearman_interval_and_seed():
     x = rng.normal(size=300)
     f = pd.DataFrame({"x": x, "noise": rng.normal(size=300), "score": x + rng.normal(size=300)})
     f.loc[:9, "noise"] = np.nan
-    a = stats.bootstrap_spearman(f, n_resamples=300, seed=3)
-    b = stats.bootstrap_spearman(f, n_resamples=300, seed=3)
+    a = inference.bootstrap_spearman(f, n_resamples=300, seed=3)
+    b = inference.bootstrap_spearman(f, n_resamples=300, seed=3)
     pd.testing.assert_frame_equal(a, b)
     assert a.loc["x", "lo"] < a.loc["x", "rho"] < a.loc["x", "hi"] and a.loc["x", "lo"] > 0.4
     assert a.loc["noise", "n"] == 290 and a.loc["noise", "lo"] < 0 < a.loc["noise", "hi"]
@@ -118,7 +118,7 @@ def _crossed_sample(seed=0, n=400, raters=20, counselors=15, sd=(6.0, 3.0, 5.0))
 def test_crossed_variance_components_match_statsmodels():
     import statsmodels.formula.api as smf
     df = _crossed_sample()
-    ours = stats.crossed_variance_components(df["y"], {"r": df["r"].to_numpy(), "c": df["c"].to_numpy()})
+    ours = inference.crossed_variance_components(df["y"], {"r": df["r"].to_numpy(), "c": df["c"].to_numpy()})
     df["g"] = 1
     sm = smf.mixedlm("y ~ 1", df, groups="g", vc_formula={"r": "0 + C(r)", "c": "0 + C(c)"}).fit(reml=True)
     theirs = dict(zip(sm.model.exog_vc.names, sm.vcomp))
@@ -133,7 +133,7 @@ def test_variance_decomposition_shares_follow_the_simulation():
     df = _crossed_sample(seed=1, n=3000, raters=60, counselors=50, sd=(8.0, 1.0, 4.0))
     d = pd.DataFrame({"score": df["y"], "client_id": df["r"], "counselor_id": df["c"],
                       **{k: [3] * len(df) for k in ITEM_CODES}})
-    vc = stats.score_variance_decomposition(d)
+    vc = inference.score_variance_decomposition(d)
     assert list(vc.index) == ["client-role rater", "counselor", "residual"]
     assert vc["share"].sum() == pytest.approx(1)
     assert vc.loc["client-role rater", "share"] > 0.6 > vc.loc["counselor", "share"]
@@ -142,37 +142,37 @@ def test_variance_decomposition_shares_follow_the_simulation():
 def test_feature_regression_recovers_sign_and_uses_clusters():
     rng = np.random.default_rng(5)
     n = 600
-    f = pd.DataFrame({name: rng.lognormal(3, 0.5, n) for name in stats.FEATURES}, index=[str(i) for i in range(n)])
+    f = pd.DataFrame({name: rng.lognormal(3, 0.5, n) for name in variables.FEATURES}, index=[str(i) for i in range(n)])
     f["score"] = 60 + 5 * np.log1p(f["client_total_chars"]) + rng.normal(0, 2, n)
     d = pd.DataFrame({"dialogue_id": f.index, "client_id": rng.integers(0, 30, n), "counselor_id": rng.integers(0, 25, n)})
-    res, tidy = stats.feature_regression(f, d)
+    res, tidy = inference.feature_regression(f, d)
     assert tidy.attrs["cov_type"].startswith("two-way cluster")
     assert tidy.loc["client_total_chars", "lo"] > 0
     assert tidy.loc["counselor_total_chars", "lo"] < 0 < tidy.loc["counselor_total_chars", "hi"]
     few = d.assign(client_id=d["client_id"] % 3)
-    assert stats.feature_regression(f, few)[1].attrs["cov_type"] == "HC3"
+    assert inference.feature_regression(f, few)[1].attrs["cov_type"] == "HC3"
 
 
 def test_labels():
-    assert stats.label("topic", "School Issues", "ja") == "学校問題"
-    assert stats.label("item", "D17", "en") == "Clarified issues clearly"
-    assert stats.label("feature", "client_total_chars", "ja") == stats.FEATURES_JA["client_total_chars"]
+    assert variables.label("topic", "School Issues", "ja") == "学校問題"
+    assert variables.label("item", "D17", "en") == "Clarified issues clearly"
+    assert variables.label("feature", "client_total_chars", "ja") == variables.FEATURES_JA["client_total_chars"]
     with pytest.raises(ValueError, match="lang"):
-        stats.label("topic", "School Issues", "fr")
+        variables.label("topic", "School Issues", "fr")
 
 
 def test_profile_labels_and_excerpt(synthetic_kokorochat_dir, synthetic_psy_insight_dir):
     kc = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, progress=False)
-    p = stats.corpus_profile(kc)
+    p = profiles.corpus_profile(kc)
     assert p["dialogues"] == 20 and p["score_items"] == 20 and p["language"] == "Japanese" and p["has_score"]
     assert p["avg_utterances"] == pytest.approx(len(kc.utterances) / 20)
     psy = kokoro_nb.load_psy_insight(synthetic_psy_insight_dir)
-    pp = stats.corpus_profile(psy)
+    pp = profiles.corpus_profile(psy)
     assert pp["score_items"] is None and not pp["has_score"] and pp["language"] == "English, Chinese"
-    assert sum(s for _, s in stats.corpus_profile(psy, top=99)["top_topics"]) == pytest.approx(100)
-    dist = stats.label_distribution(psy, "strategy")
+    assert sum(s for _, s in profiles.corpus_profile(psy, top=99)["top_topics"]) == pytest.approx(100)
+    dist = profiles.label_distribution(psy, "strategy")
     manual = psy.utterances["strategy"].dropna().str.split("|").explode().value_counts()
     assert dist["count"].sum() == manual.sum()
     assert dist.groupby("language")["percent"].sum().round(9).eq(100).all()
-    ex = stats.example_excerpt(kc, n_messages=4, max_chars=5)
+    ex = profiles.example_excerpt(kc, n_messages=4, max_chars=5)
     assert len(ex) == 4 and ex["dialogue_id"].nunique() == 1 and (ex["text"].str.len() <= 6).all()
