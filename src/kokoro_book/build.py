@@ -251,7 +251,7 @@ def data_fingerprints(params: dict, inputs: dict | None = None, root: Path = Pat
     values, relative to *root*) to their value; a missing one fingerprints as "absent", so the
     chapter re-runs when, say, GPU results appear.
     """
-    from kokoro_nb.data.corpus import fingerprint
+    from kokoro_nb.data.sources import fingerprint
     out = {}
     for key, value in sorted((inputs or {}).items()):
         p = Path(root, value)
@@ -701,7 +701,7 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
     chapter reads the translation). With *colab*, a build without *sample* brings the Colab
     copies in ``notebooks/colab/`` up to date from its executed notebooks (commit them).
     """
-    from kokoro_nb.data.corpus import resolve_kokorochat
+    from kokoro_nb.data.sources import resolve_kokorochat
     t0 = time.perf_counter()
     root = find_root(root)
     build_dir = Path(build_dir) if build_dir else root / "_build"
@@ -726,7 +726,7 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
         source_path(root, n))).source) for n in names)) if names else set()
     if translation_dir is None and "translation_dir" in declared:
         # one verified download here rather than one per chapter process, running in parallel
-        from kokoro_nb.data.translation import resolve_translation
+        from kokoro_nb.data.sources import resolve_translation
         translation_dir = resolve_translation(None)
     jobs = plan(root, names, build_dir, data_dir=data_dir, psy_insight_dir=psy_insight_dir,
                 sample=sample, lang=lang, force=force, translation_dir=translation_dir)

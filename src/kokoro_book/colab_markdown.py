@@ -508,7 +508,7 @@ def numbers_note(stamp: dict, book_sample) -> str:
     count = ""
     data = params.get("data_dir")
     if data and Path(data).is_dir():
-        from kokoro_nb.data.corpus import dialogue_folder
+        from kokoro_nb.data.sources import dialogue_folder
         n = sum(1 for _ in dialogue_folder(Path(data)).glob("*.json"))
         count = f" (all {n:,} dialogues)" if n else ""
     return (f"*Numbers in the text come from the full-data build of the book{count}; re-running a "

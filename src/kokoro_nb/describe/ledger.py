@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 
+from kokoro_nb.data import splits
 from kokoro_nb.published import _load_with_precision, decimals, load, value
 
 STATUSES = ("exact", "within rounding", "holds", "differs", "not checkable")
@@ -175,7 +176,7 @@ def ledger(corpus, psy=None, *, values: dict | None = None) -> pd.DataFrame:
         L.number("Appendix A.3", f"dialogues flagged {k}", f"appendix_a3_screening_items.{k}", flags[k], "03")
     L.number("Appendix A.3", "dialogues with any flag", "appendix_a3_screening_items.any_flag", flags["any"], "03")
 
-    sizes = stats.split_sizes(corpus)
+    sizes = splits.split_sizes(corpus)
     for ours, theirs in _SPLIT_KEYS.items():
         for what in ("dialogues", "utterances"):
             try:
@@ -424,7 +425,8 @@ def _cmd_reproduce(args) -> int:
     import json
     import sys
 
-    from kokoro_nb.data.corpus import load_kokorochat, load_psy_insight
+    from kokoro_nb.data.corpus import load_kokorochat
+    from kokoro_nb.data.psy_insight import load_psy_insight
     from kokoro_nb.errors import DataNotFoundError
     corpus = load_kokorochat(args.data, progress=not (args.json or args.check))
     try:

@@ -15,15 +15,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from kokoro_nb.data.corpus import Corpus
+from kokoro_nb.data.splits import split_sizes
 from kokoro_nb.schema import FLAG_KEYS, ITEM_CODES, ROLES
 
-# Paper section 5.1.1: test = score 99-100; the training subsets are defined on the rest.
-SPLIT_RULES = {
-    "test": (99, 100),
-    "low": (0, 69),
-    "high": (70, 98),
-    "full": (0, 98),
-}
 FEATURES = {
     "client_total_chars": "Client total characters",
     "counselor_total_chars": "Counselor total characters",
@@ -102,20 +96,6 @@ def quality_rules(corpus: Corpus, *, min_utterances: int = 30, min_minutes: floa
     return {"under_30_utterances": int((d["n_utterances"] < min_utterances).sum()),
             "under_30_minutes": int((minutes < min_minutes).sum()),
             "all_items_equal_3": int(items.eq(3).all(axis=1).sum())}
-
-
-def response_splits(dialogues: pd.DataFrame) -> dict[str, pd.Index]:
-    """Return the dialogue ids of the response-generation splits (test, low, high, full)."""
-    s = dialogues["score"]
-    return {name: pd.Index(dialogues.loc[s.between(lo, hi).fillna(False), "dialogue_id"].astype(str))
-            for name, (lo, hi) in SPLIT_RULES.items()}
-
-
-def split_sizes(corpus: Corpus) -> dict:
-    """Return {split: {dialogues, utterances}} for the response-generation splits."""
-    per_dialogue = corpus.dialogues.set_index(corpus.dialogues["dialogue_id"].astype(str))["n_utterances"]
-    return {name: {"dialogues": len(ids), "utterances": int(per_dialogue.loc[ids].sum())}
-            for name, ids in response_splits(corpus.dialogues).items()}
 
 
 def dialogue_features(corpus: Corpus) -> pd.DataFrame:
