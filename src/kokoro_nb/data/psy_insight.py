@@ -24,7 +24,7 @@ SPEAKERS = {"Supporter": "counselor", "Seeker": "client"}
 def labels(turn: dict, key: str, fname: str, where: str) -> str | None:
     """Return the labels of *turn* under *key* joined by ``|`` (None when absent).
 
-    >>> labels({"strategy": ["Question", "Restatement"]}, "f.json", "[0]", "strategy")
+    >>> labels({"strategy": ["Question", "Restatement"]}, "strategy", "f.json", "[0]")
     'Question|Restatement'
     """
     v = turn.get(key)
