@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kokoro_nb.data import splits as S
 from kokoro_nb.evaluate import baselines as B
 from kokoro_nb import load_kokorochat
 from kokoro_nb.evaluate import metrics
@@ -17,34 +18,6 @@ from kokoro_nb.schema import ITEM_CODES
 @pytest.fixture
 def synthetic_corpus(synthetic_kokorochat_dir):
     return load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
-
-
-# --------------------------------------------------------------------------- split
-
-@pytest.mark.parametrize("n", [10, 101, 6589])
-def test_score_split_is_8_1_1_with_a_fixed_test_set(n):
-    ids = [str(i) for i in range(n)]
-    splits = [B.score_split(ids, seed) for seed in range(5)]
-    for sp in splits:
-        assert len(sp["test"]) == len(sp["validation"]) == round(n / 10)
-        assert len(sp["train"]) == n - 2 * round(n / 10)
-        assert set(sp["train"]) | set(sp["validation"]) | set(sp["test"]) == set(ids)
-        assert not set(sp["train"]) & set(sp["validation"])
-        assert not (set(sp["train"]) | set(sp["validation"])) & set(sp["test"])
-        assert sp["test"] == splits[0]["test"]
-    if n > 10:
-        assert len({tuple(sp["validation"]) for sp in splits}) == 5
-
-
-def test_score_split_ignores_input_order_and_depends_on_test_seed():
-    ids = [str(i) for i in range(200)]
-    assert B.score_split(ids, 3) == B.score_split(list(reversed(ids)), 3)
-    assert B.score_split(ids, 3)["test"] != B.score_split(ids, 3, test_seed=7)["test"]
-
-
-def test_score_split_too_small():
-    with pytest.raises(DataError, match="at least 10"):
-        B.score_split(["a", "b"], 0)
 
 
 # --------------------------------------------------------------------------- responses
@@ -81,7 +54,7 @@ def test_response_baselines_on_synthetic(synthetic_corpus):
     table, info = B.response_baselines(synthetic_corpus, test_ids, pool_dialogues=10, progress=False)
     assert set(table["dialogue_id"]) == set(test_ids)
     assert info["pool_dialogues"] == 10 and info["test_turns"] == len(table)
-    pool = B.response_turns(synthetic_corpus, B.sample_ids(set(ids) - set(test_ids), 10, 42))
+    pool = S.response_turns(synthetic_corpus, S.sample_ids(set(ids) - set(test_ids), 10, 42))
     assert (table["constant"] == pool["reference"].value_counts().index[0]).all()
     assert table["copy"].equals(table["previous_counselor"])
     assert set(table["retrieval"]) <= set(pool["reference"])
@@ -96,7 +69,7 @@ def test_overlap_guard_catches_a_planted_leak(synthetic_corpus, monkeypatch):
     """Plant a train/test overlap (a test dialogue in the retrieval pool): the guard fails."""
     ids = synthetic_corpus.dialogues["dialogue_id"].astype(str).tolist()
     test_ids = ids[:3]
-    B.check_disjoint(ids[3:], test_ids)                                  # the real split passes
+    S.check_disjoint(ids[3:], test_ids)                                  # the real split passes
     real = B.sample_ids
     monkeypatch.setattr(B, "sample_ids", lambda pool, n, seed: real(pool, n, seed) + [test_ids[0]])
     with pytest.raises(DataError, match="1 test dialogue.*also in the retrieval pool"):
@@ -118,15 +91,14 @@ def test_overlap_guard_in_the_score_split(monkeypatch):
 
 
 def test_subset_retrieval_pools(synthetic_corpus):
-    from kokoro_nb.describe.stats import response_splits
     ids = synthetic_corpus.dialogues["dialogue_id"].astype(str).tolist()
     synthetic_corpus.dialogues.loc[synthetic_corpus.dialogues.index[:3], "score"] = 99   # the test set
     table, _ = B.response_baselines(synthetic_corpus, ids[:3], pool_dialogues=5, progress=False)
-    splits = response_splits(synthetic_corpus.dialogues)
+    splits = S.response_splits(synthetic_corpus.dialogues)
     subsets = [s for s in ("low", "high", "full") if len(splits[s])]
     out, info = B.subset_retrieval(synthetic_corpus, table, subsets, pool_dialogues=4, progress=False)
     for s in subsets:
-        pool = B.response_turns(synthetic_corpus, B.sample_ids(list(splits[s]), 4, 42))
+        pool = S.response_turns(synthetic_corpus, S.sample_ids(list(splits[s]), 4, 42))
         assert set(out[f"retrieval-{s}"]) <= set(pool["reference"])
         assert info[s]["pool_dialogues"] == min(4, len(splits[s])) and not set(pool["dialogue_id"]) & set(ids[:3])
         assert info[s]["subset_dialogues"] == len(splits[s])
@@ -170,7 +142,7 @@ def test_score_baselines_on_synthetic(tmp_path):
     assert len(runs) == 6 and set(runs["system"]) == set(B.SCORE_SYSTEMS)
     assert out["sizes"] == {"train": 32, "validation": 4, "test": 4}
     d = corpus.dialogues.set_index(corpus.dialogues["dialogue_id"].astype(str))
-    sp = B.score_split(d.index, 1)
+    sp = S.score_split(d.index, 1)
     mode = d.loc[sp["train"], list(ITEM_CODES)].astype(int).mode().iloc[0].to_numpy()
     assert (out["predictions"][(1, "mode")] == mode).all()
     gold = d.loc[out["test_ids"], list(ITEM_CODES)].astype(int).to_numpy()

@@ -9,7 +9,7 @@ import pytest
 
 import kokoro_nb
 from kokoro_nb import config, generate
-from kokoro_nb.evaluate import baselines
+from kokoro_nb.data import splits
 from kokoro_nb.train import sft
 from kokoro_nb.errors import DataError
 
@@ -31,7 +31,7 @@ def tiny(corpus, tmp_path_factory):
 def test_prompts_are_the_baseline_turns_with_full_history(corpus):
     ids = [str(i) for i in corpus.dialogues["dialogue_id"][:2]]
     prompts = generate.response_prompts(corpus, ids)
-    want = baselines.response_turns(corpus, ids)
+    want = splits.response_turns(corpus, ids)
     assert [(p["dialogue_id"], p["turn"], p["reference"]) for p in prompts] == \
         list(zip(want["dialogue_id"], want["turn"].astype(int), want["reference"]))
     turns = sft.dialogue_turns(corpus, ids)
@@ -101,8 +101,7 @@ def test_score_predictions_keep_raw_output_and_count_failures(corpus, tiny, tmp_
 
 
 def test_evaluation_ids_are_the_response_test_split(corpus):
-    from kokoro_nb.describe.stats import response_splits
-    assert generate.evaluation_dialogue_ids(corpus) == [str(i) for i in response_splits(corpus.dialogues)["test"]]
+    assert generate.evaluation_dialogue_ids(corpus) == [str(i) for i in splits.response_splits(corpus.dialogues)["test"]]
     low = generate.evaluation_dialogue_ids(corpus, min_score=60)
     assert generate.evaluation_dialogue_ids(corpus, 2, min_score=60) == low[:2]
 

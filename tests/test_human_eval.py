@@ -132,8 +132,8 @@ def test_make_command_end_to_end(synthetic_kokorochat_dir, tmp_path, capsys):
     import kokoro_nb
     from kokoro_nb.evaluate import metrics
     c = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
-    from kokoro_nb.evaluate import baselines as B
-    t = B.response_turns(c)
+    from kokoro_nb.data.splits import response_turns
+    t = response_turns(c)
     metrics.write_responses(tmp_path / "copy.jsonl", t.assign(hypothesis=t["previous_counselor"]))
     code = cli.main(["-q", "human-eval", "make", str(tmp_path / "copy.jsonl"), "reference", "--data",
                      str(synthetic_kokorochat_dir), "--out", str(tmp_path / "kit"), "--dialogues", "3",

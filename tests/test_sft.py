@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import kokoro_nb
+from kokoro_nb.data import splits
 from kokoro_nb.train import sft
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
@@ -75,13 +76,7 @@ def test_unknown_mode_is_named(corpus, bad):
         sft.response_examples(corpus, **bad)
 
 
-def test_train_validation_split_is_disjoint_seeded_and_order_free():
-    ids = [str(i) for i in range(1, 101)]
-    a = sft.train_validation_split(ids, seed=1)
-    assert len(a["validation"]) == 10 and len(a["train"]) == 90
-    assert set(a["train"]).isdisjoint(a["validation"]) and set(a["train"]) | set(a["validation"]) == set(ids)
-    assert sft.train_validation_split(list(reversed(ids)), seed=1) == a
-    assert sft.train_validation_split(ids, seed=2) != a
+
 
 
 def test_response_split_ids_follow_the_score_rules(corpus):
@@ -366,11 +361,11 @@ def test_real_split_sizes_match_the_paper(real_corpus):
     from kokoro_nb import published
     from kokoro_nb.describe import ledger
     want = published.load()["response_generation_splits"]
-    got = {k: len(sft.response_split_ids(real_corpus, k)["train"]) + len(sft.response_split_ids(real_corpus, k)["validation"])
-           for k in sft.SUBSETS}
+    got = {k: len(splits.response_split_ids(real_corpus, k)["train"]) + len(splits.response_split_ids(real_corpus, k)["validation"])
+           for k in splits.SUBSETS}
     assert got == {"low": want["kokoro_low"]["dialogues"], "high": want["kokoro_high"]["dialogues"],
                    "full": want["kokoro_full"]["dialogues"]}
-    assert len(sft.response_split_ids(real_corpus, "full")["test"]) == want["test"]["dialogues"]
+    assert len(splits.response_split_ids(real_corpus, "full")["test"]) == want["test"]["dialogues"]
     info = sft.write_sft_data(real_corpus, None, task="score")
     n = len(real_corpus.dialogues)
     assert info["dialogues"] == {"train": n - 2 * round(n / 10), "validation": round(n / 10), "test": round(n / 10)}
@@ -380,7 +375,7 @@ def test_real_split_sizes_match_the_paper(real_corpus):
 def test_real_batches_train_the_same_targets_in_both_modes(real_corpus, tmp_path):
     """Real dialogues through the training pipeline (rows, SFTTrainer, its collator): count labels != -100."""
     from kokoro_nb.train import loop
-    ids = sft.response_split_ids(real_corpus, "full")["train"][:40]
+    ids = splits.response_split_ids(real_corpus, "full")["train"][:40]
     tok = loop.train_tokenizer(loop.tiny_tokenizer_texts(real_corpus, 100), 1024)
     model = loop.tiny_llama(tok)
     got = {}
@@ -396,8 +391,7 @@ def test_real_batches_train_the_same_targets_in_both_modes(real_corpus, tmp_path
 
 @pytest.mark.realdata
 def test_real_session_mode_reads_about_18x_fewer_characters(real_corpus):
-    from kokoro_nb.describe.stats import response_splits
-    b = sft.epoch_budget(real_corpus, response_splits(real_corpus.dialogues)["full"])
+    b = sft.epoch_budget(real_corpus, splits.response_splits(real_corpus.dialogues)["full"])
     ratio = b.loc["per_turn", "characters"] / b.loc["session", "characters"]
     assert 15 < ratio < 22
     assert b.loc["per_turn", "target_characters"] == b.loc["session", "target_characters"]
@@ -414,7 +408,7 @@ def test_cli_sft_data_dry_run_counts_the_training_rows(synthetic_kokorochat_dir,
     # the same numbers as the rows training builds with the same (tiny) tokenizer
     c = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
     tok = loop.train_tokenizer(loop.tiny_tokenizer_texts(c))
-    ids = sft.response_split_ids(c, "full")["train"]
+    ids = splits.response_split_ids(c, "full")["train"]
     rows, _ = sft.encode_rows(sft.response_examples(c, ids, "per_turn"), tok, "per_turn", 4096)
     want = sft.count_rows(rows)
     assert got["per_turn"]["tokens"]["train"] == want["tokens"]

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kokoro_nb import config, version
-from kokoro_nb.data.corpus import resolve_kokorochat
-from kokoro_nb.data.translation import resolve_translation
+from kokoro_nb.data.sources import resolve_kokorochat, resolve_translation
 from kokoro_nb.errors import DataError
 
 from kokoro_book.colab import sync as sync_colab

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from kokoro_nb.data.corpus import dialogue_folder
+from kokoro_nb.data.sources import dialogue_folder
 from kokoro_nb.errors import DataError
 
 from kokoro_book.sources import toc_files

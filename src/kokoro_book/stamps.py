@@ -17,7 +17,7 @@ from pathlib import Path
 
 import kokoro_nb
 from kokoro_nb import config
-from kokoro_nb.data.corpus import fingerprint
+from kokoro_nb.data.sources import fingerprint
 from kokoro_nb.errors import DataError
 
 PIPELINE_VERSION = "2"          # bump to invalidate every stamp after a pipeline change

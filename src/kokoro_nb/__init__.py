@@ -34,7 +34,8 @@ except _NotInstalled:
     __version__ = "0+unknown"
 
 from kokoro_nb import schema  # noqa: E402
-from kokoro_nb.data.corpus import Corpus, LoadReport, load_kokorochat, load_psy_insight  # noqa: E402
+from kokoro_nb.data.corpus import Corpus, LoadReport, load_kokorochat  # noqa: E402
+from kokoro_nb.data.psy_insight import load_psy_insight  # noqa: E402
 from kokoro_nb.errors import DataError, DataNotFoundError, KokoroError  # noqa: E402
 
 # Where the modules of the flat layout (0.1.0) live now; imported on first use.

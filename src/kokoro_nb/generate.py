@@ -1,6 +1,6 @@
 """Greedy generation of every counselor turn of the test dialogues (paper 5.1.2), resumable.
 
-The turns are those of :func:`kokoro_nb.evaluate.baselines.response_turns`: every counselor turn that has
+The turns are those of :func:`kokoro_nb.data.splits.response_turns`: every counselor turn that has
 at least one turn before it, generated from its full history (oldest turns dropped only when the
 prompt exceeds ``max_length - max_new_tokens``). The output is the responses JSONL of
 ``kokoro-nb evaluate responses``: one ``{"dialogue_id", "turn", "reference", "hypothesis"}`` per

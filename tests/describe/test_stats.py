@@ -8,6 +8,7 @@ import pytest
 
 import kokoro_nb
 from kokoro_nb import published
+from kokoro_nb.data import splits as S
 from kokoro_nb.describe import ledger, stats, variables
 from kokoro_nb.cli import main
 from kokoro_nb.testing.synthetic import kokorochat_record
@@ -67,9 +68,9 @@ def test_quality_rules_and_splits_by_hand(hand_corpus):
     q = stats.quality_rules(hand_corpus)
     # both have < 30 utterances; dialogue 2 lasts 10 minutes, dialogue 1 lasts 40
     assert q["under_30_utterances"] == 2 and q["under_30_minutes"] == 1
-    splits = stats.response_splits(hand_corpus.dialogues)
+    splits = S.response_splits(hand_corpus.dialogues)
     assert list(splits["test"]) == ["1"] and list(splits["low"]) == ["2"] and list(splits["high"]) == []
-    assert stats.split_sizes(hand_corpus)["full"] == {"dialogues": 1, "utterances": 3}
+    assert S.split_sizes(hand_corpus)["full"] == {"dialogues": 1, "utterances": 3}
     assert stats.collection_window(hand_corpus) == {"first": "2022-05-01", "last": "2022-05-02"}
 
 
@@ -140,17 +141,6 @@ def test_figure4_spearman_reproduces_to_two_decimals(real_corpus):
                                       "counselor_mean_response_time"]))
     for ours, theirs in names.items():
         assert round(rho[ours], 2) == pub[theirs], ours
-
-
-@pytest.mark.realdata
-def test_response_generation_splits_reproduce(real_corpus):
-    sizes = stats.split_sizes(real_corpus)
-    pub = published.value("response_generation_splits")
-    assert sizes["test"]["dialogues"] == pub["test"]["dialogues"]
-    for ours, theirs in (("low", "kokoro_low"), ("high", "kokoro_high"), ("full", "kokoro_full")):
-        assert sizes[ours]["dialogues"] == pub[theirs]["dialogues"]
-        if "utterances" in pub[theirs]:
-            assert sizes[ours]["utterances"] == pub[theirs]["utterances"]
 
 
 @pytest.mark.realdata

@@ -1,18 +1,22 @@
-"""Load counseling corpora into one typed structure (:mod:`kokoro_nb.schema`).
+"""The Corpus type and KokoroChat: parse, validate and cache its dialogue files.
+
+Not where the files are (:mod:`~kokoro_nb.data.sources`), not Psy-Insight
+(:mod:`~kokoro_nb.data.psy_insight`), not the English join (:mod:`~kokoro_nb.data.translation`,
+which :meth:`Corpus.with_english` calls; it never imports this module).
 
 KokoroChat comes from a folder in the upstream layout (or its ``kokorochat_dialogues/``
-folder), a zip/tar archive of it, or a verified download. Psy-Insight comes from its ``data/``
-folder. Validation is strict by default: the first bad file raises :class:`DataError` naming the
-file, the field and the problem. ``lenient=True`` skips bad files and records each one with its
-reason in ``Corpus.report``, so that ``loaded + skipped == found`` always holds.
+folder), a zip/tar archive of it, or a verified download. Validation is strict by default: the
+first bad file raises :class:`DataError` naming the file, the field and the problem.
+``lenient=True`` skips bad files and records each one with its reason in ``Corpus.report``, so
+that ``loaded + skipped == found`` always holds.
 
 Parsed KokoroChat tables are cached as Parquet in the user cache folder, keyed by a fingerprint
 of the source files, so a second load does no JSON parsing.
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import multiprocessing as mp
 import os
 import tarfile
 import zipfile
@@ -21,20 +25,21 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm.auto import tqdm
 
 from kokoro_nb import config
-from kokoro_nb.errors import DataError, DataNotFoundError
+from kokoro_nb.data.jsonfile import load_json
+from kokoro_nb.data.messages import get as _get, message, text as _str
+from kokoro_nb.data.sources import DIALOGUE_FOLDER, dialogue_folder, fingerprint, is_archive, resolve_kokorochat
+from kokoro_nb.data.translation import TranslationReport, attach_english
+from kokoro_nb.errors import DataError
 from kokoro_nb.schema import (DIALOGUE_COLUMNS, FLAG_CHECKED, FLAG_KEYS, ITEM_MAX, ITEM_MIN, ITEMS, ROLES,
-                     SCORE_MAX, SCORE_MIN, TURN_COLUMNS, UTTERANCE_COLUMNS)
+                              SCORE_MAX, SCORE_MIN, TURN_COLUMNS, UTTERANCE_COLUMNS)
 
-DIALOGUE_FOLDER = "kokorochat_dialogues"
-_CACHE_VERSION = "2"          # bump when parsing or the schema changes
 _REVIEW = "review_by_client_en"
-_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
 @dataclass
@@ -62,7 +67,7 @@ class Corpus:
     utterances: pd.DataFrame
     report: LoadReport
     _turns: pd.DataFrame | None = field(default=None, repr=False)
-    translation: "TranslationReport | None" = None   # set by with_english()
+    translation: TranslationReport | None = None   # set by with_english()
 
     def __len__(self) -> int:
         return len(self.dialogues)
@@ -90,7 +95,6 @@ class Corpus:
         ``$KOKOROCHAT_EN_DIR`` and then downloads only this corpus's files (verified). Missing
         dialogues and empty translations stay ``<NA>`` and are listed in ``.translation``.
         """
-        from kokoro_nb.data.translation import attach_english
         return attach_english(self, path, lenient=lenient, download=download, progress=progress)
 
     def sample(self, n: int | None, seed: int = config.SEED) -> "Corpus":
@@ -141,38 +145,6 @@ def merge_turns(utterances: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- path resolution
 
-def resolve_kokorochat(path: str | os.PathLike | None = None, *, download: bool = True) -> Path:
-    """Return the KokoroChat location: explicit *path* > ``$KOKOROCHAT_DIR`` > verified download."""
-    if path is None:
-        path = os.environ.get(config.KOKOROCHAT_ENV) or None
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.exists():
-            raise DataNotFoundError(f"{p}: no such file or folder (KokoroChat path)")
-        return p
-    if download:
-        from kokoro_nb.data.sources import fetch_kokorochat
-        return fetch_kokorochat()
-    raise DataNotFoundError(_NOT_FOUND)
-
-
-_NOT_FOUND = ("KokoroChat not found. Point at a local copy with --data PATH (CLI), "
-              "load_kokorochat(PATH), or the environment variable KOKOROCHAT_DIR; "
-              "or run `kokoro-nb data fetch` on a machine with network access.")
-
-
-def _is_archive(p: Path) -> bool:
-    return p.is_file() and p.name.lower().endswith(_ARCHIVE_SUFFIXES)
-
-
-def dialogue_folder(root: Path) -> Path:
-    """Return the folder holding the ``<id>.json`` files for an upstream root or the folder itself."""
-    root = Path(root)
-    if (root / DIALOGUE_FOLDER).is_dir():
-        return root / DIALOGUE_FOLDER
-    return root
-
-
 def _list_folder(root: Path) -> list[Path]:
     folder = dialogue_folder(root)
     if not folder.is_dir():
@@ -205,35 +177,7 @@ def _iter_archive(p: Path) -> Iterator[tuple[str, bytes]]:
         raise DataError(f"cannot read archive ({exc})", file=str(p)) from None
 
 
-def fingerprint(path: str | os.PathLike) -> str:
-    """Return a cheap fingerprint of a data location: names, sizes and mtimes of its files.
-
-    Any edit, addition or removal of a dialogue file changes it; reading no file content keeps
-    it fast (one directory scan).
-    """
-    p = Path(path)
-    h = hashlib.sha256(_CACHE_VERSION.encode())
-    if p.is_file():
-        st = p.stat()
-        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-    else:
-        folder = dialogue_folder(p)
-        h.update(str(folder.resolve()).encode())
-        with os.scandir(folder) as it:
-            entries = sorted((e.name, e.stat()) for e in it if e.name.endswith(".json"))
-        h.update("".join(f"{n}|{st.st_size}|{st.st_mtime_ns}\n" for n, st in entries).encode())
-    return h.hexdigest()[:20]
-
-
 # --------------------------------------------------------------------------- KokoroChat parsing
-
-def _get(obj: dict, key: str, fname: str, where: str):
-    if not isinstance(obj, dict):
-        raise DataError(f"expected an object, found {type(obj).__name__}", file=fname, field=where)
-    if key not in obj:
-        raise DataError("missing field", file=fname, field=f"{where}.{key}" if where else key)
-    return obj[key]
-
 
 def _int_in(value, lo: int, hi: int, fname: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -254,11 +198,7 @@ def _timestamp(value, fname: str, where: str) -> np.datetime64:
 
 def _parse_kokorochat_file(fname: str, raw: bytes) -> tuple[dict, list]:
     """Validate one dialogue file; return its dialogue row and its message rows."""
-    try:
-        rec = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        line = raw[: exc.pos].count(b"\n") + 1 if exc.pos is not None else None
-        raise DataError(f"malformed JSON ({exc.msg})", file=fname, line=line) from None
+    rec = load_json(fname, raw)
     dialogue = _get(rec, "dialogue", fname, "")
     if not isinstance(dialogue, list) or not dialogue:
         raise DataError("expected a non-empty list of messages", file=fname, field="dialogue")
@@ -318,24 +258,7 @@ _ROLE_SET = frozenset(ROLES)
 def _check_messages(dialogue: list, fname: str) -> None:
     """Raise a DataError naming the first bad message field."""
     for i, m in enumerate(dialogue):
-        where = f"dialogue[{i}]"
-        role = _get(m, "role", fname, where)
-        if role not in ROLES:
-            raise DataError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})",
-                            file=fname, field=f"{where}.role")
-        text = _get(m, "utterance", fname, where)
-        if not isinstance(text, str):
-            raise DataError(f"expected text, found {type(text).__name__}", file=fname, field=f"{where}.utterance")
-        t = _get(m, "time", fname, where)
-        if not isinstance(t, str):
-            raise DataError(f"expected a time 'YYYY-MM-DDTHH:MM:SS', found {t!r}", file=fname,
-                            field=f"{where}.time")
-
-
-def _str(v, fname: str, where: str) -> str:
-    if not isinstance(v, str):
-        raise DataError(f"expected text, found {v!r}", file=fname, field=where)
-    return v
+        message(m, fname, f"dialogue[{i}]", role_key="role", roles=ROLES, text_key="utterance", time_key="time")
 
 
 def _parse_one(did: str, fname: str, raw: bytes | None) -> tuple:
@@ -374,20 +297,18 @@ _PARALLEL_MIN_FILES = 400   # below this, starting workers costs more than it sa
 
 def _parsed_chunks(p: Path, progress: bool) -> Iterator[tuple]:
     """Yield parsed chunks in corpus order, using all cores for a large folder."""
-    if _is_archive(p):
+    if is_archive(p):
         members = sorted(_iter_archive(p), key=lambda m: _sort_key(Path(m[0]).stem))
         items = [(Path(name).stem, f"{p.name}:{name}", raw) for name, raw in members]
     else:
         items = [(f.stem, str(f), None) for f in _list_folder(p)]
     bar = None
     if progress and items:
-        from tqdm.auto import tqdm
         bar = tqdm(total=len(items), desc="parsing KokoroChat", unit="file", mininterval=0.5, leave=False)
     workers = min(os.cpu_count() or 1, 8)
     size = max(1, -(-len(items) // (2 * workers)))
     chunks = [items[i:i + size] for i in range(0, len(items), size)]
-    if workers > 1 and len(items) >= _PARALLEL_MIN_FILES and not _is_archive(p):
-        import multiprocessing as mp
+    if workers > 1 and len(items) >= _PARALLEL_MIN_FILES and not is_archive(p):
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         with ctx.Pool(workers) as pool:
             for result in pool.imap(_parse_chunk, chunks):
@@ -446,7 +367,7 @@ def _parse_kokorochat(p: Path, lenient: bool, progress: bool) -> tuple[pd.DataFr
         time_parts.append(tarr)
     if report.found == 0:
         raise DataError(f"no dialogue files (*.json) found; expected {DIALOGUE_FOLDER}/<id>.json", file=str(p))
-    dialogues = _typed(pd.DataFrame(drows), DIALOGUE_COLUMNS)
+    dialogues = typed_columns(pd.DataFrame(drows), DIALOGUE_COLUMNS)
     counts = np.array(counts, dtype=np.int64)
     texts = pa.concat_arrays(text_parts) if text_parts else pa.array([], pa.large_string())
     n = len(texts)
@@ -465,7 +386,7 @@ def _parse_kokorochat(p: Path, lenient: bool, progress: bool) -> tuple[pd.DataFr
         "text_en": _arrow_strings(pa.nulls(n, pa.large_string())),
         "n_words_en": pd.array(np.full(n, pd.NA), dtype="Int32"),
     })
-    return dialogues, _typed(utter, UTTERANCE_COLUMNS), report
+    return dialogues, typed_columns(utter, UTTERANCE_COLUMNS), report
 
 
 def _arrow_strings(arr) -> pd.api.extensions.ExtensionArray:
@@ -473,7 +394,8 @@ def _arrow_strings(arr) -> pd.api.extensions.ExtensionArray:
     return pd.array(pd.arrays.ArrowStringArray(pa.chunked_array([arr])), dtype="string")
 
 
-def _typed(df: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
+def typed_columns(df: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
+    """Return *df* with exactly the columns of *schema* (missing ones empty), in its dtypes."""
     for col, dtype in schema.items():
         if col not in df:
             df[col] = None
@@ -505,7 +427,7 @@ def _read_cache(fp: str, lenient: bool, source: str):
         return None
     # Parquet keeps datetimes in milliseconds and categories as strings: restore the schema dtypes.
     u["role"] = u["role"].cat.set_categories(list(ROLES)).astype(pd.CategoricalDtype(list(ROLES)))
-    d, u = _typed(d, DIALOGUE_COLUMNS), _typed(u, UTTERANCE_COLUMNS)
+    d, u = typed_columns(d, DIALOGUE_COLUMNS), typed_columns(u, UTTERANCE_COLUMNS)
     report = LoadReport(source=source, found=r["found"], loaded=r["loaded"],
                         skipped=[tuple(s) for s in r["skipped"]], from_cache=True)
     return d, u, report
@@ -545,199 +467,3 @@ def load_kokorochat(path: str | os.PathLike | None = None, *, lenient: bool = Fa
     else:
         d, u, report = hit
     return Corpus("kokorochat", d, u, report).sample(sample, seed)
-
-
-# --------------------------------------------------------------------------- Psy-Insight
-
-PSY_INSIGHT_FILES = {"en": "en_data_version7.json", "zh": "cn_data_version7.json"}
-_PSY_ROLES = {"Supporter": "counselor", "Seeker": "client"}
-
-
-def resolve_psy_insight(path: str | os.PathLike | None = None) -> Path:
-    """Return the Psy-Insight ``data/`` folder: explicit *path* > ``$PSY_INSIGHT_DIR``."""
-    if path is None:
-        path = os.environ.get(config.PSY_INSIGHT_ENV) or None
-    if path is None:
-        raise DataNotFoundError("Psy-Insight not found. Pass its path (the repository or its data/ "
-                                "folder) or set PSY_INSIGHT_DIR; `kokoro-nb data fetch --psy-insight` "
-                                "downloads it on a machine with network access.")
-    p = Path(path).expanduser()
-    if (p / "data").is_dir():
-        p = p / "data"
-    if not p.is_dir():
-        raise DataNotFoundError(f"{p}: no such folder (Psy-Insight path)")
-    return p
-
-
-def _labels(turn: dict, key: str, fname: str, where: str) -> str | None:
-    v = turn.get(key)
-    if v is None:
-        return None
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise DataError(f"expected a list of labels, found {v!r}", file=fname, field=f"{where}.{key}")
-    return "|".join(v)
-
-
-def load_psy_insight(path: str | os.PathLike | None = None, *, languages: Iterable[str] = ("en", "zh"),
-                     lenient: bool = False) -> Corpus:
-    """Load Psy-Insight (supporter = counselor, seeker = client) into a :class:`Corpus`.
-
-    Sessions are the dialogues; ``language`` is ``en`` or ``zh``; psychotherapy and topic are kept
-    per dialogue, strategy (supporter) and emotion (seeker) labels per message.
-    """
-    folder = resolve_psy_insight(path)
-    report = LoadReport(source=str(folder))
-    drows: list[dict] = []
-    urows: list[dict] = []
-    for lang in languages:
-        f = folder / PSY_INSIGHT_FILES[lang]
-        fname = str(f)
-        if not f.exists():
-            raise DataError("missing file", file=fname)
-        try:
-            sessions = orjson.loads(f.read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise DataError(f"malformed JSON ({exc.msg})", file=fname, line=getattr(exc, "lineno", None)) from None
-        if not isinstance(sessions, list):
-            raise DataError("expected a list of sessions", file=fname)
-        seen: set[str] = set()
-        for i, s in enumerate(sessions):
-            report.found += 1
-            where = f"[{i}]"
-            try:
-                sid = _get(s, "dialog_id", fname, where)
-                did = f"{lang}-{sid}"
-                if did in seen:
-                    raise DataError(f"duplicate dialog_id {sid!r}", file=fname, field=f"{where}.dialog_id")
-                turns = _get(s, "dialog", fname, where)
-                if not isinstance(turns, list) or not turns:
-                    raise DataError("expected a non-empty list of turns", file=fname, field=f"{where}.dialog")
-                rows = []
-                for j, t in enumerate(turns):
-                    tw = f"{where}.dialog[{j}]"
-                    spk = _get(t, "speaker", fname, tw)
-                    if spk not in _PSY_ROLES:
-                        raise DataError(f"unknown speaker {spk!r} (expected Seeker or Supporter)",
-                                        file=fname, field=f"{tw}.speaker")
-                    text = _str(_get(t, "content", fname, tw), fname, f"{tw}.content")
-                    rows.append({"dialogue_id": did, "position": j, "role": _PSY_ROLES[spk], "time": None,
-                                 "text": text, "n_chars": len(text),
-                                 "strategy": _labels(t, "strategy", fname, tw),
-                                 "emotion": _labels(t, "emotional label", fname, tw)})
-            except DataError as exc:
-                if not lenient:
-                    raise
-                report.skipped.append((f"{fname}{where}", str(exc)))
-                continue
-            seen.add(did)
-            report.loaded += 1
-            urows.extend(rows)
-            drows.append({"dialogue_id": did, "corpus": "psy-insight", "language": lang,
-                          "topic": s.get("topic") or None, "psychotherapy": s.get("psychotherapy") or None,
-                          "n_utterances": len(rows), "source_file": fname,
-                          **{k: None for k in FLAG_KEYS}})
-    d = _typed(pd.DataFrame(drows), DIALOGUE_COLUMNS)
-    u = _typed(pd.DataFrame(urows), UTTERANCE_COLUMNS)
-    return Corpus("psy-insight", d, u, report)
-
-
-# --------------------------------------------------------------------------- CLI
-
-def register_cli(sub) -> None:
-    """Add ``kokoro-nb data fetch|validate``."""
-    p = sub.add_parser("data", help="fetch or validate the data sets")
-    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
-    dsub.required = True
-    f = dsub.add_parser("fetch", help="download KokoroChat (pinned commit, SHA-256 verified) into the cache")
-    f.add_argument("--dest", help="folder to download into (default: the user cache folder)")
-    f.add_argument("--psy-insight", action="store_true", help="fetch Psy-Insight instead")
-    f.add_argument("--translation", action="store_true",
-                   help="fetch the English translation (Multilingual KokoroChat) instead: the pinned "
-                   "commit's archive, one request (with --ids, up to 50 files one by one)")
-    f.add_argument("--ids", metavar="ID,ID,...",
-                   help="with --translation: only these dialogues (default: all 6,582 files)")
-    f.set_defaults(func=_cmd_fetch)
-    t = dsub.add_parser("translation", help="check the English translation against KokoroChat",
-                        description="Join Multilingual KokoroChat to KokoroChat and report, exactly, "
-                        "the dialogues without a translation and the messages with an empty one. "
-                        "Exit 2 when a file does not align (strict) or a checksum differs.")
-    t.add_argument("path", help="translation folder (upstream root or its English/ folder)")
-    t.add_argument("--data", metavar="PATH", help="KokoroChat location (default: $KOKOROCHAT_DIR)")
-    t.add_argument("--lenient", action="store_true", help="list files that do not align instead of failing")
-    t.add_argument("--checksums", action="store_true",
-                   help="also compare every file with the SHA-256 manifest of the pinned commit")
-    t.add_argument("--json", action="store_true", help="print the result as JSON")
-    t.set_defaults(func=_cmd_translation)
-    v = dsub.add_parser("validate", help="check every dialogue file against the schema")
-    v.add_argument("path", help="KokoroChat folder (upstream root or kokorochat_dialogues/) or archive")
-    v.add_argument("--lenient", action="store_true", help="skip bad files and list each one instead of failing")
-    v.add_argument("--checksums", action="store_true",
-                   help="also compare every file with the SHA-256 manifest of upstream commit 44aa9d8")
-    v.add_argument("--json", action="store_true", help="print the result as JSON")
-    v.set_defaults(func=_cmd_validate)
-
-
-def _cmd_fetch(args) -> int:
-    from kokoro_nb.data import sources
-    if args.ids and not args.translation:
-        raise DataError("--ids needs --translation", field="ids")
-    if args.translation:
-        ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
-        out = sources.fetch_translation(ids, args.dest)
-    else:
-        out = sources.fetch_psy_insight(args.dest) if args.psy_insight else sources.fetch_kokorochat(args.dest)
-    print(out)
-    return 0
-
-
-def _cmd_translation(args) -> int:
-    import sys
-    from kokoro_nb.cli.common import print_json
-    corpus = load_kokorochat(args.data, progress=False, download=False)
-    tr = corpus.with_english(args.path, lenient=args.lenient, download=False, progress=not args.json).translation
-    result = tr.as_dict()
-    if args.checksums:
-        from kokoro_nb.data.sources import verify_translation
-        result["checksums"] = verify_translation(Path(args.path))
-    if args.json:
-        print_json(result)
-    else:
-        print(f"{tr.source}: {tr.translated} of {tr.dialogues} dialogues translated; "
-              f"{len(tr.missing)} without a file ({', '.join(tr.missing) or 'none'}); "
-              f"{len(tr.empty)} empty translations; {len(tr.skipped)} files skipped")
-        for fname, reason in tr.skipped:
-            print(f"  skipped {reason}", file=sys.stderr)
-        if args.checksums:
-            _print_checksums(result["checksums"])
-    return 2 if args.checksums and not result["checksums"]["ok"] else 0
-
-
-def _print_checksums(c: dict) -> None:
-    print(f"checksums: {c['match']} match, {len(c['mismatch'])} differ, "
-          f"{len(c['missing'])} missing, {len(c['unexpected'])} not in the manifest")
-
-
-def _cmd_validate(args) -> int:
-    import sys
-    from kokoro_nb.cli.common import print_json
-    corpus = load_kokorochat(args.path, lenient=args.lenient, cache=False, download=False,
-                             progress=not args.json)
-    result = {"path": str(args.path), "files": corpus.report.as_dict(),
-              "dialogues": len(corpus), "utterances": len(corpus.utterances)}
-    if args.checksums:
-        from kokoro_nb.data.sources import verify_kokorochat
-        result["checksums"] = verify_kokorochat(Path(args.path))
-    if args.json:
-        print_json(result)
-    else:
-        r = corpus.report
-        print(f"{args.path}: {r.found} files found, {r.loaded} loaded, {len(r.skipped)} skipped")
-        for fname, reason in r.skipped:
-            print(f"  skipped {reason}", file=sys.stderr)
-        if args.checksums:
-            _print_checksums(result["checksums"])
-    if args.checksums and not result["checksums"]["ok"]:
-        return 2
-    return 0

@@ -1,4 +1,11 @@
-"""Download the data sets for users with a network, verified file by file.
+"""Where the releases are: find, download and verify them (every folder layout lives here).
+
+Not parsing: :mod:`~kokoro_nb.data.corpus`, :mod:`~kokoro_nb.data.psy_insight` and
+:mod:`~kokoro_nb.data.translation` read what this module finds. The maintainer-only manifest
+writer is ``scripts/write_manifests.py``.
+
+Each release is found from an explicit path, then its environment variable, then a verified
+download (``resolve_*``).
 
 Each data set arrives as the repository archive of its pinned upstream commit: one request per
 data set and runtime. GitHub does not promise byte-stable archives, so instead of one archive
@@ -18,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import tarfile
 import warnings
 import zipfile
@@ -26,10 +35,13 @@ import zlib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
+
+from tqdm.auto import tqdm
 
 from kokoro_nb import config
 from kokoro_nb.errors import DataError, DataNotFoundError
+from kokoro_nb.schema import TRANSLATION_FOLDER, TRANSLATION_PREFIX
 
 GITHUB = "https://github.com"
 RAW = "https://raw.githubusercontent.com"
@@ -39,6 +51,10 @@ RETRY_BACKOFF = 1.0      # seconds: waits 0, 2, 4, 8 s (plus jitter, so a class 
 TRANSFER_RETRIES = 2     # a transfer cut off midway is started again (pooch)
 TIMEOUT = 60             # seconds without a byte before a request counts as failed
 _RETRY_STATUS = (429, 500, 502, 503, 504)
+DIALOGUE_FOLDER = "kokorochat_dialogues"
+CACHE_VERSION = "2"          # bump when parsing or the schema changes: it keys the cached tables
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+PSY_INSIGHT_FILES = {"en": "en_data_version7.json", "zh": "cn_data_version7.json"}
 
 
 def _mirror() -> str | None:
@@ -77,6 +93,108 @@ def archive_cache() -> Path | None:
     return folder
 
 
+# --------------------------------------------------------------------------- folders
+
+def is_archive(p: Path) -> bool:
+    """Return whether *p* is a zip/tar archive file (by its name)."""
+    return p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def dialogue_folder(root: Path) -> Path:
+    """Return the folder holding the ``<id>.json`` files for an upstream root or the folder itself."""
+    root = Path(root)
+    if (root / DIALOGUE_FOLDER).is_dir():
+        return root / DIALOGUE_FOLDER
+    return root
+
+
+def translation_folder(root: str | os.PathLike) -> Path:
+    """Return the folder holding ``en<id>.json``: the upstream root's ``English/`` or *root* itself."""
+    root = Path(root)
+    return root / TRANSLATION_FOLDER if (root / TRANSLATION_FOLDER).is_dir() else root
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """Return a cheap fingerprint of a data location: names, sizes and mtimes of its files.
+
+    Any edit, addition or removal of a dialogue file changes it; reading no file content keeps
+    it fast (one directory scan).
+    """
+    p = Path(path)
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    if p.is_file():
+        st = p.stat()
+        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        folder = dialogue_folder(p)
+        h.update(str(folder.resolve()).encode())
+        with os.scandir(folder) as it:
+            entries = sorted((e.name, e.stat()) for e in it if e.name.endswith(".json"))
+        h.update("".join(f"{n}|{st.st_size}|{st.st_mtime_ns}\n" for n, st in entries).encode())
+    return h.hexdigest()[:20]
+
+
+_NOT_FOUND = ("KokoroChat not found. Point at a local copy with --data PATH (CLI), "
+              "load_kokorochat(PATH), or the environment variable KOKOROCHAT_DIR; "
+              "or run `kokoro-nb data fetch` on a machine with network access.")
+
+
+def resolve_kokorochat(path: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """Return the KokoroChat location: explicit *path* > ``$KOKOROCHAT_DIR`` > verified download."""
+    if path is None:
+        path = os.environ.get(config.KOKOROCHAT_ENV) or None
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise DataNotFoundError(f"{p}: no such file or folder (KokoroChat path)")
+        return p
+    if download:
+        return fetch_kokorochat()
+    raise DataNotFoundError(_NOT_FOUND)
+
+
+def resolve_psy_insight(path: str | os.PathLike | None = None) -> Path:
+    """Return the Psy-Insight ``data/`` folder: explicit *path* > ``$PSY_INSIGHT_DIR``."""
+    if path is None:
+        path = os.environ.get(config.PSY_INSIGHT_ENV) or None
+    if path is None:
+        raise DataNotFoundError("Psy-Insight not found. Pass its path (the repository or its data/ "
+                                "folder) or set PSY_INSIGHT_DIR; `kokoro-nb data fetch --psy-insight` "
+                                "downloads it on a machine with network access.")
+    p = Path(path).expanduser()
+    if (p / "data").is_dir():
+        p = p / "data"
+    if not p.is_dir():
+        raise DataNotFoundError(f"{p}: no such folder (Psy-Insight path)")
+    return p
+
+
+def resolve_translation(path: str | os.PathLike | None = None, *, ids: Iterable[str] | None = None,
+                        download: bool = True) -> Path:
+    """Return the translation folder: explicit *path* > ``$KOKOROCHAT_EN_DIR`` > verified download.
+
+    A path is the repository (or its ``English/`` folder) or a zip/tar archive of either, which
+    is extracted once into the cache folder. A download fetches only the files of *ids* (all
+    when None; many come as one archive).
+    """
+    if path is None:
+        path = os.environ.get(config.TRANSLATION_ENV) or None
+    if path is not None:
+        p = Path(path).expanduser()
+        if is_archive(p):
+            return translation_folder(extract_translation(p))
+        if not p.is_dir():
+            raise DataNotFoundError(f"{p}: no such folder or zip/tar archive (Multilingual KokoroChat path)")
+        return translation_folder(p)
+    if download:
+        return translation_folder(fetch_translation(ids=ids))
+    raise DataNotFoundError("Multilingual KokoroChat not found. Point at a local copy with "
+                            f"--translation PATH or ${config.TRANSLATION_ENV}, or run "
+                            "`kokoro-nb data fetch --translation` on a machine with network access.")
+
+
+# --------------------------------------------------------------------------- manifests
+
 @lru_cache(maxsize=1)
 def kokorochat_manifest() -> dict[str, str]:
     """Return {relative path: SHA-256} for every dialogue file of the pinned commit."""
@@ -102,7 +220,6 @@ def sha256_file(path: Path) -> str:
 
 def verify_kokorochat(root: Path, manifest: dict[str, str] | None = None) -> dict:
     """Compare the dialogue files under *root* with the manifest; return what matched and what not."""
-    from kokoro_nb.data.corpus import DIALOGUE_FOLDER, dialogue_folder
     manifest = kokorochat_manifest() if manifest is None else manifest
     folder = dialogue_folder(Path(root))
     return compare_with_manifest({f"{DIALOGUE_FOLDER}/{p.name}": p for p in folder.glob("*.json")},
@@ -143,7 +260,6 @@ class Downloader:
 
     def __call__(self, url: str, output_file: str, pooch_obj=None) -> None:
         import requests
-        from tqdm.auto import tqdm
         try:
             response = self.session.get(url, stream=True, timeout=TIMEOUT)
             if not response.ok:
@@ -165,11 +281,8 @@ def _fetch_files(folder: Path, entries: dict[str, tuple[str, str | None]], downl
                  hint: str, *, progress: bool = False, desc: str = "files") -> list[Path]:
     """Fetch each {name: (url, known hash or None)} into *folder* with pooch, which skips a file
     already there (with the known hash) and checks the hash of a new one."""
-    import logging
-
     import pooch
     import requests
-    from tqdm.auto import tqdm
     store = pooch.create(path=folder, base_url="", registry={k: h for k, (_, h) in entries.items()},
                          urls={k: u for k, (u, _) in entries.items()}, retry_if_failed=TRANSFER_RETRIES)
     logger = pooch.get_logger()
@@ -215,9 +328,6 @@ def extract(archive: Path, dest: Path, select: Callable[[tuple[str, ...]], str |
             progress: bool = False, desc: str = "extracting") -> list[str]:
     """Write each member for which ``select(path parts)`` gives a relative path to *dest*; return
     those paths. Each file is replaced in one step, so a parallel reader never sees half of one."""
-    import shutil
-
-    from tqdm.auto import tqdm
     written = []
     try:
         with tqdm(desc=desc, unit="file", disable=not progress) as bar:
@@ -337,7 +447,6 @@ def fetch_psy_insight(dest: str | Path | None = None, *, url: str | None = None,
 def _english(parts: tuple[str, ...], keep: set[str] | None = None) -> str | None:
     """The ``English/en<id>.json`` key of an archive member: ``<repo>-<commit>/English/…`` (the
     repository's archive, whose Chinese half is left out), ``English/…``, or a bare file."""
-    from kokoro_nb.schema import TRANSLATION_FOLDER, TRANSLATION_PREFIX
     name = parts[-1]
     if not (name.startswith(TRANSLATION_PREFIX) and name.endswith(".json")):
         return None
@@ -360,7 +469,6 @@ def fetch_translation(ids=None, dest: str | Path | None = None, *, url: str | No
     is checked. A dialogue the translation does not have (7 of KokoroChat's) is simply not
     fetched: the loader lists it.
     """
-    from kokoro_nb.schema import TRANSLATION_FOLDER, TRANSLATION_PREFIX
     manifest = translation_manifest() if manifest is None else manifest
     root = Path(dest) if dest else config.cache_dir() / "downloads" / \
         f"multilingual-kokorochat-{config.TRANSLATION_COMMIT[:7]}"
@@ -396,7 +504,6 @@ def fetch_translation(ids=None, dest: str | Path | None = None, *, url: str | No
 def extract_translation(archive: str | os.PathLike, *, progress: bool = True) -> Path:
     """Return a folder holding ``English/`` from a local zip/tar archive of the translation (the
     repository's archive, or one of ``English/``), extracted once into the cache folder."""
-    from kokoro_nb.data.corpus import fingerprint
     archive = Path(archive)
     out = config.cache_dir() / "extracted" / f"multilingual-kokorochat-{fingerprint(archive)}"
     done = out / ".complete"
@@ -409,28 +516,8 @@ def extract_translation(archive: str | os.PathLike, *, progress: bool = True) ->
 
 def verify_translation(root: Path, manifest: dict[str, str] | None = None) -> dict:
     """Compare the English files under *root* with the translation manifest."""
-    from kokoro_nb.schema import TRANSLATION_FOLDER
-    from kokoro_nb.data.translation import resolve_translation
     manifest = translation_manifest() if manifest is None else manifest
     folder = resolve_translation(root, download=False)       # a folder or an archive
     return compare_with_manifest({f"{TRANSLATION_FOLDER}/{p.name}": p for p in folder.glob("*.json")},
                                  manifest)
 
-
-def write_translation_manifest(root: Path, out: Path) -> None:
-    """Write the per-file SHA-256 manifest of a verbatim copy of the translation (maintainers only)."""
-    from kokoro_nb.schema import TRANSLATION_FOLDER
-    from kokoro_nb.data.translation import translation_folder
-    files = {f"{TRANSLATION_FOLDER}/{p.name}": sha256_file(p)
-             for p in sorted(translation_folder(Path(root)).glob("*.json"), key=lambda p: p.name)}
-    out.write_text(json.dumps({"repository": config.TRANSLATION_REPO, "commit": config.TRANSLATION_COMMIT,
-                               "files": files}, indent=0) + "\n", encoding="utf-8")
-
-
-def write_manifest(root: Path, out: Path) -> None:
-    """Write the per-file SHA-256 manifest of a verbatim upstream copy (maintainers only)."""
-    from kokoro_nb.data.corpus import DIALOGUE_FOLDER, dialogue_folder
-    files = {f"{DIALOGUE_FOLDER}/{p.name}": sha256_file(p)
-             for p in sorted(dialogue_folder(root).glob("*.json"), key=lambda p: p.name)}
-    out.write_text(json.dumps({"repository": config.KOKOROCHAT_REPO, "commit": config.KOKOROCHAT_COMMIT,
-                               "files": files}, indent=0) + "\n", encoding="utf-8")

@@ -1,5 +1,9 @@
 """English beside Japanese: Multilingual KokoroChat (LREC 2026) joined to KokoroChat.
 
+Not where the files are (:func:`kokoro_nb.data.sources.resolve_translation`) and not the Corpus
+type: this module works on any corpus and returns a copy (``dataclasses.replace``), so
+:mod:`~kokoro_nb.data.corpus` can import it and not the other way round.
+
 The translation ships one file per dialogue, ``English/en<id>.json``, whose messages pair the
 Japanese ``origin`` with its English ``content``. :func:`attach_english` reads the files of a
 corpus's dialogues, checks that every file aligns message by message with KokoroChat (same
@@ -17,20 +21,23 @@ an empty translation stay ``<NA>`` and are listed in the :class:`TranslationRepo
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm.auto import tqdm
 
 from kokoro_nb import config
-from kokoro_nb.errors import DataError, DataNotFoundError
-from kokoro_nb.schema import ROLES, TRANSLATION_FOLDER, TRANSLATION_PREFIX
+from kokoro_nb.data.jsonfile import load_json
+from kokoro_nb.data.sources import resolve_translation
+from kokoro_nb.errors import DataError
+from kokoro_nb.schema import ROLES, TRANSLATION_PREFIX
 
 TRANSLATION_ENV = config.TRANSLATION_ENV
 
@@ -66,13 +73,7 @@ class TranslationReport:
                                  [s for s in self.skipped if _id_from_name(Path(s[0]).name) in keep])
 
 
-# --------------------------------------------------------------------------- locating files
-
-def translation_folder(root: str | os.PathLike) -> Path:
-    """Return the folder holding ``en<id>.json``: the upstream root's ``English/`` or *root* itself."""
-    root = Path(root)
-    return root / TRANSLATION_FOLDER if (root / TRANSLATION_FOLDER).is_dir() else root
-
+# --------------------------------------------------------------------------- file names
 
 def file_name(dialogue_id: str) -> str:
     """Return the translation file name of a KokoroChat dialogue id (``12`` -> ``en12.json``)."""
@@ -83,42 +84,11 @@ def _id_from_name(name: str) -> str:
     return name.removesuffix(".json").removeprefix(TRANSLATION_PREFIX)
 
 
-def resolve_translation(path: str | os.PathLike | None = None, *, ids: Iterable[str] | None = None,
-                        download: bool = True) -> Path:
-    """Return the translation folder: explicit *path* > ``$KOKOROCHAT_EN_DIR`` > verified download.
-
-    A path is the repository (or its ``English/`` folder) or a zip/tar archive of either, which
-    is extracted once into the cache folder. A download fetches only the files of *ids* (all
-    when None; many come as one archive).
-    """
-    if path is None:
-        path = os.environ.get(TRANSLATION_ENV) or None
-    if path is not None:
-        p = Path(path).expanduser()
-        from kokoro_nb.data.corpus import _is_archive
-        if _is_archive(p):
-            from kokoro_nb.data.sources import extract_translation
-            return translation_folder(extract_translation(p))
-        if not p.is_dir():
-            raise DataNotFoundError(f"{p}: no such folder or zip/tar archive (Multilingual KokoroChat path)")
-        return translation_folder(p)
-    if download:
-        from kokoro_nb.data.sources import fetch_translation
-        return translation_folder(fetch_translation(ids=ids))
-    raise DataNotFoundError("Multilingual KokoroChat not found. Point at a local copy with "
-                            f"--translation PATH or ${TRANSLATION_ENV}, or run "
-                            "`kokoro-nb data fetch --translation` on a machine with network access.")
-
-
 # --------------------------------------------------------------------------- parsing
 
 def parse_file(fname: str, raw: bytes) -> tuple[list, list, list]:
     """Validate one translation file; return its roles, Japanese origins and English contents."""
-    try:
-        rec = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        line = raw[: exc.pos].count(b"\n") + 1 if exc.pos is not None else None
-        raise DataError(f"malformed JSON ({exc.msg})", file=fname, line=line) from None
+    rec = load_json(fname, raw)
     if not isinstance(rec, dict) or not isinstance(rec.get("dialogue"), list) or not rec["dialogue"]:
         raise DataError("expected an object with a non-empty list of messages", file=fname,
                         field="dialogue")
@@ -157,9 +127,6 @@ def attach_english(corpus, path: str | os.PathLike | None = None, *, lenient: bo
     Strict by default: a file that does not align with KokoroChat raises :class:`DataError`
     naming the file and the message; *lenient* leaves that dialogue untranslated and records why.
     """
-    from tqdm.auto import tqdm
-
-    from kokoro_nb.data.corpus import Corpus
     ids = corpus.dialogues["dialogue_id"].astype(str).tolist()
     folder = resolve_translation(path, ids=ids, download=download)
     report = TranslationReport(source=str(folder), dialogues=len(ids))
@@ -195,7 +162,8 @@ def attach_english(corpus, path: str | os.PathLike | None = None, *, lenient: bo
     u["text_en"] = pd.array(english, dtype="string")
     counts = word_counts([e if e is not None else "" for e in english])
     u["n_words_en"] = pd.array(np.where(pd.isna(english), None, counts), dtype="Int32")
-    return Corpus(corpus.name, corpus.dialogues, u, corpus.report, translation=report)
+    # a copy of the same type; its merged turns are made again, now with the English
+    return dataclasses.replace(corpus, utterances=u, translation=report, _turns=None)
 
 
 def _check_alignment(fname: str, roles: list, origins: list, ja_roles, ja_texts) -> None:

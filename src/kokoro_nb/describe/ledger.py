@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kokoro_nb.data import splits
 from kokoro_nb.describe import profiles, stats
 from kokoro_nb.describe.variables import FEATURES
 from kokoro_nb.published import _load_with_precision, decimals, load, value
@@ -182,7 +183,7 @@ def ledger(corpus, psy=None, *, values: dict | None = None) -> pd.DataFrame:
         L.number("Appendix A.3", f"dialogues flagged {k}", f"appendix_a3_screening_items.{k}", flags[k], "03")
     L.number("Appendix A.3", "dialogues with any flag", "appendix_a3_screening_items.any_flag", flags["any"], "03")
 
-    sizes = stats.split_sizes(corpus)
+    sizes = splits.split_sizes(corpus)
     for ours, theirs in _SPLIT_KEYS.items():
         for what in ("dialogues", "utterances"):
             try:

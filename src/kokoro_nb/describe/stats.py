@@ -21,18 +21,11 @@ from scipy.signal import find_peaks
 from scipy.spatial.distance import squareform
 
 from kokoro_nb.data.corpus import Corpus
-from kokoro_nb.describe.variables import FEATURES, dialogue_features, item_sum
+from kokoro_nb.data.splits import split_sizes
 from kokoro_nb.describe.inference import figure4_intervals
+from kokoro_nb.describe.variables import FEATURES, dialogue_features, item_sum
 from kokoro_nb.published import value
 from kokoro_nb.schema import FLAG_KEYS, ITEM_CODES, ITEM_MAX, ITEM_MIN, ITEMS, ROLES
-
-# Paper section 5.1.1: test = score 99-100; the training subsets are defined on the rest.
-SPLIT_RULES = {
-    "test": (99, 100),
-    "low": (0, 69),
-    "high": (70, 98),
-    "full": (0, 98),
-}
 
 
 def overall_statistics(corpus: Corpus) -> dict:
@@ -99,18 +92,6 @@ def quality_rules(corpus: Corpus, *, min_utterances: int = 30, min_minutes: floa
             "all_items_equal_3": int(items.eq(3).all(axis=1).sum())}
 
 
-def response_splits(dialogues: pd.DataFrame) -> dict[str, pd.Index]:
-    """Return the dialogue ids of the response-generation splits (test, low, high, full)."""
-    s = dialogues["score"]
-    return {name: pd.Index(dialogues.loc[s.between(lo, hi).fillna(False), "dialogue_id"].astype(str))
-            for name, (lo, hi) in SPLIT_RULES.items()}
-
-
-def split_sizes(corpus: Corpus) -> dict:
-    """Return {split: {dialogues, utterances}} for the response-generation splits."""
-    per_dialogue = corpus.dialogues.set_index(corpus.dialogues["dialogue_id"].astype(str))["n_utterances"]
-    return {name: {"dialogues": len(ids), "utterances": int(per_dialogue.loc[ids].sum())}
-            for name, ids in response_splits(corpus.dialogues).items()}
 
 
 def feature_score_spearman(corpus: Corpus | pd.DataFrame) -> dict:

@@ -23,6 +23,8 @@ from kokoro_nb import config
 
 from kokoro_nb.evaluate import metrics
 from kokoro_nb.data.corpus import Corpus
+from kokoro_nb.data.splits import (check_disjoint, response_split_ids, response_test_ids, response_turns,
+                                   sample_ids, score_split)
 from kokoro_nb.errors import DataError
 from kokoro_nb.schema import ITEM_CODES, ITEM_MAX, ITEM_MIN
 
@@ -41,76 +43,7 @@ def _progress(it=None, **kw):
     return tqdm(it, **kw)
 
 
-# --------------------------------------------------------------------------- splits
-
-def score_split(dialogue_ids: Iterable, seed: int, test_seed: int = config.SEED) -> dict[str, list[str]]:
-    """Split dialogue ids 8:1:1; the test tenth is fixed by *test_seed*, train/validation by *seed*.
-
-    The ids are sorted first, so the split does not depend on the order they come in.
-    """
-    ids = sorted({str(i) for i in dialogue_ids}, key=lambda s: (len(s), s))
-    n = len(ids)
-    if n < 10:
-        raise DataError(f"need at least 10 dialogues for an 8:1:1 split, got {n}")
-    n_test = n_val = round(n / 10)
-    order = np.random.default_rng(test_seed).permutation(n)
-    test = [ids[i] for i in order[:n_test]]
-    rest = [ids[i] for i in order[n_test:]]
-    order = np.random.default_rng(seed).permutation(len(rest))
-    return {"train": [rest[i] for i in order[n_val:]],
-            "validation": [rest[i] for i in order[:n_val]],
-            "test": test}
-
-
-def check_disjoint(train: Iterable, test: Iterable, what: str = "training pool") -> None:
-    """Raise DataError when a test dialogue is also in *train* (a guard against leakage)."""
-    both = sorted({str(i) for i in train} & {str(i) for i in test}, key=lambda s: (len(s), s))
-    if both:
-        raise DataError(f"{len(both)} test dialogue(s) also in the {what} (first: {', '.join(both[:3])}); "
-                        "train and test must not overlap", field="dialogue_id")
-
-
-def response_test_ids(corpus: Corpus, min_score: int = 99, max_score: int = 100) -> list[str]:
-    """Return the ids of the response-generation test dialogues (score 99-100, paper 5.1.1).
-
-    Other bounds are for smoke runs on synthetic data, which rarely scores 99.
-    """
-    s = corpus.dialogues["score"]
-    keep = s.between(min_score, max_score).fillna(False).to_numpy(bool)
-    return corpus.dialogues.loc[keep, "dialogue_id"].astype(str).tolist()
-
-
 # --------------------------------------------------------------------------- response baselines
-
-def response_turns(corpus: Corpus, dialogue_ids: Iterable | None = None) -> pd.DataFrame:
-    """Return the counselor turns to predict, with their context.
-
-    Columns: dialogue_id, turn, reference, context (the turn just before), previous_counselor
-    (the last earlier counselor turn, "" if none). Turn 0 is never a target.
-    """
-    tu = corpus.turns()
-    if dialogue_ids is not None:
-        tu = tu[tu["dialogue_id"].astype(str).isin({str(i) for i in dialogue_ids})]
-    tu = tu.sort_values(["dialogue_id", "turn"], kind="stable")
-    did = tu["dialogue_id"].astype(str)
-    text = tu["text"].astype(str)
-    is_c = tu["role"].astype(str) == "counselor"
-    context = text.groupby(did, sort=False).shift(1)
-    prev_c = text.where(is_c).groupby(did, sort=False).ffill().groupby(did, sort=False).shift(1)
-    keep = is_c & context.notna()
-    return pd.DataFrame({"dialogue_id": did[keep].to_numpy(), "turn": tu["turn"][keep].to_numpy(),
-                         "reference": text[keep].to_numpy(), "context": context[keep].to_numpy(),
-                         "previous_counselor": prev_c[keep].fillna("").to_numpy()})
-
-
-def sample_ids(ids: Sequence, n: int | None, seed: int = config.SEED) -> list[str]:
-    """Return *n* ids drawn without replacement (all of them, sorted, when n is None or larger)."""
-    ids = sorted(str(i) for i in ids)
-    if n is None or n >= len(ids):
-        return ids
-    pick = np.random.default_rng(seed).choice(len(ids), size=n, replace=False)
-    return [ids[i] for i in sorted(pick)]
-
 
 def retrieve_replies(queries: Sequence[str], contexts: Sequence[str], replies: Sequence[str], *,
                      ngram_range: tuple[int, int] = RETRIEVAL_NGRAMS, chunk: int = 256,
@@ -176,7 +109,6 @@ def subset_retrieval(corpus: Corpus, table: pd.DataFrame, subsets: Sequence[str]
     validation dialogues (the data a Kokoro-Low/High/Full model was fine-tuned on), so the pools
     are the same size and differ only in which sessions they hold. Returns (table, pool sizes).
     """
-    from kokoro_nb.train.sft import response_split_ids
     table, info = table.copy(), {}
     test_ids = set(table["dialogue_id"].astype(str))
     for name in subsets:

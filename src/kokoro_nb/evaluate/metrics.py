@@ -874,10 +874,10 @@ def _print_table(rows: list[tuple[str, float, list | None]], fmt: str, signature
 
 def _expected_turns(data: str, min_score: int) -> pd.DataFrame:
     """Return the test turns (dialogue_id, turn, reference) of the corpus at *data*."""
-    from kokoro_nb.evaluate import baselines
+    from kokoro_nb.data import splits
     from kokoro_nb.data.corpus import load_kokorochat
     corpus = load_kokorochat(data, progress=False)
-    return baselines.response_turns(corpus, baselines.response_test_ids(corpus, min_score=min_score))
+    return splits.response_turns(corpus, splits.response_test_ids(corpus, min_score=min_score))
 
 
 def _cmd_responses(args) -> int:

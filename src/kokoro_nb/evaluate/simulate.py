@@ -35,6 +35,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from kokoro_nb.data.splits import response_splits
 from kokoro_nb.train import sft
 from kokoro_nb.errors import DataError, KokoroError
 from kokoro_nb.jsonl import Appender, read_records, read_resumable
@@ -293,7 +294,6 @@ def plan_dialogues(n: int, *, seed: int = 42, corpus=None, seed_turns: int = 1) 
     if corpus is None:
         return [{"dialogue_id": f"sim-{i:04d}", "seed": seed + i, "seed_dialogue": None, "opening": []}
                 for i in range(n)]
-    from kokoro_nb.describe.stats import response_splits
     test_ids = sorted(response_splits(corpus.dialogues)["test"], key=str)
     if not test_ids:
         raise DataError("the corpus has no response test dialogues (total score 99-100) to seed clients from")

@@ -10,6 +10,7 @@ import seaborn as sns
 
 from kokoro_nb import published
 
+from kokoro_nb.data import splits
 from kokoro_nb.describe import ledger, stats, variables
 
 from kokoro_nb.show import plotting
@@ -234,7 +235,7 @@ SPLIT_PAPER_NAMES = {"test": "test", "low": "kokoro_low", "high": "kokoro_high",
 
 
 def split_table(sizes: dict):
-    """The response-generation splits (*sizes* from `stats.split_sizes`) beside the paper's, as a Styler."""
+    """The response-generation splits (*sizes* from `splits.split_sizes`) beside the paper's, as a Styler."""
     pub = published.value("response_generation_splits")
     table = pd.DataFrame([
         {"split": name, "rule": pub[SPLIT_PAPER_NAMES[name]]["rule"],
@@ -256,4 +257,4 @@ def facts(corpus) -> dict[str, object]:
     return {**shape_facts(d), **flag_facts(stats.screening_flag_counts(d)),
             **rule_facts(stats.score_rule_summary(d), stats.score_rule_check(d)),
             **effect_facts(stats.screening_effect(d)), **item_facts(item_table(dist), dist),
-            **example_facts(ledger.figure12_feedback(corpus)), **split_facts(stats.split_sizes(corpus))}
+            **example_facts(ledger.figure12_feedback(corpus)), **split_facts(splits.split_sizes(corpus))}

@@ -34,6 +34,7 @@ from typing import Sequence
 
 from kokoro_nb import config
 
+from kokoro_nb.data import splits
 from kokoro_nb.train import sft
 from kokoro_nb.train.checkpoints import finished_step, last_checkpoint, remove_incomplete, resumable, save_after_evaluation
 from kokoro_nb.errors import DataError, MissingDependencyError
@@ -54,7 +55,7 @@ class TrainConfig:
     subset: str = "full"                         # response: low | high | full (paper 5.1.1)
     mode: str = "per_turn"                       # response: per_turn | session
     max_length: int | None = 4096                # tokens per example
-    validation_fraction: float = sft.VALIDATION_FRACTION
+    validation_fraction: float = splits.VALIDATION_FRACTION
     system_prompt: str | None = None             # None: sft.SYSTEM_PROMPT / sft.SCORE_SYSTEM_PROMPT
     max_train_examples: int | None = None        # cap training examples (smoke runs)
     max_eval_examples: int | None = None         # cap validation size (smoke runs)
@@ -142,7 +143,7 @@ def validate_config(cfg: TrainConfig) -> None:
     """Raise DataError naming the field when a setting cannot work."""
     sft._check_choice(cfg.task, sft.TASKS, "task")
     if cfg.task == "response":
-        sft._check_choice(cfg.subset, sft.SUBSETS, "subset")
+        sft._check_choice(cfg.subset, splits.SUBSETS, "subset")
         sft._check_choice(cfg.mode, sft.MODES, "mode")
     sft._check_choice(cfg.eval_strategy, ("steps", "epoch"), "eval_strategy")
     if cfg.eval_sample is not None and cfg.eval_sample < 1:
@@ -396,13 +397,12 @@ def build_datasets(cfg: TrainConfig, corpus, tokenizer) -> tuple[dict, dict]:
     info: dict = {}
     if cfg.task == "response":
         prompt = sft.SYSTEM_PROMPT if cfg.system_prompt is None else cfg.system_prompt
-        ids = sft.response_split_ids(corpus, cfg.subset, cfg.seed, cfg.validation_fraction)
+        ids = splits.response_split_ids(corpus, cfg.subset, cfg.seed, cfg.validation_fraction)
         data = _capped({k: sft.response_examples(corpus, ids[k], cfg.mode, system_prompt=prompt)
                         for k in ("train", "validation")}, cfg)
     else:
         prompt = sft.SCORE_SYSTEM_PROMPT if cfg.system_prompt is None else cfg.system_prompt
-        from kokoro_nb.evaluate.baselines import score_split
-        ids = score_split(corpus.dialogues["dialogue_id"].astype(str), cfg.seed, config.SEED)
+        ids = splits.score_split(corpus.dialogues["dialogue_id"].astype(str), cfg.seed, config.SEED)
         data = _capped({k: sft.score_examples(corpus, ids[k], system_prompt=prompt)
                         for k in ("train", "validation")}, cfg)
         for k in data:

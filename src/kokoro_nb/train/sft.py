@@ -19,7 +19,7 @@ Every counselor turn is a training target, including a first greeting that has n
 
 Score prediction (5.2): the whole dialogue -> the 20 item scores as lines ``D1: 4`` ... ``D20: 3``
 (:func:`format_scores`); :func:`parse_scores` reads model outputs and reports what it could not
-parse instead of hiding it. The 8:1:1 split is :func:`kokoro_nb.evaluate.baselines.score_split`.
+parse instead of hiding it. The 8:1:1 split is :func:`kokoro_nb.data.splits.score_split`.
 
 >>> format_scores([3] * 20).splitlines()[:2]
 ['D1: 3', 'D2: 3']
@@ -40,15 +40,14 @@ import pandas as pd
 
 from kokoro_nb import config
 from kokoro_nb.data.corpus import Corpus
+from kokoro_nb.data.splits import SUBSETS, VALIDATION_FRACTION, response_split_ids, score_split
 from kokoro_nb.errors import DataError
 from kokoro_nb.jsonl import write_jsonl
 from kokoro_nb.schema import ITEM_CODES, ITEM_MAX, ITEM_MIN, ITEMS
 
 MODES = ("per_turn", "session")
-SUBSETS = ("low", "high", "full")
 TASKS = ("response", "score")
 ROLE_MAP = {"client": "user", "counselor": "assistant"}
-VALIDATION_FRACTION = 0.1
 TINY_TEMPLATE_FILE = "templates/tiny_chat.jinja"
 IGNORE_INDEX = -100                       # label of tokens without loss (PyTorch / TRL convention)
 
@@ -113,35 +112,6 @@ def response_examples(corpus: Corpus, dialogue_ids: Iterable | None = None, mode
         ends = targets if mode == "per_turn" else targets[-1:]
         for k in ends:
             out.append({"dialogue_id": did, "turn": k, "messages": to_messages(turns[:k + 1], system_prompt)})
-    return out
-
-
-def train_validation_split(dialogue_ids: Iterable, seed: int = config.SEED,
-                           validation_fraction: float = VALIDATION_FRACTION) -> dict[str, list[str]]:
-    """Split dialogue ids into train and validation (paper: 90/10), independent of input order.
-
-    >>> s = train_validation_split([str(i) for i in range(20)], seed=0)
-    >>> len(s["train"]), len(s["validation"])
-    (18, 2)
-    """
-    if not 0 < validation_fraction < 1:
-        raise DataError(f"validation fraction must be in (0, 1), got {validation_fraction}",
-                        field="validation_fraction")
-    ids = sorted({str(i) for i in dialogue_ids}, key=lambda s: (len(s), s))
-    n_val = max(1, round(len(ids) * validation_fraction)) if len(ids) > 1 else 0
-    order = np.random.default_rng(seed).permutation(len(ids))
-    return {"train": sorted((ids[i] for i in order[n_val:]), key=lambda s: (len(s), s)),
-            "validation": sorted((ids[i] for i in order[:n_val]), key=lambda s: (len(s), s))}
-
-
-def response_split_ids(corpus: Corpus, subset: str = "full", seed: int = config.SEED,
-                       validation_fraction: float = VALIDATION_FRACTION) -> dict[str, list[str]]:
-    """Return train / validation / test dialogue ids for one training subset (paper 5.1.1)."""
-    from kokoro_nb.describe.stats import response_splits
-    _check_choice(subset, SUBSETS, "subset")
-    splits = response_splits(corpus.dialogues)
-    out = train_validation_split(splits[subset], seed, validation_fraction)
-    out["test"] = [str(i) for i in splits["test"]]
     return out
 
 
@@ -550,7 +520,6 @@ def score_datasets(corpus: Corpus, seed: int = config.SCORE_SPLIT_SEEDS[0], *, t
                    system_prompt: str | None = SCORE_SYSTEM_PROMPT,
                    max_chars: int | None = None) -> dict[str, list[dict]]:
     """Return train / validation / test score examples on the 8:1:1 split (test fixed by *test_seed*)."""
-    from kokoro_nb.evaluate.baselines import score_split
     split = score_split(corpus.dialogues["dialogue_id"].astype(str), seed, test_seed)
     return {k: score_examples(corpus, ids, system_prompt=system_prompt, max_chars=max_chars)
             for k, ids in split.items()}
@@ -632,7 +601,6 @@ def write_sft_data(corpus: Corpus, output_dir: str | Path | None, *, task: str =
         info = {"task": task, "subset": subset, "mode": mode, "seed": seed,
                 "dialogues": {k: len(v) for k, v in ids.items()}}
     else:
-        from kokoro_nb.evaluate.baselines import score_split
         if validation_fraction != VALIDATION_FRACTION:
             raise DataError("the score split is the paper's fixed 8:1:1; --validation-fraction applies "
                             "to the response task only", field="validation_fraction")

@@ -31,7 +31,7 @@ from kokoro_nb.data import sources
 from kokoro_nb.errors import DataError, DataNotFoundError
 from kokoro_nb.testing.synthetic import write_kokorochat, write_translation
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TR, KC = config.TRANSLATION_COMMIT, config.KOKOROCHAT_COMMIT
 TR_ARCHIVE = f"/{config.TRANSLATION_REPO}/archive/{TR}.zip"
 KC_ARCHIVE = f"/{config.KOKOROCHAT_REPO}/archive/{KC}.zip"

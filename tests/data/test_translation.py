@@ -116,9 +116,9 @@ def test_length_ratios_and_paired_correlations(tmp_path):
 def test_missing_path_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv(translation.TRANSLATION_ENV, raising=False)
     with pytest.raises(Exception, match="KOKOROCHAT_EN_DIR"):
-        translation.resolve_translation(None, download=False)
+        sources.resolve_translation(None, download=False)
     with pytest.raises(Exception, match="no such folder"):
-        translation.resolve_translation(tmp_path / "nope")
+        sources.resolve_translation(tmp_path / "nope")
 
 
 def test_fetch_downloads_only_the_asked_files_and_checks_them(pair, tmp_path, monkeypatch):

@@ -267,32 +267,6 @@ def test_validate_cli_lenient_lists_each_skip(synthetic_kokorochat_dir, capsys):
     assert "value 101 outside 0-100" in reasons[0] and "unknown role" in reasons[1]
 
 
-# --------------------------------------------------------------------------- Psy-Insight
-
-def test_psy_insight_maps_roles_and_labels(synthetic_psy_insight_dir):
-    c = kokoro_nb.load_psy_insight(synthetic_psy_insight_dir)
-    assert list(c.dialogues.columns) == list(DIALOGUE_COLUMNS)
-    assert set(c.dialogues["language"]) == {"en", "zh"}
-    assert c.report.found == c.report.loaded == 12
-    u = c.utterances
-    assert set(u["role"].astype(str)) == {"counselor", "client"}
-    assert u.loc[u["role"] == "counselor", "strategy"].notna().all()
-    assert u.loc[u["role"] == "client", "emotion"].notna().all()
-    assert u.loc[u["role"] == "client", "strategy"].isna().all()
-    assert c.dialogues["score"].isna().all()
-
-
-def test_psy_insight_bad_speaker_strict_and_lenient(synthetic_psy_insight_dir):
-    f = synthetic_psy_insight_dir / "data" / "en_data_version7.json"
-    data = json.loads(f.read_text(encoding="utf-8"))
-    data[1]["dialog"][0]["speaker"] = "Narrator"
-    f.write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(DataError, match=r"en_data_version7.json: \[1\]\.dialog\[0\]\.speaker: unknown speaker"):
-        kokoro_nb.load_psy_insight(synthetic_psy_insight_dir)
-    c = kokoro_nb.load_psy_insight(synthetic_psy_insight_dir, lenient=True)
-    assert (c.report.found, c.report.loaded, len(c.report.skipped)) == (12, 11, 1)
-
-
 # --------------------------------------------------------------------------- fetch
 
 def test_fetch_verifies_every_file_against_the_manifest(synthetic_kokorochat_dir, tmp_path, monkeypatch):
