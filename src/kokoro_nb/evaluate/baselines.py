@@ -19,12 +19,14 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from kokoro_nb import config
-
-from kokoro_nb.evaluate import metrics
+from kokoro_nb import config, published
 from kokoro_nb.data.corpus import Corpus
+from kokoro_nb.describe.stats import dialogue_features
 from kokoro_nb.errors import DataError
+from kokoro_nb.evaluate import metrics
+from kokoro_nb.evaluate.tokenize import get_tokenizer
 from kokoro_nb.schema import ITEM_CODES, ITEM_MAX, ITEM_MIN
+from kokoro_nb.train.sft import response_split_ids
 
 RESPONSE_SYSTEMS = ("constant", "copy", "retrieval")
 POOL_DIALOGUES = 1500          # retrieval pool: dialogues sampled from the non-test data
@@ -176,7 +178,6 @@ def subset_retrieval(corpus: Corpus, table: pd.DataFrame, subsets: Sequence[str]
     validation dialogues (the data a Kokoro-Low/High/Full model was fine-tuned on), so the pools
     are the same size and differ only in which sessions they hold. Returns (table, pool sizes).
     """
-    from kokoro_nb.train.sft import response_split_ids
     table, info = table.copy(), {}
     test_ids = set(table["dialogue_id"].astype(str))
     for name in subsets:
@@ -199,8 +200,6 @@ def subset_retrieval(corpus: Corpus, table: pd.DataFrame, subsets: Sequence[str]
 
 def paper_subset_size(subset: str) -> int | None:
     """Return the paper's number of training dialogues of a subset (5.1.1), or None."""
-    from kokoro_nb import published
-    from kokoro_nb.describe import ledger
     return published.load().get("response_generation_splits", {}).get(f"kokoro_{subset}", {}).get("dialogues")
 
 
@@ -208,7 +207,7 @@ def evaluate_response_baselines(table: pd.DataFrame, systems: Sequence[str] = RE
                                 tokenizer: str = "ja-unidic", n_boot: int = metrics.BOOTSTRAP_SAMPLES,
                                 seed: int = config.SEED, progress: bool = True) -> dict[str, metrics.ResponseResult]:
     """Score each baseline column of *table* against its references."""
-    tok = metrics.get_tokenizer(tokenizer)
+    tok = get_tokenizer(tokenizer)
     names = _progress(list(systems), desc=f"scoring ({tok.name})", unit="system", disable=not progress)
     return {name: metrics.evaluate_responses(table["reference"].tolist(), table[name].tolist(),
                                              table["dialogue_id"].tolist(), tokenizer=tok,
@@ -250,7 +249,7 @@ def sensitivity_table(table: pd.DataFrame, systems: Sequence[str] = RESPONSE_SYS
                 "Dist-2 per turn": sec.get("per-turn Dist-2")}
     # Per-turn Distinct of the references needs its own pass: same tokens, references as hypotheses.
     for tok in tokenizers:
-        t = metrics.get_tokenizer(tok)
+        t = get_tokenizer(tok)
         toks = [t(x) for x in table["reference"]]
         out[("human reference", tok)]["Dist-1 per turn"] = 100 * metrics.distinct_per_turn(toks, 1)
         out[("human reference", tok)]["Dist-2 per turn"] = 100 * metrics.distinct_per_turn(toks, 2)
@@ -269,7 +268,6 @@ def score_features(corpus: Corpus) -> tuple[pd.DataFrame, list[str]]:
 
     Dense: the five Figure-4 features (log1p), duration, number of turns, topic one-hot.
     """
-    from kokoro_nb.describe.stats import dialogue_features
     d = corpus.dialogues
     ids = d["dialogue_id"].astype(str)
     f = dialogue_features(corpus).drop(columns="score").reindex(ids)
@@ -419,16 +417,12 @@ def per_item_table(results: dict, system: str) -> pd.DataFrame:
 
 def paper_table4() -> pd.DataFrame:
     """Return the paper's Table 4 rows (cited, not computed here)."""
-    from kokoro_nb import published
-    from kokoro_nb.describe import ledger
     t = published.load()["table4_response_generation"]
     return pd.DataFrame({k: v for k, v in t.items() if k != "columns"}, index=t["columns"]).T
 
 
 def paper_table5() -> pd.DataFrame:
     """Return the paper's Table 5 rows (cited, not computed here)."""
-    from kokoro_nb import published
-    from kokoro_nb.describe import ledger
     t = published.load()["table5_score_prediction"]
     return pd.DataFrame({k: v for k, v in t.items() if k not in ("columns", "split")},
                         index=t["columns"]).T
