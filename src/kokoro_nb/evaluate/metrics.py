@@ -41,7 +41,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from kokoro_nb.errors import DataError
 from kokoro_nb.evaluate.tokenize import Tokenizer, dist_version, get_tokenizer
@@ -265,6 +264,7 @@ def response_stats(references: Sequence[str], hypotheses: Sequence[str],
                      dtype=object).astype(str)
     pairs = zip(references, hypotheses)
     if progress:
+        from tqdm.auto import tqdm         # not at the top: importing it warns in notebooks without ipywidgets
         pairs = tqdm(pairs, total=len(references), desc="scoring turns", unit="turn")
     hyp_t, ref_t, bl, ro = [], [], [], []
     for ref, hyp in pairs:

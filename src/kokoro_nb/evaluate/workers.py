@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Collection, Sequence
 
-from tqdm.auto import tqdm
 
 from kokoro_nb.errors import KokoroError
 from kokoro_nb.jsonl import Appender
@@ -49,7 +48,10 @@ def run_resumable(items: Sequence, work: Callable[[object, threading.Event], dic
     seen = set(done)
     todo = [it for it in items if key(it) not in seen]
     log, written, error = Appender(output), 0, None
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit=unit) if progress else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm         # not at the top: importing it warns in notebooks without ipywidgets
+        bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit=unit)
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         futures = [pool.submit(work, it, stop) for it in todo]
         for fut in as_completed(futures):
