@@ -7,6 +7,7 @@ test dialogues (score 99-100) that has at least one turn before it.
 
 Scores (Table 5): per-item mode, per-item median, and ridge regression over dialogue features
 and character n-grams, on the 8:1:1 split with a fixed test set and five train/validation seeds.
+Scored with :mod:`kokoro_nb.evaluate.metrics`; no language model here (those are in :mod:`kokoro_nb.train`).
 
 >>> s = score_split([str(i) for i in range(100)], seed=0)
 >>> {k: len(v) for k, v in s.items()}

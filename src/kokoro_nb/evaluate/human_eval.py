@@ -11,7 +11,8 @@ is behind "1" and "2" of each item. Item order and sides are randomised, so an a
 tell neither which system wrote a reply nor, from its position, how often one system appeared.
 ``score`` reads the key and any number of answer files and gives the majority vote per item,
 win/tie/loss with exact (Clopper-Pearson) intervals, a two-sided sign test on the decided items
-(scipy), and agreement between annotators (Fleiss' kappa, statsmodels).
+(scipy), and agreement between annotators (Fleiss' kappa, statsmodels). The command line is
+:mod:`kokoro_nb.cli.human_eval`.
 
 >>> majority(["A", "A", "tie", "B", "A"]), majority(["A", "A", "B", "B", "tie"])
 ('A', 'tie')

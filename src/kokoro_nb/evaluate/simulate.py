@@ -11,7 +11,8 @@ connections with exponential backoff.
 ``run`` writes one JSON object per finished dialogue (``dialogue_id``, ``turns`` of
 ``{"role", "content"}``, ``ended_by``) and logs every turn of unfinished ones to
 ``<output>.partial.jsonl``, so a rerun continues each dialogue where it stopped and sends no
-request for finished ones. ``judge`` writes one object per scored dialogue.
+request for finished ones. ``judge`` writes one object per scored dialogue. Both go through
+:func:`kokoro_nb.evaluate.workers.run_resumable`; the command line is :mod:`kokoro_nb.cli.simulate`.
 
 What is reconstructed: the paper prints only an English translation of its Japanese client
 prompt; :data:`CLIENT_PROMPT_JA` is our Japanese rendering of it (the translation's "feeling
