@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Collection, Sequence
 
-
 from kokoro_nb.errors import KokoroError
 from kokoro_nb.jsonl import Appender
 
