@@ -96,8 +96,8 @@ def test_score_predictions_keep_raw_output_and_count_failures(corpus, tiny, tmp_
     for r, e in zip(sorted(rows, key=lambda r: r["dialogue_id"]), sorted(examples, key=lambda e: e["dialogue_id"])):
         assert r["gold"] == e["gold"] and len(r["pred"]) == 20
         assert r["pred"] == sft.parse_scores(r["output"]).values
-    from kokoro_nb.evaluate import metrics
-    assert metrics.find_results(tmp_path)["scores"] == [out]        # the evaluation chapter finds it
+    from kokoro_nb.evaluate import results
+    assert results.find_results(tmp_path)["scores"] == [out]        # the evaluation chapter finds it
 
 
 def test_evaluation_ids_are_the_response_test_split(corpus):

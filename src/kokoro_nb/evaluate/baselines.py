@@ -7,6 +7,7 @@ test dialogues (score 99-100) that has at least one turn before it.
 
 Scores (Table 5): per-item mode, per-item median, and ridge regression over dialogue features
 and character n-grams, on the 8:1:1 split with a fixed test set and five train/validation seeds.
+Scored with :mod:`kokoro_nb.evaluate.metrics`; no language model here (those are in :mod:`kokoro_nb.train`).
 
 >>> s = score_split([str(i) for i in range(100)], seed=0)
 >>> {k: len(v) for k, v in s.items()}
@@ -19,13 +20,14 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from kokoro_nb import config
-
-from kokoro_nb.evaluate import metrics
+from kokoro_nb import config, published
 from kokoro_nb.data.corpus import Corpus
 from kokoro_nb.data.splits import (check_disjoint, response_split_ids, response_test_ids, response_turns,
                                    sample_ids, score_split)
+from kokoro_nb.describe.variables import dialogue_features
 from kokoro_nb.errors import DataError
+from kokoro_nb.evaluate import metrics
+from kokoro_nb.evaluate.tokenize import get_tokenizer
 from kokoro_nb.schema import ITEM_CODES, ITEM_MAX, ITEM_MIN
 
 RESPONSE_SYSTEMS = ("constant", "copy", "retrieval")
@@ -131,8 +133,6 @@ def subset_retrieval(corpus: Corpus, table: pd.DataFrame, subsets: Sequence[str]
 
 def paper_subset_size(subset: str) -> int | None:
     """Return the paper's number of training dialogues of a subset (5.1.1), or None."""
-    from kokoro_nb import published
-    from kokoro_nb.describe import ledger
     return published.load().get("response_generation_splits", {}).get(f"kokoro_{subset}", {}).get("dialogues")
 
 
@@ -140,7 +140,7 @@ def evaluate_response_baselines(table: pd.DataFrame, systems: Sequence[str] = RE
                                 tokenizer: str = "ja-unidic", n_boot: int = metrics.BOOTSTRAP_SAMPLES,
                                 seed: int = config.SEED, progress: bool = True) -> dict[str, metrics.ResponseResult]:
     """Score each baseline column of *table* against its references."""
-    tok = metrics.get_tokenizer(tokenizer)
+    tok = get_tokenizer(tokenizer)
     names = _progress(list(systems), desc=f"scoring ({tok.name})", unit="system", disable=not progress)
     return {name: metrics.evaluate_responses(table["reference"].tolist(), table[name].tolist(),
                                              table["dialogue_id"].tolist(), tokenizer=tok,
@@ -182,7 +182,7 @@ def sensitivity_table(table: pd.DataFrame, systems: Sequence[str] = RESPONSE_SYS
                 "Dist-2 per turn": sec.get("per-turn Dist-2")}
     # Per-turn Distinct of the references needs its own pass: same tokens, references as hypotheses.
     for tok in tokenizers:
-        t = metrics.get_tokenizer(tok)
+        t = get_tokenizer(tok)
         toks = [t(x) for x in table["reference"]]
         out[("human reference", tok)]["Dist-1 per turn"] = 100 * metrics.distinct_per_turn(toks, 1)
         out[("human reference", tok)]["Dist-2 per turn"] = 100 * metrics.distinct_per_turn(toks, 2)
@@ -201,7 +201,6 @@ def score_features(corpus: Corpus) -> tuple[pd.DataFrame, list[str]]:
 
     Dense: the five Figure-4 features (log1p), duration, number of turns, topic one-hot.
     """
-    from kokoro_nb.describe.variables import dialogue_features
     d = corpus.dialogues
     ids = d["dialogue_id"].astype(str)
     f = dialogue_features(corpus).drop(columns="score").reindex(ids)
@@ -351,16 +350,12 @@ def per_item_table(results: dict, system: str) -> pd.DataFrame:
 
 def paper_table4() -> pd.DataFrame:
     """Return the paper's Table 4 rows (cited, not computed here)."""
-    from kokoro_nb import published
-    from kokoro_nb.describe import ledger
     t = published.load()["table4_response_generation"]
     return pd.DataFrame({k: v for k, v in t.items() if k != "columns"}, index=t["columns"]).T
 
 
 def paper_table5() -> pd.DataFrame:
     """Return the paper's Table 5 rows (cited, not computed here)."""
-    from kokoro_nb import published
-    from kokoro_nb.describe import ledger
     t = published.load()["table5_score_prediction"]
     return pd.DataFrame({k: v for k, v in t.items() if k not in ("columns", "split")},
                         index=t["columns"]).T

@@ -20,6 +20,11 @@ counted as the largest error its gold score allows) are reported beside MAE, per
 Statistics are kept apart from the final scores: per-turn (or per-dialogue) statistics are
 computed once, and a bootstrap over dialogues only re-weights them.
 
+This module takes texts and arrays, never paths: the tokenizers are in
+:mod:`kokoro_nb.evaluate.tokenize`, reading and writing result files in
+:mod:`kokoro_nb.evaluate.results`, paired tests between systems in
+:mod:`kokoro_nb.evaluate.significance`.
+
 >>> tok = get_tokenizer("space")
 >>> round(sentence_bleu(tok("a b c d"), tok("a b c d"), 4), 6)
 1.0
@@ -28,138 +33,24 @@ computed once, and a bootstrap over dialogues only re-weights them.
 """
 from __future__ import annotations
 
-import importlib.metadata as _md
-import json
 import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from kokoro_nb.errors import DataError, MissingDependencyError
-from kokoro_nb.jsonl import read_records
+from kokoro_nb.errors import DataError
+from kokoro_nb.evaluate.tokenize import Tokenizer, dist_version, get_tokenizer
 from kokoro_nb.schema import ITEM_CODES, ITEM_MAX, ITEM_MIN
 
 MAX_ORDER = 4
 SMOOTH_EPSILON = 0.1           # Chen & Cherry (2014) method 1, nltk's default epsilon
 BOOTSTRAP_SAMPLES = 1000
 CONFIDENCE = 0.95
-RESPONSE_FIELDS = ("dialogue_id", "turn", "reference", "hypothesis")
-SCORE_FIELDS = ("dialogue_id", "gold", "pred")
 NULL_POLICY = "null:acc-wrong,mae-answered-only,mae_null_penalised-max-error"
-
-
-def _version(dist: str) -> str:
-    try:
-        return _md.version(dist)
-    except _md.PackageNotFoundError:
-        return "absent"
-
-
-# --------------------------------------------------------------------------- tokenizers
-
-_TOKENIZERS: dict[str, type] = {}
-
-
-def register_tokenizer(cls: type) -> type:
-    """Register a tokenizer class under its ``name`` (class decorator)."""
-    _TOKENIZERS[cls.name] = cls
-    return cls
-
-
-class Tokenizer:
-    """Base class: ``tok(text) -> list[str]`` and ``tok.signature()``.
-
-    ``tokenize`` is an alias so that an instance can be handed to rouge-score directly.
-    """
-    name = "base"
-
-    def __call__(self, text: str) -> list[str]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def tokenize(self, text: str) -> list[str]:
-        return self(text)
-
-    def signature(self) -> str:
-        return self.name
-
-
-@register_tokenizer
-class JaUnidicTokenizer(Tokenizer):
-    """Japanese words: fugashi (MeCab) with unidic-lite, surface forms, whitespace dropped.
-
-    >>> JaUnidicTokenizer()("お話を 聞かせて\\nください。")
-    ['お', '話', 'を', '聞か', 'せ', 'て', 'ください', '。']
-    """
-    name = "ja-unidic"
-
-    def __init__(self):
-        try:
-            import fugashi
-            import unidic_lite
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise MissingDependencyError(
-                "the ja-unidic tokenizer needs fugashi and unidic-lite: "
-                "pip install fugashi unidic-lite") from exc
-        # Name unidic-lite explicitly: fugashi would prefer a full unidic if one were installed.
-        d = unidic_lite.DICDIR
-        self._tagger = fugashi.Tagger(f'-d "{d}" -r "{d}/mecabrc"')
-
-    def __call__(self, text: str) -> list[str]:
-        # Split on whitespace first so no token spans it, then drop whitespace-only tokens
-        # (MeCab returns full-width spaces as tokens).
-        out: list[str] = []
-        for chunk in text.split():
-            out.extend(w.surface for w in self._tagger(chunk) if w.surface.strip())
-        return out
-
-    def signature(self) -> str:
-        return (f"ja-unidic(fugashi-{_version('fugashi')},unidic-lite-{_version('unidic-lite')},"
-                "surface,punct-kept,ws-dropped)")
-
-
-@register_tokenizer
-class CharTokenizer(Tokenizer):
-    """Characters, whitespace dropped.
-
-    >>> CharTokenizer()("はい、 そう")
-    ['は', 'い', '、', 'そ', 'う']
-    """
-    name = "char"
-
-    def __call__(self, text: str) -> list[str]:
-        return [c for c in text if not c.isspace()]
-
-    def signature(self) -> str:
-        return "char(ws-dropped)"
-
-
-@register_tokenizer
-class SpaceTokenizer(Tokenizer):
-    """Whitespace-separated tokens, for text that is already tokenised (tests, other languages)."""
-    name = "space"
-
-    def __call__(self, text: str) -> list[str]:
-        return text.split()
-
-
-def tokenizer_names() -> tuple[str, ...]:
-    """Return the registered tokenizer names."""
-    return tuple(_TOKENIZERS)
-
-
-def get_tokenizer(tokenizer: str | Tokenizer = "ja-unidic") -> Tokenizer:
-    """Return a tokenizer instance from a registered name (or pass an instance through)."""
-    if isinstance(tokenizer, Tokenizer):
-        return tokenizer
-    if tokenizer not in _TOKENIZERS:
-        raise DataError(f"unknown tokenizer {tokenizer!r}; choose one of {', '.join(_TOKENIZERS)}",
-                        field="tokenizer")
-    return _TOKENIZERS[tokenizer]()
 
 
 # --------------------------------------------------------------------------- n-gram statistics
@@ -331,12 +222,12 @@ def _interval(samples: np.ndarray, confidence: float) -> list[float]:
     return [float(lo), float(hi)]
 
 
-def _clean(x):
+def json_safe(x):
     """Make numbers JSON-safe: numpy scalars to Python, NaN to None."""
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, (np.floating, float)):
         return None if math.isnan(float(x)) else float(x)
     if isinstance(x, np.integer):
@@ -348,6 +239,7 @@ def _clean(x):
 
 RESPONSE_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-1", "ROUGE-2", "ROUGE-L",
                     "Dist-1", "Dist-2")
+PER_TURN_METRICS = RESPONSE_METRICS[:7]        # the per-turn ones (Distinct is a set statistic)
 
 
 @dataclass
@@ -372,7 +264,7 @@ def response_stats(references: Sequence[str], hypotheses: Sequence[str],
                      dtype=object).astype(str)
     pairs = zip(references, hypotheses)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm         # not at the top: importing it warns in notebooks without ipywidgets
         pairs = tqdm(pairs, total=len(references), desc="scoring turns", unit="turn")
     hyp_t, ref_t, bl, ro = [], [], [], []
     for ref, hyp in pairs:
@@ -393,7 +285,7 @@ def response_signature(tokenizer_signature: str, n_boot: int = 0, seed: int | No
         f"bleu:sentence-avg,w=1/n,smooth:chen-cherry-1(eps={SMOOTH_EPSILON})",
         "corpus-bleu:sums,smooth:none",
         "rouge:f1,per-turn-avg,lcs", "distinct:pooled-over-turns,no-cross-turn",
-        "scale:x100", boot, f"nltk-compatible:{_version('nltk')}", f"kokoro-nb:{_version('kokoro-nb')}"])
+        "scale:x100", boot, f"nltk-compatible:{dist_version('nltk')}", f"kokoro-nb:{dist_version('kokoro-nb')}"])
 
 
 @dataclass
@@ -410,7 +302,7 @@ class ResponseResult:
     per_turn: pd.DataFrame | None = field(default=None, repr=False)   # dialogue_id, BLEU-1..ROUGE-L
 
     def as_dict(self) -> dict:
-        return _clean({"scores": self.scores, "secondary": self.secondary, "ci": self.ci,
+        return json_safe({"scores": self.scores, "secondary": self.secondary, "ci": self.ci,
                        "n_turns": self.n_turns, "n_dialogues": self.n_dialogues,
                        "n_empty_hypotheses": self.n_empty_hypotheses,
                        "signature": self.signature, **self.extra})
@@ -488,6 +380,16 @@ def evaluate_responses(references: Sequence[str], hypotheses: Sequence[str],
     return response_scores(stats, n_boot=n_boot, seed=seed, confidence=confidence)
 
 
+def per_turn_table(df: pd.DataFrame, stats: ResponseStats) -> pd.DataFrame:
+    """Return one row per turn: dialogue_id, turn, BLEU-1..4 and ROUGE-1/2/L (x100), token counts."""
+    out = pd.DataFrame(_sentence_table(stats) * 100, columns=list(PER_TURN_METRICS))
+    out.insert(0, "turn", df["turn"].to_numpy())
+    out.insert(0, "dialogue_id", df["dialogue_id"].astype(str).to_numpy())
+    out["hyp_tokens"] = stats.bleu[:, -2]
+    out["ref_tokens"] = stats.bleu[:, -1]
+    return out
+
+
 # --------------------------------------------------------------------------- score prediction
 
 SCORE_METRICS = ("ACC", "ACC_soft", "MAE")
@@ -507,7 +409,7 @@ class ScoreResult:
     def as_dict(self) -> dict:
         items = {code: row for code, row in self.per_item.to_dict(orient="index").items()}
         coverage = {"overall": self.overall["coverage"], "per_item": self.per_item["coverage"].to_dict()}
-        return _clean({"overall": self.overall, "ci": self.ci, "per_item": items, "coverage": coverage,
+        return json_safe({"overall": self.overall, "ci": self.ci, "per_item": items, "coverage": coverage,
                        "n_dialogues": self.n_dialogues, "n_predictions": self.n_predictions,
                        "n_null": self.n_null, "signature": self.signature})
 
@@ -517,7 +419,7 @@ def score_signature(n_boot: int = 0, seed: int | None = None) -> str:
     boot = f"boot:{n_boot},seed={seed},unit=dialogue" if n_boot else "boot:none"
     return "|".join(["items:D1-D20", f"range:{ITEM_MIN}-{ITEM_MAX}", "acc_soft:|pred-gold|<=1",
                      "avg:mean-over-items", NULL_POLICY, "scale:acc-x100,mae-points", boot,
-                     f"kokoro-nb:{_version('kokoro-nb')}"])
+                     f"kokoro-nb:{dist_version('kokoro-nb')}"])
 
 
 def score_stats(gold, pred) -> dict[str, np.ndarray]:
@@ -599,347 +501,3 @@ def evaluate_scores(gold, pred, dialogue_ids: Sequence | None = None, *, n_boot:
     n_null = int((~s["parsed"]).sum())
     return ScoreResult(overall, per_item, ci, n_dialogues=N, n_null=n_null, n_predictions=N * K,
                        signature=score_signature(n_boot, seed if n_boot else None))
-
-
-# --------------------------------------------------------------------------- files
-
-def _field(obj: dict, key: str, types: tuple, file: str, no: int, what: str):
-    if key not in obj:
-        raise DataError(f"missing field (expected {what})", file=file, line=no, field=key)
-    v = obj[key]
-    if isinstance(v, bool) or not isinstance(v, types):
-        raise DataError(f"expected {what}, got {json.dumps(v, ensure_ascii=False)[:60]}",
-                        file=file, line=no, field=key)
-    return v
-
-
-def _first(keys, k: int = 3) -> str:
-    """Return the first *k* (dialogue_id, turn) keys as ``id/turn`` text, with "…" when more."""
-    keys = list(keys)
-    shown = ", ".join(f"{d}/{t}" if t is not None else str(d) for d, t in keys[:k])
-    return shown + (", …" if len(keys) > k else "")
-
-
-def read_responses(path: str | Path, *, drop_duplicates: bool = False) -> pd.DataFrame:
-    """Read a responses JSONL: one ``{"dialogue_id", "turn", "reference", "hypothesis"}`` per line.
-
-    A (dialogue_id, turn) seen twice is an error; with *drop_duplicates* the first is kept and the
-    keys of the others are listed in ``df.attrs["duplicates"]``.
-    """
-    rows, lines, f = [], [], str(path)
-    for no, obj in read_records(path):
-        did = _field(obj, "dialogue_id", (str, int), f, no, "a dialogue id (string)")
-        turn = _field(obj, "turn", (int,), f, no, "a turn index (integer >= 0)")
-        if turn < 0:
-            raise DataError(f"expected a turn index >= 0, got {turn}", file=f, line=no, field="turn")
-        ref = _field(obj, "reference", (str,), f, no, "the reference text (string)")
-        hyp = _field(obj, "hypothesis", (str,), f, no, "the generated text (string, may be empty)")
-        rows.append((str(did), turn, ref, hyp))
-        lines.append(no)
-    if not rows:
-        raise DataError("no records in file", file=f)
-    df = pd.DataFrame(rows, columns=list(RESPONSE_FIELDS))
-    dup = df.duplicated(["dialogue_id", "turn"], keep="first").to_numpy()
-    keys = list(zip(df["dialogue_id"][dup], df["turn"][dup]))
-    if keys and not drop_duplicates:
-        raise DataError(f"{len(keys)} duplicate turn(s) (same dialogue_id and turn), first: {_first(keys)}; "
-                        "pass --allow-partial to keep the first of each",
-                        file=f, line=lines[int(np.flatnonzero(dup)[0])], field="turn")
-    df = df[~dup].reset_index(drop=True)
-    df.attrs["duplicates"] = keys
-    return df
-
-
-def check_response_coverage(df: pd.DataFrame, expected: pd.DataFrame, *, allow_partial: bool = False,
-                            file: str | None = None) -> tuple[pd.DataFrame, dict]:
-    """Match a responses table to the expected test turns; return (matched rows, coverage).
-
-    *expected* has columns dialogue_id, turn, reference. Missing, extra and duplicated turns and
-    references that differ from the test set are counted; any of them is an error naming the
-    counts and the first ids, unless *allow_partial*: then only the matching turns are kept and
-    the coverage says how many of the test turns they are.
-    """
-    key = ["dialogue_id", "turn"]
-    exp = expected.assign(dialogue_id=expected["dialogue_id"].astype(str))[[*key, "reference"]]
-    m = df.merge(exp, on=key, how="outer", suffixes=("", "_test"), indicator=True)
-    missing = m[m["_merge"] == "right_only"]
-    extra = m[m["_merge"] == "left_only"]
-    both = m[m["_merge"] == "both"]
-    differs = both[both["reference"] != both["reference_test"]]
-    dups = df.attrs.get("duplicates", [])
-    problems = [(n, what, keys) for n, what, keys in [
-        (len(missing), "{n:,} turn(s) missing (in the test set, not in the file)",
-         zip(missing["dialogue_id"], missing["turn"])),
-        (len(extra), "{n:,} turn(s) extra (in the file, not in the test set)", zip(extra["dialogue_id"], extra["turn"])),
-        (len(dups), "{n:,} duplicate turn(s) (same dialogue_id and turn twice)", dups),
-        (len(differs), "{n:,} turn(s) with a reference that differs from the test set",
-         zip(differs["dialogue_id"], differs["turn"]))]
-        if n]
-    n_exp = len(exp)
-    coverage = {"test_turns": n_exp, "test_dialogues": int(exp["dialogue_id"].nunique()),
-                "scored_turns": len(both) - len(differs), "missing": len(missing), "extra": len(extra),
-                "duplicate": len(dups), "reference_differs": len(differs),
-                "share": (len(both) - len(differs)) / n_exp if n_exp else float("nan"),
-                "first_missing": [f"{d}/{t}" for d, t in list(zip(missing["dialogue_id"], missing["turn"]))[:5]]}
-    if problems and not allow_partial:
-        text = "; ".join(f"{what.format(n=n)}, first: {_first(keys)}" for n, what, keys in problems)
-        raise DataError(f"does not match the test set ({n_exp:,} turns): {text}; pass --allow-partial "
-                        "to score only the matching turns and report coverage", file=file)
-    keep = both[both["reference"] == both["reference_test"]][list(RESPONSE_FIELDS)]
-    if keep.empty:
-        raise DataError("no turn of the file matches the test set", file=file)
-    return keep.sort_values(key, kind="stable").reset_index(drop=True), coverage
-
-
-def _item_list(obj: dict, key: str, file: str, no: int, allow_null: bool, n_items: int) -> list:
-    v = obj.get(key, ...)
-    if v is ...:
-        raise DataError(f"missing field (expected a list of {n_items} item scores)", file=file, line=no, field=key)
-    if v is None and allow_null:          # the whole prediction failed to parse
-        return [None] * n_items
-    if not isinstance(v, list) or len(v) != n_items:
-        got = f"{len(v)} values" if isinstance(v, list) else json.dumps(v, ensure_ascii=False)[:60]
-        raise DataError(f"expected a list of {n_items} item scores, got {got}", file=file, line=no, field=key)
-    for i, x in enumerate(v):
-        if x is None and allow_null:
-            continue
-        if isinstance(x, bool) or not isinstance(x, int) or not ITEM_MIN <= x <= ITEM_MAX:
-            allowed = f"an integer {ITEM_MIN}-{ITEM_MAX}" + (" or null" if allow_null else "")
-            raise DataError(f"expected {allowed}, got {json.dumps(x, ensure_ascii=False)}",
-                            file=file, line=no, field=f"{key}[{i}] ({ITEM_CODES[i]})")
-    return v
-
-
-def read_scores(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Read a scores JSONL; return (dialogue ids, gold (N, 20) int, pred (N, 20) float with NaN).
-
-    ``pred`` may hold ``null`` for an item (or be ``null`` as a whole) when the model's output
-    could not be parsed.
-    """
-    ids, gold, pred, seen, f = [], [], [], {}, str(path)
-    for no, obj in read_records(path):
-        did = str(_field(obj, "dialogue_id", (str, int), f, no, "a dialogue id (string)"))
-        if did in seen:
-            raise DataError(f"duplicate dialogue_id {did!r} (first on line {seen[did]})",
-                            file=f, line=no, field="dialogue_id")
-        seen[did] = no
-        gold.append(_item_list(obj, "gold", f, no, False, len(ITEM_CODES)))
-        pred.append([np.nan if x is None else x for x in _item_list(obj, "pred", f, no, True, len(ITEM_CODES))])
-        ids.append(did)
-    if not ids:
-        raise DataError("no records in file", file=f)
-    return ids, np.array(gold, dtype=np.int64), np.array(pred, dtype=float)
-
-
-def write_responses(path: str | Path, records: pd.DataFrame) -> Path:
-    """Write a responses JSONL (columns dialogue_id, turn, reference, hypothesis)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for r in records[list(RESPONSE_FIELDS)].itertuples(index=False):
-            fh.write(json.dumps({"dialogue_id": str(r.dialogue_id), "turn": int(r.turn),
-                                 "reference": r.reference, "hypothesis": r.hypothesis},
-                                ensure_ascii=False) + "\n")
-    return path
-
-
-def write_scores(path: str | Path, dialogue_ids: Sequence, gold, pred) -> Path:
-    """Write a scores JSONL; NaN predictions become null."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for did, g, p in zip(dialogue_ids, np.asarray(gold), np.asarray(pred, dtype=float), strict=True):
-            fh.write(json.dumps({"dialogue_id": str(did), "gold": [int(x) for x in g],
-                                 "pred": [None if np.isnan(x) else int(x) for x in p]}) + "\n")
-    return path
-
-
-def find_results(results_dir: str | Path) -> dict[str, list[Path]]:
-    """Return the JSONL files under *results_dir* by kind ("responses", "scores"), by first record.
-
-    Files whose first record has neither layout are listed under "other".
-    """
-    out: dict[str, list[Path]] = {"responses": [], "scores": [], "other": []}
-    root = Path(results_dir)
-    if not root.is_dir():
-        return out
-    for p in sorted(root.rglob("*.jsonl")):
-        try:
-            with p.open(encoding="utf-8") as fh:
-                first = next((ln for ln in fh if ln.strip()), "")
-            keys = set(json.loads(first)) if first else set()
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
-            keys = set()
-        kind = ("responses" if set(RESPONSE_FIELDS) <= keys else
-                "scores" if set(SCORE_FIELDS) <= keys else "other")
-        out[kind].append(p)
-    return out
-
-
-def evaluate_responses_file(path: str | Path, *, tokenizer: str = "ja-unidic", n_boot: int = BOOTSTRAP_SAMPLES,
-                            seed: int = 42, progress: bool = False, expected: pd.DataFrame | None = None,
-                            allow_partial: bool = False, per_turn: str | Path | None = None) -> ResponseResult:
-    """Read a responses JSONL and score it.
-
-    With *expected* (the test turns: dialogue_id, turn, reference) the file must cover them
-    exactly (see :func:`check_response_coverage`); *per_turn* writes each turn's scores.
-    """
-    check_n_boot(n_boot)
-    # With a test set, duplicates are reported together with missing and extra turns.
-    df = read_responses(path, drop_duplicates=allow_partial or expected is not None)
-    coverage = None
-    if expected is not None:
-        df, coverage = check_response_coverage(df, expected, allow_partial=allow_partial, file=str(path))
-    elif df.attrs["duplicates"]:
-        coverage = {"duplicate": len(df.attrs["duplicates"]), "scored_turns": len(df), "test_turns": None}
-    stats = response_stats(df["reference"].tolist(), df["hypothesis"].tolist(), df["dialogue_id"].tolist(),
-                           tokenizer=tokenizer, progress=progress)
-    res = response_scores(stats, n_boot=n_boot, seed=seed)
-    res.extra["file"] = str(path)
-    if coverage is not None:
-        res.extra["coverage"] = coverage
-    if per_turn is not None:
-        write_per_turn(per_turn, df, stats)
-    return res
-
-
-PER_TURN_METRICS = RESPONSE_METRICS[:7]
-
-
-def per_turn_table(df: pd.DataFrame, stats: ResponseStats) -> pd.DataFrame:
-    """Return one row per turn: dialogue_id, turn, BLEU-1..4 and ROUGE-1/2/L (x100), token counts."""
-    out = pd.DataFrame(_sentence_table(stats) * 100, columns=list(PER_TURN_METRICS))
-    out.insert(0, "turn", df["turn"].to_numpy())
-    out.insert(0, "dialogue_id", df["dialogue_id"].astype(str).to_numpy())
-    out["hyp_tokens"] = stats.bleu[:, -2]
-    out["ref_tokens"] = stats.bleu[:, -1]
-    return out
-
-
-def write_per_turn(path: str | Path, df: pd.DataFrame, stats: ResponseStats) -> Path:
-    """Write per-turn scores as JSONL (one object per turn, with the tokenizer's signature)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = per_turn_table(df, stats)
-    table["tokenizer"] = stats.tokenizer
-    table.to_json(path, orient="records", lines=True, force_ascii=False)
-    return path
-
-
-def evaluate_scores_file(path: str | Path, *, n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 42) -> ScoreResult:
-    """Read a scores JSONL and score it."""
-    check_n_boot(n_boot)
-    ids, gold, pred = read_scores(path)
-    return evaluate_scores(gold, pred, ids, n_boot=n_boot, seed=seed)
-
-
-# --------------------------------------------------------------------------- CLI
-
-def register_cli(sub) -> None:
-    """Add ``kokoro-nb evaluate responses|scores FILE`` and ``evaluate compare A B``."""
-    p = sub.add_parser("evaluate", help="score generated responses or predicted item scores",
-                       description="Score a responses JSONL (Table 4) or a scores JSONL (Table 5); "
-                                   "compare two systems' per-turn scores.")
-    ev = p.add_subparsers(dest="what", metavar="WHAT")
-    ev.required = True
-    r = ev.add_parser("responses", help="BLEU-1..4, ROUGE-1/2/L, Distinct-1/2 of a responses JSONL")
-    r.add_argument("file", help='JSONL: {"dialogue_id", "turn", "reference", "hypothesis"} per line')
-    r.add_argument("--tokenizer", default="ja-unidic", choices=tokenizer_names())
-    r.add_argument("--data", metavar="PATH", help="KokoroChat folder: check that FILE covers the test turns "
-                   "exactly (no missing, extra or duplicated turn)")
-    r.add_argument("--test-min-score", type=int, default=99, metavar="S",
-                   help="with --data: test dialogues are those scored S..100 (paper: 99)")
-    r.add_argument("--allow-partial", action="store_true",
-                   help="score the turns that match and report coverage instead of refusing")
-    r.add_argument("--per-turn", metavar="OUT", help="write per-turn scores (JSONL) for `evaluate compare`")
-    s = ev.add_parser("scores", help="ACC, ACC_soft, MAE of a scores JSONL")
-    s.add_argument("file", help='JSONL: {"dialogue_id", "gold": [20 ints], "pred": [20 ints or null]} per line')
-    for q in (r, s):
-        q.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N",
-                       help="bootstrap resamples over dialogues for 95%% intervals (0: none)")
-        q.add_argument("--seed", type=int, default=42)
-        q.add_argument("--json", action="store_true", help="print one JSON object")
-    r.set_defaults(func=_cmd_responses)
-    s.set_defaults(func=_cmd_scores)
-    from kokoro_nb.evaluate.significance import register_compare
-    register_compare(ev)
-
-
-def _print_table(rows: list[tuple[str, float, list | None]], fmt: str, signature: str) -> None:
-    for name, v, ci in rows:
-        interval = f"  [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else ""
-        print(f"{name:<24}{fmt.format(v):>9}{interval}")
-    print(signature)
-
-
-def _expected_turns(data: str, min_score: int) -> pd.DataFrame:
-    """Return the test turns (dialogue_id, turn, reference) of the corpus at *data*."""
-    from kokoro_nb.data import splits
-    from kokoro_nb.data.corpus import load_kokorochat
-    corpus = load_kokorochat(data, progress=False)
-    return splits.response_turns(corpus, splits.response_test_ids(corpus, min_score=min_score))
-
-
-def _cmd_responses(args) -> int:
-    check_n_boot(args.bootstrap)
-    expected = _expected_turns(args.data, args.test_min_score) if args.data else None
-    res = evaluate_responses_file(args.file, tokenizer=args.tokenizer, n_boot=args.bootstrap,
-                                  seed=args.seed, progress=not (args.json or getattr(args, "quiet", False)),
-                                  expected=expected, allow_partial=args.allow_partial, per_turn=args.per_turn)
-    if args.json:
-        from kokoro_nb.cli.common import print_json
-        print_json(res.as_dict())
-    else:
-        rows = [(k, v, res.ci.get(k)) for k, v in {**res.scores, **res.secondary}.items()]
-        print(f"{res.n_turns} turns, {res.n_dialogues} dialogues, {res.n_empty_hypotheses} empty hypotheses")
-        cov = res.extra.get("coverage")
-        if cov and cov.get("test_turns"):
-            share = math.floor(1000 * cov["share"]) / 10            # never shows 100 % unless complete
-            print(f"coverage: {cov['scored_turns']:,} of {cov['test_turns']:,} test turns ({share:.1f} %); "
-                  f"{cov['missing']} missing, {cov['extra']} extra (not scored), {cov['duplicate']} duplicate "
-                  f"(first kept), {cov['reference_differs']} with another reference (not scored)")
-        elif cov:
-            print(f"{cov['duplicate']} duplicate turn(s) dropped (first kept); no --data, so coverage of the "
-                  "test set is unknown")
-        _print_table(rows, "{:.2f}", res.signature)
-    return 0
-
-
-def _cmd_scores(args) -> int:
-    res = evaluate_scores_file(args.file, n_boot=args.bootstrap, seed=args.seed)
-    if args.json:
-        from kokoro_nb.cli.common import print_json
-        print_json(res.as_dict())
-    else:
-        o = res.overall
-        print(f"{res.n_dialogues} dialogues, {res.n_null} of {res.n_predictions} predictions null "
-              f"(coverage {100 * o['coverage']:.1f} %; wrong for ACC/ACC_soft, left out of MAE, "
-              "the largest possible error in mae_null_penalised)")
-        if o["MAE_items_without_answers"]:
-            print(f"no answer at all for item(s) {', '.join(o['MAE_items_without_answers'])}: they have no MAE, "
-                  "and the overall MAE is the mean over the other items")
-        _print_table([(k, o[k], res.ci.get(k)) for k in (*SCORE_METRICS, "mae_null_penalised", "coverage")],
-                     "{:.4f}", res.signature)
-        print(res.per_item.round(4).to_string())
-    return 0
-
-
-def evaluate_results(results_dir: str | Path, kind: str, **kw) -> pd.DataFrame:
-    """Score every *kind* ("responses" or "scores") JSONL under *results_dir*; one row per file.
-
-    Empty when there is none: a notebook shows "not run yet" instead of numbers.
-    """
-    if kind not in ("responses", "scores"):
-        raise DataError(f"unknown kind {kind!r}; expected 'responses' or 'scores'")
-    rows = {}
-    for p in find_results(results_dir)[kind]:
-        name = str(p.relative_to(results_dir))
-        if kind == "responses":
-            r = evaluate_responses_file(p, **kw)
-            rows[name] = {**r.scores, "turns": r.n_turns, "dialogues": r.n_dialogues,
-                          "empty": r.n_empty_hypotheses, "signature": r.signature}
-        else:
-            r = evaluate_scores_file(p, **kw)
-            rows[name] = {**{k: r.overall[k] for k in SCORE_METRICS}, "dialogues": r.n_dialogues,
-                          "null": r.n_null, "signature": r.signature}
-    return pd.DataFrame.from_dict(rows, orient="index")

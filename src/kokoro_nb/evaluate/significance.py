@@ -15,6 +15,9 @@ dialogue of 60 similar turns as 60 pieces of evidence and give intervals that ar
 p-values that are too small. Each dialogue contributes its per-metric sums and its number of
 turns, so a resample's score is still the mean over its turns.
 
+Not the scores themselves (:mod:`kokoro_nb.evaluate.metrics`) nor the per-turn files
+(:func:`kokoro_nb.evaluate.results.read_per_turn`).
+
 >>> a = np.array([[1.0, 1], [2.0, 1], [3.0, 1]]); b = a + [1.0, 0]
 >>> r = paired_bootstrap(a, b, ratio_score, n_boot=200, seed=0)
 >>> r["delta"], r["p_value"] < 0.05
@@ -29,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from kokoro_nb.errors import DataError
-from kokoro_nb.evaluate.metrics import CONFIDENCE, PER_TURN_METRICS, _clean, check_n_boot
-from kokoro_nb.jsonl import read_records
+from kokoro_nb.evaluate.metrics import CONFIDENCE, PER_TURN_METRICS, check_n_boot
+from kokoro_nb.evaluate.results import read_per_turn
 
 BOOTSTRAP_SAMPLES = 1000      # sacrebleu's default for paired_bs
 AR_TRIALS = 10000             # sacrebleu's default for paired_ar
@@ -107,34 +110,6 @@ def approximate_randomization(stats_a: np.ndarray, stats_b: np.ndarray, score: C
 
 
 # --------------------------------------------------------------------------- per-turn tables
-
-def read_per_turn(path: str | Path, metrics: Sequence[str] = PER_TURN_METRICS) -> pd.DataFrame:
-    """Read per-turn scores written by ``evaluate responses --per-turn``."""
-    rows, f = [], str(path)
-    for no, obj in read_records(path):
-        if "hypothesis" in obj and not any(m in obj for m in metrics):
-            raise DataError("this is a responses file, not per-turn scores; write those with "
-                            "`kokoro-nb evaluate responses FILE --per-turn OUT`", file=f, line=no)
-        row = {}
-        for key in ("dialogue_id", "turn", *metrics):
-            if key not in obj:
-                raise DataError("missing field", file=f, line=no, field=key)
-            v = obj[key]
-            if key != "dialogue_id" and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise DataError(f"expected a number, got {v!r}", file=f, line=no, field=key)
-            row[key] = v
-        row["dialogue_id"] = str(row["dialogue_id"])
-        row["tokenizer"] = obj.get("tokenizer")
-        rows.append(row)
-    if not rows:
-        raise DataError("no records in file", file=f)
-    df = pd.DataFrame(rows)
-    dup = df.duplicated(["dialogue_id", "turn"])
-    if dup.any():
-        d = df[dup].iloc[0]
-        raise DataError(f"{int(dup.sum())} duplicate turn(s), first: {d['dialogue_id']}/{d['turn']}", file=f)
-    return df
-
 
 def pair_turns(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] = ("A", "B")) -> pd.DataFrame:
     """Join two per-turn tables on (dialogue_id, turn); DataError unless they cover the same turns."""
@@ -219,38 +194,3 @@ def comparison_signature(table: pd.DataFrame) -> str:
     return "|".join(["test:paired-bootstrap+approx-randomization", f"unit:{at.get('unit')}",
                      f"boot:{at.get('n_boot')}", f"ar-trials:{at.get('n_trials')}", f"seed:{at.get('seed')}",
                      "p:(#>=obs+1)/(n+1)", f"alpha:{ALPHA}", "delta:B-A"])
-
-
-# --------------------------------------------------------------------------- CLI
-
-def register_compare(ev) -> None:
-    """Add ``kokoro-nb evaluate compare A B`` to the ``evaluate`` sub-parsers."""
-    c = ev.add_parser("compare", help="paired bootstrap and approximate randomization of two per-turn files",
-                      description="Compare two systems scored on the same test turns (files written by "
-                                  "`evaluate responses FILE --per-turn OUT`), resampling dialogues.")
-    c.add_argument("a", help="per-turn JSONL of system A (the baseline)")
-    c.add_argument("b", help="per-turn JSONL of system B")
-    c.add_argument("--metric", action="append", choices=PER_TURN_METRICS, help="metric(s) to test (default: all)")
-    c.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, metavar="N", help="bootstrap resamples")
-    c.add_argument("--trials", type=int, default=AR_TRIALS, metavar="N", help="approximate-randomization trials")
-    c.add_argument("--seed", type=int, default=42)
-    c.add_argument("--json", action="store_true", help="print one JSON object")
-    c.set_defaults(func=_cmd_compare)
-
-
-def _cmd_compare(args) -> int:
-    check_n_boot(args.bootstrap)
-    if check_n_boot(args.trials) == 0:
-        raise DataError("approximate randomization needs at least one trial", field="--trials")
-    t = compare_files(args.a, args.b, metrics=args.metric or PER_TURN_METRICS, n_boot=args.bootstrap,
-                      n_trials=args.trials, seed=args.seed)
-    if args.json:
-        from kokoro_nb.cli.common import print_json
-        print_json(_clean({"a": args.a, "b": args.b, **t.attrs, "signature": comparison_signature(t),
-                           "metrics": t.rename(columns=dict(zip(t.columns[:2], ("A", "B")))).to_dict(orient="index")}))
-        return 0
-    print(f"{t.attrs['turns']:,} turns in {t.attrs['dialogues']:,} dialogues; A = {args.a}, B = {args.b}")
-    show = t.rename(columns=dict(zip(t.columns[:2], ("A", "B"))))
-    print(show.to_string(float_format=lambda v: f"{v:.4f}"))
-    print(comparison_signature(t))
-    return 0

@@ -11,7 +11,8 @@ connections with exponential backoff.
 ``run`` writes one JSON object per finished dialogue (``dialogue_id``, ``turns`` of
 ``{"role", "content"}``, ``ended_by``) and logs every turn of unfinished ones to
 ``<output>.partial.jsonl``, so a rerun continues each dialogue where it stopped and sends no
-request for finished ones. ``judge`` writes one object per scored dialogue.
+request for finished ones. ``judge`` writes one object per scored dialogue. Both go through
+:func:`kokoro_nb.evaluate.workers.run_resumable`; the command line is :mod:`kokoro_nb.cli.simulate`.
 
 What is reconstructed: the paper prints only an English translation of its Japanese client
 prompt; :data:`CLIENT_PROMPT_JA` is our Japanese rendering of it (the translation's "feeling
@@ -32,13 +33,16 @@ import os
 import random
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+import pandas as pd
+
+from kokoro_nb import published
 from kokoro_nb.data.splits import response_splits
-from kokoro_nb.train import sft
 from kokoro_nb.errors import DataError, KokoroError
+from kokoro_nb.evaluate.workers import run_resumable
 from kokoro_nb.jsonl import Appender, read_records, read_resumable
+from kokoro_nb.train import sft
 
 DIMENSIONS = ("Comprehensiveness", "Professionalism", "Authenticity", "Safety")
 CPSYCOUN_MAX = {"Comprehensiveness": 2, "Professionalism": 3, "Authenticity": 3, "Safety": 1}
@@ -435,38 +439,21 @@ def simulate_dialogues(plans: list[dict], counselor: Endpoint, client: Endpoint,
                              "counselor_system": counselor_system})
     finished = {str(r["dialogue_id"]) for r in read_resumable(output, _has_dialogue_id)}
     resumed = _resumed_turns(partial, finished)
-    todo = [p for p in plans if p["dialogue_id"] not in finished]
     usage = {r: empty_usage() for r in ROLES}
-    out_log, turn_log, stop = Appender(output), Appender(partial), threading.Event()
-    written, ended, error = 0, {k: 0 for k in ENDED_BY}, None
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(plans), initial=len(plans) - len(todo), desc="simulate", unit="dialogue")
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(run_dialogue, p, resumed.get(p["dialogue_id"], []), counselor, client, turn_log,
-                               min_turns=min_turns, max_turns=max_turns, counselor_system=counselor_system,
-                               stop=stop, usage=usage) for p in todo]
-        for fut in as_completed(futures):
-            try:
-                rec = fut.result()
-            except KokoroError as exc:
-                stop.set()                               # others stop after their current request
-                error = error or exc
-                continue
-            if rec is not None:
-                out_log.write(rec)
-                written += 1
-                ended[rec["ended_by"]] += 1
-                if bar is not None:
-                    bar.update(1)
-    if bar is not None:
-        bar.close()
-    n_done = len(finished) + written
-    if error is not None:
-        raise type(error)(f"{error}. Stopped: {n_done} of {len(plans)} dialogues are finished in {output} "
-                          "(kept); run the same command again to continue.")
-    if n_done == len(plans):
+    turn_log, ended = Appender(partial), {k: 0 for k in ENDED_BY}
+
+    def work(plan: dict, stop: threading.Event) -> dict | None:
+        return run_dialogue(plan, resumed.get(plan["dialogue_id"], []), counselor, client, turn_log,
+                            min_turns=min_turns, max_turns=max_turns, counselor_system=counselor_system,
+                            stop=stop, usage=usage)
+
+    def count_end(rec: dict) -> None:
+        ended[rec["ended_by"]] += 1
+
+    written = run_resumable(plans, work, output, key=lambda p: p["dialogue_id"], done=finished,
+                            max_workers=concurrency, progress=progress, desc="simulate", on_record=count_end,
+                            what="dialogues are finished")
+    if len(finished) + written == len(plans):
         partial.unlink(missing_ok=True)
     prices = {"counselor": counselor.price, "client": client.price}
     cost = {r: estimate_cost(usage[r], prices[r]) for r in ROLES}
@@ -521,33 +508,12 @@ def judge_file(path: str | Path, judge: Endpoint, output: str | Path, *, scale: 
     if any(r.get("scale") != scale for r in done):
         raise DataError(f"holds judgements on another scale than {scale!r}; use another --output or --restart",
                         file=str(output))
-    seen = {str(r["dialogue_id"]) for r in done}
-    todo = [d for d in dialogues if str(d["dialogue_id"]) not in seen]
-    log, usage, error = Appender(output), empty_usage(), None
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(dialogues), initial=len(dialogues) - len(todo), desc="judge", unit="dialogue")
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(judge_dialogue, d, judge, scale) for d in todo]
-        for fut in as_completed(futures):
-            try:
-                rec = fut.result()
-            except KokoroError as exc:
-                error = error or exc
-                for f in futures:
-                    f.cancel()
-                continue
-            log.write(rec)
-            add_usage(usage, rec["usage"])
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
-    if error is not None:
-        n = len(read_resumable(output, _has_dialogue_id))
-        raise type(error)(f"{error}. Stopped: {n} of {len(dialogues)} dialogues are judged in {output} (kept); "
-                          "run the same command again to continue.")
+    usage = empty_usage()
+    run_resumable(
+        dialogues, lambda d, stop: None if stop.is_set() else judge_dialogue(d, judge, scale), output,
+        key=lambda d: str(d["dialogue_id"]), done=[str(r["dialogue_id"]) for r in done], max_workers=concurrency,
+        progress=progress, desc="judge", on_record=lambda rec: add_usage(usage, rec["usage"]),
+        what="dialogues are judged")
     summary = summarise_judgements(read_resumable(output, _has_dialogue_id))
     return {**summary, "usage": usage, "cost_usd": estimate_cost(usage, judge.price), "path": str(output)}
 
@@ -558,7 +524,6 @@ def summarise_judgements(records: list[dict]) -> dict:
     Dialogues whose verdict could not be parsed or was out of range are counted in ``status`` and
     left out of the means (``n_scored`` says over how many the means are).
     """
-    import pandas as pd
     scales = {r.get("scale") for r in records}
     if len(scales) > 1:
         raise DataError(f"judgements on several scales ({', '.join(map(str, sorted(scales)))}) cannot be averaged")
@@ -572,116 +537,7 @@ def summarise_judgements(records: list[dict]) -> dict:
             "status": {k: int(v) for k, v in status.items()}, "mean": mean, "mean_0_5": rescaled}
 
 
-def paper_table7() -> "pd.DataFrame":
+def paper_table7() -> pd.DataFrame:
     """Return paper Table 7 (GPT-4o judge, 0-5 per dimension, 50 dialogues per model) as a DataFrame."""
-    import pandas as pd
-    from kokoro_nb import published
-    from kokoro_nb.describe import ledger
     t = published.load()["appendix_e_model_comparison"]
     return pd.DataFrame({m: v for m, v in t.items() if m != "columns"}, index=t["columns"]).T
-
-
-# --------------------------------------------------------------------------- CLI
-
-def register_cli(sub) -> None:
-    """Add ``kokoro-nb simulate run|judge``."""
-    p = sub.add_parser("simulate", help="simulated-client evaluation (paper Appendix E, Table 7)",
-                       description="An LLM client talks to a counselor model, an LLM judge scores the dialogues. "
-                                   "Endpoints are OpenAI-compatible base URLs (vLLM, transformers serve, Ollama, "
-                                   "OpenAI); the key comes from OPENAI_API_KEY (any value for local servers).")
-    s = p.add_subparsers(dest="simulate_command", metavar="STEP")
-    s.required = True
-    r = s.add_parser("run", help="simulate dialogues (resumable JSONL)",
-                     description="Simulate client-counselor dialogues and append each finished one to --output.")
-    r.add_argument("--counselor-url", required=True, help="base URL, e.g. http://localhost:8000/v1")
-    r.add_argument("--counselor-model", required=True)
-    r.add_argument("--client-url", required=True, help="base URL, e.g. https://api.openai.com/v1")
-    r.add_argument("--client-model", required=True, help="the paper used gpt-4o")
-    r.add_argument("--dialogues", type=int, required=True, help="number of dialogues (paper: 50 per model)")
-    r.add_argument("--output", required=True, help="JSONL of finished dialogues")
-    r.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH",
-                   help="KokoroChat, to seed clients from held-out test dialogues (with --seed-from-test)")
-    r.add_argument("--seed-from-test", action="store_true",
-                   help="beyond the paper: give each client a test dialogue's topic and opening turns")
-    r.add_argument("--seed-turns", type=int, default=1, help="client turns of the test dialogue to copy (default 1)")
-    r.add_argument("--seed", type=int, default=42, help="sampling seed sent to the endpoints; orders the seeds")
-    r.add_argument("--min-turns", type=int, default=10, help="client turns before <end> is honoured (paper: 10)")
-    r.add_argument("--max-turns", type=int, default=20, help="forced stop after this many exchanges (paper: 20)")
-    r.add_argument("--concurrency", type=int, default=1, help="dialogues run at once")
-    r.add_argument("--client-temperature", type=float, default=0.7)
-    r.add_argument("--counselor-temperature", type=float, default=0.0, help="0: greedy, as Appendix D")
-    r.add_argument("--max-tokens", type=int, default=256, help="per reply, both sides")
-    r.add_argument("--counselor-system", default=None,
-                   help="counselor system prompt (default: the one the fine-tuned models saw; 'none' for none)")
-    _endpoint_options(r, ("counselor", "client"))
-    r.add_argument("--restart", action="store_true", help="discard the existing output instead of resuming")
-    r.set_defaults(func=_cmd_run)
-
-    j = s.add_parser("judge", help="score simulated dialogues on the CPsyCoun dimensions",
-                     description="Score each dialogue of FILE on comprehensiveness, professionalism, authenticity "
-                                 "and safety (CPsyCoun rubric, Zhang et al. 2024a); resumable JSONL.")
-    j.add_argument("file", help="output of simulate run")
-    j.add_argument("--judge-url", required=True)
-    j.add_argument("--judge-model", required=True, help="the paper used gpt-4o")
-    j.add_argument("--output", required=True)
-    j.add_argument("--scale", choices=sorted(SCALES), default="paper",
-                   help="paper: 0-5 on every dimension (Table 7); cpsycoun: the rubric's own 0-2/0-3/0-3/0-1")
-    j.add_argument("--concurrency", type=int, default=1)
-    j.add_argument("--max-tokens", type=int, default=1024)
-    _endpoint_options(j, ("judge",))
-    j.add_argument("--restart", action="store_true")
-    j.set_defaults(func=_cmd_judge)
-
-
-def _endpoint_options(p, roles) -> None:
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before a retry")
-    p.add_argument("--max-retries", type=int, default=4, help="retries of 429/5xx/timeouts, exponential backoff")
-    for role in roles:
-        p.add_argument(f"--{role}-price", type=float, nargs=2, default=(0.0, 0.0), metavar=("IN", "OUT"),
-                       help=f"USD per 1M prompt and completion tokens of the {role} (default 0 0: local)")
-
-
-def _check_endpoint_args(args) -> None:
-    if args.timeout <= 0 or args.max_retries < 0:
-        raise DataError("--timeout must be > 0 and --max-retries >= 0")
-    if args.max_tokens < 1:
-        raise DataError("--max-tokens must be >= 1")
-
-
-def _cmd_run(args) -> int:
-    from kokoro_nb.cli.common import print_json
-    _check_endpoint_args(args)
-    if args.seed_turns < 1:
-        raise DataError(f"--seed-turns must be >= 1, got {args.seed_turns}")
-    corpus = None
-    if args.seed_from_test:
-        from kokoro_nb.data.corpus import load_kokorochat
-        corpus = load_kokorochat(args.data_dir, progress=not os.environ.get("TQDM_DISABLE"))
-    elif args.data_dir:
-        raise DataError("--data is only read with --seed-from-test")
-    plans = plan_dialogues(args.dialogues, seed=args.seed, corpus=corpus, seed_turns=args.seed_turns)
-    common = {"max_tokens": args.max_tokens, "timeout": args.timeout, "max_retries": args.max_retries}
-    counselor = Endpoint(args.counselor_url, args.counselor_model, temperature=args.counselor_temperature,
-                         price=args.counselor_price, **common)
-    client = Endpoint(args.client_url, args.client_model, temperature=args.client_temperature,
-                      price=args.client_price, **common)
-    system = args.counselor_system
-    system = sft.SYSTEM_PROMPT if system is None else (None if system.lower() == "none" else system)
-    info = simulate_dialogues(plans, counselor, client, args.output, min_turns=args.min_turns,
-                              max_turns=args.max_turns, concurrency=args.concurrency, counselor_system=system,
-                              restart=args.restart, progress=not os.environ.get("TQDM_DISABLE"))
-    print_json(info)
-    return 0
-
-
-def _cmd_judge(args) -> int:
-    from kokoro_nb.cli.common import print_json
-    _check_endpoint_args(args)
-    judge = Endpoint(args.judge_url, args.judge_model, temperature=0.0, max_tokens=args.max_tokens,
-                     price=args.judge_price, timeout=args.timeout, max_retries=args.max_retries)
-    info = judge_file(args.file, judge, args.output, scale=args.scale, concurrency=args.concurrency,
-                      restart=args.restart, progress=not os.environ.get("TQDM_DISABLE"))
-    info["paper_table7_scale"] = "0-5 per dimension (paper Appendix E); CPsyCoun's rubric: " + \
-        ", ".join(f"{d} 0-{m}" for d, m in CPSYCOUN_MAX.items())
-    print_json(info)
-    return 0

@@ -8,7 +8,7 @@ import pytest
 from kokoro_nb.data import splits as S
 from kokoro_nb.evaluate import baselines as B
 from kokoro_nb import load_kokorochat
-from kokoro_nb.evaluate import metrics
+from kokoro_nb.evaluate import metrics, tokenize
 from kokoro_nb import published
 from kokoro_nb.describe import ledger
 from kokoro_nb.errors import DataError
@@ -109,7 +109,7 @@ def test_sensitivity_table_on_synthetic(synthetic_corpus):
     table, _ = B.response_baselines(synthetic_corpus, ids[:3], pool_dialogues=None, progress=False)
     sens = B.sensitivity_table(table, ("copy", "retrieval"))
     assert set(sens.index.get_level_values("tokens")) == {"ja-unidic", "char"}
-    ref_char = metrics.distinct([metrics.get_tokenizer("char")(x) for x in table["reference"]], 1)
+    ref_char = metrics.distinct([tokenize.get_tokenizer("char")(x) for x in table["reference"]], 1)
     assert sens.loc[("human reference", "char"), "Dist-1 pooled"] == pytest.approx(100 * ref_char)
     # Characters give more matches than words for these Japanese turns.
     assert sens.loc[("copy", "char"), "sentence BLEU-1"] >= sens.loc[("copy", "ja-unidic"), "sentence BLEU-1"]

@@ -130,11 +130,11 @@ def test_answers_csv_from_a_spreadsheet(tmp_path, capsys):
 
 def test_make_command_end_to_end(synthetic_kokorochat_dir, tmp_path, capsys):
     import kokoro_nb
-    from kokoro_nb.evaluate import metrics
+    from kokoro_nb.evaluate import results
     c = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
     from kokoro_nb.data.splits import response_turns
     t = response_turns(c)
-    metrics.write_responses(tmp_path / "copy.jsonl", t.assign(hypothesis=t["previous_counselor"]))
+    results.write_responses(tmp_path / "copy.jsonl", t.assign(hypothesis=t["previous_counselor"]))
     code = cli.main(["-q", "human-eval", "make", str(tmp_path / "copy.jsonl"), "reference", "--data",
                      str(synthetic_kokorochat_dir), "--out", str(tmp_path / "kit"), "--dialogues", "3",
                      "--per-dialogue", "2"])
@@ -146,7 +146,7 @@ def test_make_command_end_to_end(synthetic_kokorochat_dir, tmp_path, capsys):
     assert all(len(x) for x in sheet["context"])
     assert cli.main(["-q", "human-eval", "make", str(tmp_path / "copy.jsonl"), "reference", "--data",
                      str(synthetic_kokorochat_dir), "--out", str(tmp_path / "k2"), "--dialogues", "0"]) == 2
-    metrics.write_responses(tmp_path / "alien.jsonl", t.assign(hypothesis="x", dialogue_id="nope" + t["dialogue_id"].astype(str)))
+    results.write_responses(tmp_path / "alien.jsonl", t.assign(hypothesis="x", dialogue_id="nope" + t["dialogue_id"].astype(str)))
     capsys.readouterr()
     assert cli.main(["-q", "human-eval", "make", str(tmp_path / "alien.jsonl"), "reference", "--data",
                      str(synthetic_kokorochat_dir), "--out", str(tmp_path / "k3")]) == 2

@@ -8,7 +8,7 @@ import pytest
 
 from kokoro_nb import cli
 
-from kokoro_nb.evaluate import metrics
+from kokoro_nb.evaluate import metrics, results
 from kokoro_nb.evaluate import significance as S
 from kokoro_nb.errors import DataError
 
@@ -117,7 +117,7 @@ def test_compare_cli_prints_p_values(tmp_path, capsys):
     for f, p in ((fa, pa), (fb, pb)):
         assert cli.main(["-q", "evaluate", "responses", str(f), "--tokenizer", "space", "--bootstrap", "0",
                          "--per-turn", str(p)]) == 0
-    per = S.read_per_turn(pb)
+    per = results.read_per_turn(pb)
     assert len(per) == 24 and per["BLEU-4"].eq(100).all()
     capsys.readouterr()
     assert cli.main(["evaluate", "compare", str(pa), str(pb), "--bootstrap", "200", "--trials", "200",

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from kokoro_nb import cli
+from kokoro_nb.cli import evaluate as cli_evaluate
 
-from kokoro_nb.evaluate import metrics
+from kokoro_nb.evaluate import metrics, results, tokenize
 from kokoro_nb.errors import DataError
 from kokoro_nb.schema import ITEM_CODES
 
@@ -39,7 +40,7 @@ def _toks(s: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ja():
-    return metrics.get_tokenizer("ja-unidic")
+    return tokenize.get_tokenizer("ja-unidic")
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -56,19 +57,19 @@ def test_ja_unidic_tokens(ja, text, expected):
 
 
 def test_char_tokenizer_drops_whitespace():
-    assert metrics.get_tokenizer("char")("は い\n。") == ["は", "い", "。"]
+    assert tokenize.get_tokenizer("char")("は い\n。") == ["は", "い", "。"]
 
 
 def test_tokenizer_signatures_name_versions(ja):
     import importlib.metadata as md
     sig = ja.signature()
     assert md.version("fugashi") in sig and md.version("unidic-lite") in sig
-    assert metrics.get_tokenizer("char").signature().startswith("char")
+    assert tokenize.get_tokenizer("char").signature().startswith("char")
 
 
 def test_unknown_tokenizer_names_choices():
     with pytest.raises(DataError, match="ja-unidic"):
-        metrics.get_tokenizer("mecab")
+        tokenize.get_tokenizer("mecab")
 
 
 # --------------------------------------------------------------------------- BLEU
@@ -122,7 +123,7 @@ def test_sentence_bleu_random_token_lists_match_nltk(seed):
 @pytest.mark.parametrize("hyp, ref", CASES + [("a", ""), ("", "")])
 def test_rouge_matches_rouge_score(hyp, ref):
     from rouge_score import rouge_scorer
-    tok = metrics.get_tokenizer("space")
+    tok = tokenize.get_tokenizer("space")
     sc = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=tok).score(ref, hyp)
     ours = metrics.f_measure(metrics.rouge_stats(tok(hyp), tok(ref)))
     assert ours == pytest.approx([sc[k].fmeasure for k in ("rouge1", "rouge2", "rougeL")], abs=TOL)
@@ -278,7 +279,7 @@ def _scores_line(did="1", gold=None, pred=None):
 def test_read_responses_names_the_bad_line(tmp_path, bad, field):
     p = _write(tmp_path / "r.jsonl", GOOD_RESPONSES[:2] + [bad])
     with pytest.raises(DataError) as e:
-        metrics.read_responses(p)
+        results.read_responses(p)
     assert e.value.line == 3 and e.value.file == str(p)
     if field:
         assert e.value.field == field
@@ -297,32 +298,32 @@ def test_read_responses_names_the_bad_line(tmp_path, bad, field):
 def test_read_scores_names_the_bad_line(tmp_path, bad, field):
     p = _write(tmp_path / "s.jsonl", [_scores_line(did="0"), "", bad])
     with pytest.raises(DataError) as e:
-        metrics.read_scores(p)
+        results.read_scores(p)
     assert e.value.line == 3 and e.value.field == field
 
 
 def test_read_scores_accepts_whole_null_prediction(tmp_path):
     p = _write(tmp_path / "s.jsonl", [_scores_line(did="0"), json.dumps({"dialogue_id": "1", "gold": [1] * 20,
                                                                           "pred": None})])
-    ids, gold, pred = metrics.read_scores(p)
+    ids, gold, pred = results.read_scores(p)
     assert ids == ["0", "1"] and gold.shape == (2, 20) and np.isnan(pred[1]).all()
     assert np.isnan(pred[0, 19]) and pred[0, 0] == 3
 
 
 def test_empty_file_is_an_error(tmp_path):
     with pytest.raises(DataError, match="no records"):
-        metrics.read_responses(_write(tmp_path / "e.jsonl", [""]))
+        results.read_responses(_write(tmp_path / "e.jsonl", [""]))
 
 
 def test_write_and_read_round_trip(tmp_path):
     import pandas as pd
     df = pd.DataFrame([json.loads(x) for x in GOOD_RESPONSES])
-    back = metrics.read_responses(metrics.write_responses(tmp_path / "r.jsonl", df))
-    assert back.equals(df[list(metrics.RESPONSE_FIELDS)])
+    back = results.read_responses(results.write_responses(tmp_path / "r.jsonl", df))
+    assert back.equals(df[list(results.RESPONSE_FIELDS)])
     gold = np.arange(40).reshape(2, 20) % 6
     pred = gold.astype(float)
     pred[1, 3] = np.nan
-    ids, g, p = metrics.read_scores(metrics.write_scores(tmp_path / "s.jsonl", ["a", "b"], gold, pred))
+    ids, g, p = results.read_scores(results.write_scores(tmp_path / "s.jsonl", ["a", "b"], gold, pred))
     assert ids == ["a", "b"] and (g == gold).all() and np.array_equal(p, pred, equal_nan=True)
 
 
@@ -331,18 +332,18 @@ def test_find_results_sorts_by_layout(tmp_path):
     (tmp_path / "sub").mkdir()
     _write(tmp_path / "sub" / "pred.jsonl", [_scores_line()])
     _write(tmp_path / "notes.jsonl", ['{"x": 1}'])
-    found = metrics.find_results(tmp_path)
+    found = results.find_results(tmp_path)
     assert [p.name for p in found["responses"]] == ["gen.jsonl"]
     assert [p.name for p in found["scores"]] == ["pred.jsonl"]
     assert [p.name for p in found["other"]] == ["notes.jsonl"]
-    assert metrics.find_results(tmp_path / "missing") == {"responses": [], "scores": [], "other": []}
+    assert results.find_results(tmp_path / "missing") == {"responses": [], "scores": [], "other": []}
 
 
 def test_cli_evaluate_responses_json(tmp_path, capsys):
     p = _write(tmp_path / "r.jsonl", GOOD_RESPONSES)
     assert cli.main(["evaluate", "responses", str(p), "--json", "--bootstrap", "100"]) == 0
     out = json.loads(capsys.readouterr().out)
-    df = metrics.read_responses(p)
+    df = results.read_responses(p)
     lib = metrics.evaluate_responses(df["reference"].tolist(), df["hypothesis"].tolist(),
                                      df["dialogue_id"].tolist(), n_boot=100)
     assert out["scores"]["BLEU-4"] == pytest.approx(lib.scores["BLEU-4"], abs=TOL)
@@ -377,15 +378,15 @@ def test_cli_missing_file_exits_2(tmp_path, capsys):
 
 
 def test_evaluate_results_scores_each_file_or_returns_empty(tmp_path):
-    assert metrics.evaluate_results(tmp_path, "responses").empty
+    assert results.evaluate_results(tmp_path, "responses").empty
     _write(tmp_path / "a.jsonl", GOOD_RESPONSES)
     _write(tmp_path / "s.jsonl", [_scores_line(did=str(i)) for i in range(3)])
-    r = metrics.evaluate_results(tmp_path, "responses", n_boot=0)
+    r = results.evaluate_results(tmp_path, "responses", n_boot=0)
     assert list(r.index) == ["a.jsonl"] and r.loc["a.jsonl", "turns"] == 6
-    s = metrics.evaluate_results(tmp_path, "scores", n_boot=0)
+    s = results.evaluate_results(tmp_path, "scores", n_boot=0)
     assert s.loc["s.jsonl", "null"] == 3 and s.loc["s.jsonl", "ACC"] == pytest.approx(95.0)
     with pytest.raises(DataError, match="unknown kind"):
-        metrics.evaluate_results(tmp_path, "other")
+        results.evaluate_results(tmp_path, "other")
 
 
 def test_score_per_item_intervals_bracket_each_item():
@@ -429,13 +430,13 @@ def test_utf16_bom_is_named(tmp_path):
     p = tmp_path / "r.jsonl"
     p.write_bytes((GOOD_RESPONSES[0] + "\n").encode("utf-16"))
     with pytest.raises(DataError, match="UTF-16 LE byte-order mark"):
-        metrics.read_responses(p)
+        results.read_responses(p)
 
 
 def test_last_line_without_newline_is_fine_when_complete(tmp_path):
     p = tmp_path / "r.jsonl"
     p.write_text("\n".join(GOOD_RESPONSES), encoding="utf-8")
-    assert len(metrics.read_responses(p)) == len(GOOD_RESPONSES)
+    assert len(results.read_responses(p)) == len(GOOD_RESPONSES)
 
 
 @pytest.mark.parametrize("what", ["responses", "scores"])
@@ -454,7 +455,7 @@ def _expected(lines=GOOD_RESPONSES):
 
 
 def _with_test_set(monkeypatch, lines=GOOD_RESPONSES):
-    monkeypatch.setattr(metrics, "_expected_turns", lambda data, min_score: _expected(lines))
+    monkeypatch.setattr(cli_evaluate, "_expected_turns", lambda data, min_score: _expected(lines))
 
 
 @pytest.mark.parametrize("lines, words", [
@@ -485,14 +486,14 @@ def test_partial_coverage_scores_only_matching_turns(tmp_path, monkeypatch, caps
     code, out, _ = _run_cli(["evaluate", "responses", str(p), "--data", "X", "--tokenizer", "space",
                              "--bootstrap", "0", "--allow-partial"], capsys)
     assert code == 0 and "coverage: 3 of 6 test turns (50.0 %); 3 missing, 1 extra" in out
-    full = metrics.evaluate_responses_file(_write(tmp_path / "ok.jsonl", GOOD_RESPONSES[:3]),
+    full = results.evaluate_responses_file(_write(tmp_path / "ok.jsonl", GOOD_RESPONSES[:3]),
                                            tokenizer="space", n_boot=0)
     assert f"{full.scores['BLEU-1']:.2f}" in out               # the extra turn was not scored
 
 
 def test_duplicates_without_test_set(tmp_path):
     p = _write(tmp_path / "r.jsonl", GOOD_RESPONSES + [GOOD_RESPONSES[1]])
-    r = metrics.evaluate_responses_file(p, tokenizer="space", n_boot=0, allow_partial=True)
+    r = results.evaluate_responses_file(p, tokenizer="space", n_boot=0, allow_partial=True)
     assert r.n_turns == 6 and r.extra["coverage"]["duplicate"] == 1
 
 
