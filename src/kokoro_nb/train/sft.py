@@ -11,7 +11,7 @@ Both are tokenized by one function, :func:`encode_rows`, with the model's own ch
 (``tokenizer.chat_template``), so training, generation (:func:`prompt_ids`) and the counts of
 :func:`epoch_budget` see the same tokens. Under causal attention every target token sees the same
 prefix in both modes, so for the same weights the per-token losses are identical
-(``tests/test_sft.py``); what differs is the batching, hence the optimisation path: ``per_turn``
+(``tests/train/test_sft.py``); what differs is the batching, hence the optimisation path: ``per_turn``
 averages over one turn per example and takes many more optimizer steps, ``session`` over whole
 dialogues.
 
