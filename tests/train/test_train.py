@@ -286,7 +286,17 @@ def test_build_random_llama_keeps_the_full_vocabulary_rows(tmp_path, monkeypatch
     assert torch.get_default_dtype() == torch.float32           # restored after building in bf16
 
 
-def test_cli_train_runs_the_smoke_configuration(synthetic_kokorochat_dir, tmp_path, capsys):
+def test_cli_train_runs_the_smoke_configuration(synthetic_kokorochat_dir, tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def counted(name, real):
+        def wrapper(*a, **kw):
+            calls.append(name)
+            return real(*a, **kw)
+        return wrapper
+
+    for name in ("prefetch_for_launch", "process_state"):
+        monkeypatch.setattr(models, name, counted(name, getattr(models, name)))
     out = tmp_path / "cli"
     rc = main(["-q", "train", "response", "--data-dir", str(synthetic_kokorochat_dir),
                "--set", "model_name=tiny-random-llama", "--set", f"output_dir={out}", "--set", "mode=session",
@@ -295,6 +305,7 @@ def test_cli_train_runs_the_smoke_configuration(synthetic_kokorochat_dir, tmp_pa
     assert rc == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["global_step"] == 2 and (out / "adapter" / "adapter_config.json").exists()
+    assert calls == ["prefetch_for_launch", "process_state"]      # once per run: train() reuses the CLI's state
 
 
 # --------------------------------------------------------------------------- devices
