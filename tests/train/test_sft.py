@@ -324,6 +324,27 @@ def test_score_datasets_use_the_fixed_test_set(corpus):
     assert [len(a[k]) for k in ("train", "validation", "test")] == [16, 2, 2]
 
 
+def test_fit_transcripts_cuts_the_dialogue_so_prompt_and_answer_fit(tiny):
+    c, tok, _ = tiny
+    ex = sft.score_examples(c)
+    total = lambda e: sum(sft.message_lengths(e["messages"], tok)[1]) + sft.message_lengths(e["messages"], tok)[0]
+    longest = max(total(e) for e in ex)
+    assert sft.fit_transcripts(ex, tok, None) == (ex, 0)
+    limit = longest - 200
+    out, n_cut = sft.fit_transcripts(ex, tok, limit)
+    assert n_cut == sum(total(e) > limit for e in ex) > 0
+    for before, after in zip(ex, out):
+        assert total(after) <= limit
+        assert after["messages"][-1] == before["messages"][-1]          # the 20 answer lines stay whole
+        assert after["gold"] == before["gold"]
+        if total(before) > limit:
+            assert "（中略）" in after["messages"][1]["content"]
+        else:
+            assert after is before
+    with pytest.raises(DataError, match="max_length"):
+        sft.fit_transcripts(ex, tok, 100)                                  # not even the instruction fits
+
+
 def test_cut_middle_keeps_head_and_tail():
     text = "あ" * 50 + "い" * 100 + "う" * 50
     cut = sft.cut_middle(text, 100)
