@@ -16,6 +16,9 @@ when ``load_in_4bit``) or vLLM's offline ``LLM.generate`` (``backend="vllm"``: b
 as a ``LoRARequest``, since vLLM has no bitsandbytes 4-bit). Both decode the same prompt ids with the
 same settings (:func:`greedy_settings`); ``backend="auto"`` picks vLLM only where the GPU holds the
 bf16 weights (:func:`choose_backend`) and says why in one line.
+
+Decoding only: models load through :mod:`kokoro_nb.train.models`, scoring the outputs is
+:mod:`kokoro_nb.evaluate`, and the command line is :mod:`kokoro_nb.cli.generate`.
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ time are **estimates**, not measurements:
   the step time on the device in front of you.
 
 :func:`device_plan` picks the profile for the detected device and refuses a run of more than
-:data:`LONG_RUN_HOURS` hours unless it is confirmed.
+:data:`LONG_RUN_HOURS` hours unless it is confirmed. Nothing is trained here: the few real steps
+of ``--measure`` are :mod:`kokoro_nb.train.measure`.
 
 >>> round(GPUS["A100-40GB"]["tflops"] / GPUS["T4"]["tflops"], 1)
 4.8

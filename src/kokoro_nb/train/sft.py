@@ -19,7 +19,10 @@ Every counselor turn is a training target, including a first greeting that has n
 
 Score prediction (5.2): the whole dialogue -> the 20 item scores as lines ``D1: 4`` ... ``D20: 3``
 (:func:`format_scores`); :func:`parse_scores` reads model outputs and reports what it could not
-parse instead of hiding it. The 8:1:1 split is :func:`kokoro_nb.evaluate.baselines.score_split`.
+parse instead of hiding it; :func:`fit_transcripts` cuts over-long dialogues so the answer fits.
+The 8:1:1 split is :func:`kokoro_nb.evaluate.baselines.score_split`.
+
+Data only: no model is loaded and nothing is trained here (:mod:`kokoro_nb.train.loop`).
 
 >>> format_scores([3] * 20).splitlines()[:2]
 ['D1: 3', 'D2: 3']
