@@ -22,7 +22,6 @@ from kokoro_nb.data.corpus import load_kokorochat
 from kokoro_nb.errors import DataError, MissingDependencyError
 from kokoro_nb.train import loop, measure, models, plan, sft
 from kokoro_nb.train.config import ResponseTrainConfig, ScoreTrainConfig, make_config
-from kokoro_nb.train.loop import jsonable
 
 DATA_HELP = f"KokoroChat folder or archive (default: ${config.KOKOROCHAT_ENV})"
 
@@ -139,9 +138,9 @@ def _cmd_train(args) -> int:
         if args.measure:
             measured = measure.measure_run(cfg, corpus, args.measure_steps, progress=not os.environ.get("TQDM_DISABLE"))
         if args.json:
-            print_json(jsonable({"tokenizer": args.tokenizer, "epoch": counts,
-                                  "estimates": df.reset_index().to_dict(orient="records"),
-                                  **({"measured": measured} if measured else {})}))
+            print_json(loop.jsonable({"tokenizer": args.tokenizer, "epoch": counts,
+                                       "estimates": df.reset_index().to_dict(orient="records"),
+                                       **({"measured": measured} if measured else {})}))
         else:
             print(f"tokens counted with the {args.tokenizer} tokenizer")
             print(plan.format_plan(df, counts, cfg))
@@ -149,7 +148,7 @@ def _cmd_train(args) -> int:
                 print(measure.format_measure(measured))
         return 0
     try:
-        proc = models.launch_state(cfg.model_name)       # once: train() reuses it
+        proc = models.launch_state(cfg.model_name)   # prefetch and join once; train() reuses it
         with proc.main_process_first():           # torchrun / accelerate launch: one process downloads and caches
             corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
         # with --json, stdout carries only the JSON
@@ -160,7 +159,7 @@ def _cmd_train(args) -> int:
     if not proc.is_main_process:                  # one report, from the main process
         return 0
     if args.json:
-        print_json(jsonable(metrics))
+        print_json(loop.jsonable(metrics))
     else:
         print(f"done: {metrics['global_step']} steps, train loss {metrics['train_loss']:.4f}, "
               f"artifacts in {cfg.output_dir}")
