@@ -301,10 +301,13 @@ def test_cli_train_runs_the_smoke_configuration(synthetic_kokorochat_dir, tmp_pa
     rc = main(["-q", "train", "response", "--data-dir", str(synthetic_kokorochat_dir),
                "--set", "model_name=tiny-random-llama", "--set", f"output_dir={out}", "--set", "mode=session",
                "--set", "max_length=128", "--set", "max_steps=2", "--set", "batch_size=2",
-               "--set", "per_device_batch_size=2", "--set", "eval_steps=2", "--set", "max_eval_examples=2", "--json"])
+               "--set", "per_device_batch_size=2", "--set", "eval_steps=2", "--set", "max_eval_examples=2",
+               "--set", "eval_sample=1", "--json"])
     assert rc == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["global_step"] == 2 and (out / "adapter" / "adapter_config.json").exists()
+    # one validation row during training, then the whole validation set once at the end
+    assert metrics["eval_examples_during_training"] == 1 and "final_eval_loss" in metrics["final_validation"]
     assert calls == ["prefetch_for_launch", "process_state"]      # once per run: train() reuses the CLI's state
 
 
