@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gpu_bench.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=None, help="KokoroChat folder (default: $KOKOROCHAT_DIR)")
     p.add_argument("--out", default="outputs/bench", help="where models, runs and bench.json go")
-    p.add_argument("--arch", default="llama-3.1-8b", help="model shape (kokoro_nb.train.loop.ARCHITECTURES)")
+    p.add_argument("--arch", default="llama-3.1-8b", help="model shape (kokoro_nb.train.models.ARCHITECTURES)")
     p.add_argument("--model", default=None, help="real weights (hub id or folder) instead of a random model")
     p.add_argument("--max-length", type=int, default=4096)
     p.add_argument("--steps", type=int, default=5, help="optimizer steps per mode (batch 8; 5 fits the 10 minutes)")
@@ -91,11 +91,11 @@ def write_random_model(texts, path: str | Path, arch: str = "llama-3.1-8b", *, v
     """
     import torch
     from safetensors.torch import save_file
-    from kokoro_nb.train import loop
+    from kokoro_nb.train import models
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tok = loop.train_tokenizer(texts, vocab_size)
-    cfg = loop.llama_config(tok, arch, **({"vocab_size": model_vocab_size} if model_vocab_size else {}))
+    tok = models.train_tokenizer(texts, vocab_size)
+    cfg = models.llama_config(tok, arch, **({"vocab_size": model_vocab_size} if model_vocab_size else {}))
     cfg.dtype = torch.bfloat16
     groups = shard_plan(cfg)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -124,12 +124,12 @@ def write_random_model(texts, path: str | Path, arch: str = "llama-3.1-8b", *, v
 
 def prepare_model(corpus, out: Path, arch: str) -> str:
     """Build (once) the random-weights model of shape *arch* with a tokenizer trained on the dialogues."""
-    from kokoro_nb.train import loop
+    from kokoro_nb.train import models
     path = out / f"random-{arch}"
     if not (path / "config.json").exists():
-        texts = loop.tiny_tokenizer_texts(corpus, 1000)
+        texts = models.tiny_tokenizer_texts(corpus, 1000)
         if arch == "tiny":
-            loop.build_tiny_llama(texts, path)
+            models.build_tiny_llama(texts, path)
         else:
             write_random_model(texts, path, arch)
     return str(path)
@@ -173,10 +173,11 @@ def epoch_hours(tokens_per_s: float | None, mode: str, max_length: int, subset: 
 def bench_training(corpus, model: str, out: Path, mode: str, args) -> dict:
     """Run a few QLoRA steps in *mode*; return tokens/s, peak memory and the run's metrics."""
     from kokoro_nb.train import loop
-    cfg = loop.make_config("response", model_name=model, mode=mode, max_length=args.max_length,
-                            max_steps=args.steps, batch_size=8, per_device_batch_size=1, eval_steps=10 ** 6,
-                            eval_sample=4, max_eval_examples=4, logging_steps=max(1, args.steps // 4),
-                            resume=False, output_dir=str(out / f"run-{mode}"))
+    from kokoro_nb.train.config import make_config
+    cfg = make_config("response", model_name=model, mode=mode, max_length=args.max_length,
+                      max_steps=args.steps, batch_size=8, per_device_batch_size=1, eval_steps=10 ** 6,
+                      eval_sample=4, max_eval_examples=4, logging_steps=max(1, args.steps // 4),
+                      resume=False, output_dir=str(out / f"run-{mode}"))
     m = loop.train(cfg, corpus, progress=False, quiet=True)
     row = {"mode": mode, "steps": m["global_step"], "tokens": m["tokens_seen"], "runtime_s": m["runtime_s"],
            "tokens_per_s": m["tokens_per_s"], "peak_rss_gb": m["peak_rss_gb"], "device": m["device"]}

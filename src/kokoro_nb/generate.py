@@ -16,6 +16,9 @@ when ``load_in_4bit``) or vLLM's offline ``LLM.generate`` (``backend="vllm"``: b
 as a ``LoRARequest``, since vLLM has no bitsandbytes 4-bit). Both decode the same prompt ids with the
 same settings (:func:`greedy_settings`); ``backend="auto"`` picks vLLM only where the GPU holds the
 bf16 weights (:func:`choose_backend`) and says why in one line.
+
+Decoding only: models load through :mod:`kokoro_nb.train.models`, scoring the outputs is
+:mod:`kokoro_nb.evaluate`, and the command line is :mod:`kokoro_nb.cli.generate`.
 """
 from __future__ import annotations
 
@@ -25,10 +28,9 @@ from pathlib import Path
 from typing import Iterable
 
 from kokoro_nb import config
-
-from kokoro_nb.train import sft
-from kokoro_nb.errors import DataError
+from kokoro_nb.errors import DataError, MissingDependencyError
 from kokoro_nb.jsonl import read_records, read_resumable
+from kokoro_nb.train import models, sft
 
 RESPONSE_FIELDS = ("dialogue_id", "turn", "reference", "hypothesis")
 
@@ -89,12 +91,11 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
     :class:`VllmModel` (bf16; *load_in_4bit* applies to ``"hf"`` only); ``"auto"`` prints which it
     chose and why (:func:`choose_backend`).
     """
-    from kokoro_nb.train.loop import build_tiny_llama, free_memory, hf_token, load_base_model, load_tokenizer, tiny_tokenizer_texts
-    free_memory()                                  # whatever a finished training run left on the GPU
+    models.free_memory()                                  # whatever a finished training run left on the GPU
     if not progress:
         import transformers
         transformers.utils.logging.disable_progress_bar()
-    token = hf_token()
+    token = models.hf_token()
     base = model_name
     if adapter is None and model_name != config.TINY_MODEL and is_adapter(model_name, token):
         adapter = model_name                       # e.g. a released model published as an adapter
@@ -103,23 +104,22 @@ def load_generator(model_name: str = config.BASE_MODEL, adapter: str | Path | No
             raise DataError("not a LoRA adapter folder (no adapter_config.json)", file=str(adapter))
         base = adapter_base(adapter, token)
     elif model_name == config.TINY_MODEL:
-        from kokoro_nb.train.loop import limit_cpu_threads, runtime_device
-        if runtime_device()["device"] == "cpu":
-            limit_cpu_threads()
+        if models.runtime_device()["device"] == "cpu":
+            models.limit_cpu_threads()
         if corpus is None:
             raise DataError("tiny-random-llama needs the corpus to train its tokenizer", field="corpus")
         base = Path(work_dir) / "tiny_base_model"
         if not (base / "config.json").exists():
-            build_tiny_llama(tiny_tokenizer_texts(corpus), base)
+            models.build_tiny_llama(models.tiny_tokenizer_texts(corpus), base)
         base = str(base)
-    tokenizer = load_tokenizer(str(adapter) if adapter is not None else base, token)
+    tokenizer = models.load_tokenizer(str(adapter) if adapter is not None else base, token)
     sft._check_choice(backend, BACKENDS, "backend")
     if backend == "auto":
         backend, why = choose_backend()
         print(f"backend auto: {why}")
     if backend == "vllm":
         return _load_vllm(base, adapter, max_length), tokenizer
-    model, _ = load_base_model(base, load_in_4bit=load_in_4bit, token=token)
+    model, _ = models.load_base_model(base, load_in_4bit=load_in_4bit, token=token)
     if adapter is not None:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, str(adapter))
@@ -213,11 +213,10 @@ def choose_backend(dev: dict | None = None, installed: bool | None = None) -> tu
 
     vLLM when it is installed and the GPU has :data:`VLLM_MIN_GPU_GB` GiB for bf16 8B weights
     plus KV cache; otherwise Hugging Face ``generate``, which can load the weights in 4 bits.
-    *dev* is :func:`kokoro_nb.train.loop.runtime_device` (detected when None).
+    *dev* is :func:`kokoro_nb.train.models.runtime_device` (detected when None).
     """
     if dev is None:
-        from kokoro_nb.train.loop import runtime_device
-        dev = runtime_device()
+        dev = models.runtime_device()
     installed = vllm_installed() if installed is None else installed
     if not installed:
         return "hf", "hf (Hugging Face generate): vLLM is not installed"
@@ -267,7 +266,6 @@ def _load_vllm(base: str, adapter, max_length: int) -> VllmModel:
         from vllm import LLM
         from vllm.lora.request import LoRARequest
     except ImportError:
-        from kokoro_nb.errors import MissingDependencyError
         raise MissingDependencyError("backend='vllm' needs vLLM on a CUDA GPU, in its own environment: "
                                      "pip install -r requirements-vllm.txt") from None
     kw, lora = {}, None
@@ -346,9 +344,8 @@ def generate_scores(model, tokenizer, examples: list[dict], out_path: str | Path
     Each line: ``{"dialogue_id", "gold", "pred" (20 ints or nulls), "status", "output"}``; the raw
     output is kept so unparseable predictions can be inspected. Returns counts by parse status.
     """
-    from kokoro_nb.train.loop import _fit_score
     if max_length is not None:
-        examples, _ = _fit_score(examples, tokenizer, max_length)
+        examples, _ = sft.fit_transcripts(examples, tokenizer, max_length)
     items = [{**e, "messages": e["messages"][:-1]} for e in examples]     # drop the gold answer
 
     def record(e, text):
@@ -411,49 +408,8 @@ def with_reference_english(rows, english, *, max_chars: int = 60, lang: str = "e
     return out[[did, turn, ref_ja, ref_en, hyp]] if lang == "ja" else out
 
 
-# --------------------------------------------------------------------------- CLI
-
-def register_cli(sub) -> None:
-    """Add ``kokoro-nb generate``."""
-    p = sub.add_parser("generate", help="greedy responses for the test dialogues (resumable JSONL)",
-                       description="Generate every counselor turn of the test dialogues (score 99-100) "
-                                   "from its full history and append to a responses JSONL.")
-    p.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH",
-                   help=f"KokoroChat folder or archive (default: ${config.KOKOROCHAT_ENV})")
-    p.add_argument("--model", default=config.BASE_MODEL,
-                   help="hub id or local path (full weights or a LoRA adapter, e.g. UEC-InabaLab/KokoroChat-Full), "
-                        "or tiny-random-llama")
-    p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help=f"hf (batched generate), vllm (LLM.generate, bf16 + LoRA), auto: vllm when installed "
-                        f"on a GPU with >= {VLLM_MIN_GPU_GB:.0f} GiB")
-    p.add_argument("--adapter", default=None, help="LoRA adapter folder (from kokoro-nb train)")
-    p.add_argument("--output", default="outputs/generate/responses.jsonl")
-    p.add_argument("--dialogues", type=int, default=None, help="only the first N test dialogues")
-    p.add_argument("--batch-size", type=int, default=8, help=f"hf generate batch (vLLM: {VLLM_CHUNK} per call)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--max-length", type=int, default=4096)
-    p.add_argument("--no-4bit", action="store_true", help="load the model unquantised")
-    p.add_argument("--restart", action="store_true", help="discard the existing output instead of resuming")
-    p.set_defaults(func=_cmd_generate)
-
-
 def evaluation_dialogue_ids(corpus, n: int | None = None, min_score: int = 99) -> list[str]:
     """Return the response test dialogue ids (score *min_score*-100; paper: 99), the first *n* in corpus order."""
     d = corpus.dialogues
     ids = d.loc[d["score"].between(min_score, 100).fillna(False), "dialogue_id"].astype(str).tolist()
     return ids if n is None else ids[:n]
-
-
-def _cmd_generate(args) -> int:
-    from kokoro_nb.data.corpus import load_kokorochat
-    if args.batch_size < 1 or args.max_new_tokens < 1:
-        raise DataError("--batch-size and --max-new-tokens must be >= 1")
-    corpus = load_kokorochat(args.data_dir, progress=not os.environ.get("TQDM_DISABLE"))
-    ids = evaluation_dialogue_ids(corpus, args.dialogues)
-    model, tok = load_generator(args.model, args.adapter, load_in_4bit=not args.no_4bit, corpus=corpus,
-                                work_dir=Path(args.output).parent, backend=args.backend, max_length=args.max_length)
-    info = generate_responses(model, tok, response_prompts(corpus, ids), args.output, batch_size=args.batch_size,
-                              max_new_tokens=args.max_new_tokens, max_length=args.max_length,
-                              resume=not args.restart, progress=not os.environ.get("TQDM_DISABLE"))
-    print(f"{info['written']} written, {info['skipped']} already there, {info['total']} turns -> {info['path']}")
-    return 0

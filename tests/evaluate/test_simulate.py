@@ -279,7 +279,7 @@ def test_transformers_serve_with_the_tiny_model(tmp_path, synthetic_kokorochat_d
                     "(pip install 'transformers[serving]'); the fake server covers the pipeline")
     import urllib.request
     import kokoro_nb
-    from kokoro_nb.train.loop import build_tiny_llama, tiny_tokenizer_texts
+    from kokoro_nb.train.models import build_tiny_llama, tiny_tokenizer_texts
     corpus = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
     model_dir = str(build_tiny_llama(tiny_tokenizer_texts(corpus), tmp_path / "tiny"))
     port = _free_port()

@@ -45,7 +45,7 @@ def resumable(trainer_cls):
     them as float32: the fp16 GradScaler unscales gradients with a CUDA kernel that has no bf16
     version, so bf16 LoRA weights would stop the run at its first optimizer step.
 
-    Guarded by ``tests/test_train.py::test_resume_ends_in_the_same_state_as_an_uninterrupted_run``.
+    Guarded by ``tests/train/test_train.py::test_resume_ends_in_the_same_state_as_an_uninterrupted_run``.
     """
     class Resumable(trainer_cls):
         def __init__(self, *args, **kwargs):

@@ -14,7 +14,8 @@ time are **estimates**, not measurements:
   the step time on the device in front of you.
 
 :func:`device_plan` picks the profile for the detected device and refuses a run of more than
-:data:`LONG_RUN_HOURS` hours unless it is confirmed.
+:data:`LONG_RUN_HOURS` hours unless it is confirmed. Nothing is trained here: the few real steps
+of ``--measure`` are :mod:`kokoro_nb.train.measure`.
 
 >>> round(GPUS["A100-40GB"]["tflops"] / GPUS["T4"]["tflops"], 1)
 4.8
@@ -22,10 +23,13 @@ time are **estimates**, not measurements:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
-from kokoro_nb.errors import KokoroError
+from kokoro_nb import config
+from kokoro_nb.errors import DataError, KokoroError
+from kokoro_nb.train.config import LORA_TARGETS, make_config
+from kokoro_nb.train.models import plan_tokenizer, runtime_device
+from kokoro_nb.train.rows import build_datasets
 
 # Dense FP16/BF16 tensor-core TFLOPS (without sparsity) and memory, from NVIDIA's data sheets:
 # T4 (FP16 65), V100 SXM2 (FP16 125), L4 (BF16 121), A100 (BF16 312), H100 SXM (BF16 989).
@@ -65,18 +69,6 @@ LLAMA31_EPOCH = {
 }
 LLAMA31_SOURCE = "counted 1 Dec 2026, book/performance.md"
 
-# Settings per task. "paper" is Appendix D; "colab" is what a free Colab T4 (sessions of a few
-# hours) finishes: for responses, session mode on High at 2,048 tokens; for scores, 4,096 tokens
-# (the middle of longer sessions is cut) and validation every 50 steps, since 150 steps are far
-# less than the epoch after which Appendix D validates.
-PROFILES = {
-    "paper": {"response": {}, "score": {}},
-    "colab": {"response": {"mode": "session", "subset": "high", "max_length": 2048, "max_steps": 150,
-                           "eval_steps": 50, "eval_sample": 100, "logging_steps": 10},
-              "score": {"max_length": 4096, "max_steps": 150, "eval_strategy": "steps", "eval_steps": 50,
-                        "eval_sample": 50, "logging_steps": 10}},
-}
-
 GIB = 2 ** 30
 _MEMORY_SOURCES = {
     "weights_4bit": "bitsandbytes 0.50.2 NF4: 4 bits per weight in blocks of 64 with one absmax each; double "
@@ -106,12 +98,10 @@ def module_shapes(arch: dict = LLAMA_8B) -> dict:
 
 def lora_params(arch: dict = LLAMA_8B, r: int = 8, targets=None) -> int:
     """Return the number of LoRA parameters: r x (in + out) for every target module of every layer."""
-    from kokoro_nb.train.loop import LORA_TARGETS
     shapes = module_shapes(arch)
     targets = LORA_TARGETS if targets is None else targets
     bad = sorted(set(targets) - set(shapes))
     if bad:
-        from kokoro_nb.errors import DataError
         raise DataError(f"unknown LoRA target(s) {', '.join(bad)}; known: {', '.join(shapes)}",
                         field="lora_target_modules")
     return arch["layers"] * r * sum(sum(shapes[t]) for t in targets)
@@ -206,7 +196,6 @@ def tokens_per_s(gpu: str, max_length: int = 4096, arch: dict = LLAMA_8B) -> flo
 
 def llama31_epoch(cfg) -> dict | None:
     """Return the measured Llama 3.1 counts of one epoch for a response TrainConfig, or None if not measured."""
-    from kokoro_nb import config
     if (cfg.task != "response" or cfg.system_prompt is not None or cfg.validation_fraction != 0.1
             or cfg.seed != config.SEED):
         return None                       # another split or prompt: those counts do not apply
@@ -267,26 +256,8 @@ def _duration(hours: float) -> str:
     return f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
 
 
-def plan_tokenizer(name: str, corpus=None):
-    """Return the tokenizer to count with: a local path or hub id, or ``tiny`` (offline, trained on *corpus*)."""
-    from kokoro_nb import config
-    from kokoro_nb.train.loop import hf_token, load_tokenizer, tiny_tokenizer_texts, train_tokenizer
-    if name in ("tiny", config.TINY_MODEL):
-        if corpus is None:
-            from kokoro_nb.errors import DataError
-            raise DataError("the tiny tokenizer is trained on the corpus; pass it", field="corpus")
-        return train_tokenizer(tiny_tokenizer_texts(corpus))
-    try:
-        return load_tokenizer(name, hf_token())
-    except OSError as exc:
-        from kokoro_nb.errors import DataError
-        raise DataError(f"cannot load the tokenizer {name!r} ({exc.__class__.__name__}); give a local folder, "
-                        "or 'tiny' for the offline tokenizer", field="tokenizer") from None
-
-
 def plan_run(cfg, corpus, tokenizer=None, n_gpus: int = 1):
     """Return (plan table, one-epoch counts of the training split) for a TrainConfig on *corpus*."""
-    from kokoro_nb.train.loop import build_datasets
     tok = tokenizer if tokenizer is not None else plan_tokenizer(cfg.model_name, corpus)
     _, info = build_datasets(cfg, corpus, tok)
     counts = {k: info[f"train_{k}"] for k in ("examples", "tokens", "target_tokens")}
@@ -309,24 +280,8 @@ class LongRunError(KokoroError):
         return [f"{type(self).__name__}: {self}"]
 
 
-def gpu_type(name: str, memory_gb: float) -> str | None:
-    """Return the row of :data:`GPUS` a CUDA device named *name* is timed as, or None if not listed."""
-    n = name.upper()
-    if re.search(r"\bT4\b", n):
-        return "T4"
-    if "V100" in n:
-        return "V100"
-    if re.search(r"\bL4\b", n):                   # not the L40 / L40S
-        return "L4"
-    if "A100" in n:
-        return "A100-80GB" if memory_gb > 60 else "A100-40GB"
-    if re.search(r"\b(H100|H200|H800|GH200)\b", n):   # Hopper: timed as the H100 row (a lower bound)
-        return "H100-80GB"
-    return None
-
-
 def choose_profile(task: str, dev: dict, paper_hours) -> tuple[str, str]:
-    """Return (profile, why) for *dev* (:func:`kokoro_nb.train.loop.runtime_device`).
+    """Return (profile, why) for *dev* (:func:`kokoro_nb.train.models.runtime_device`).
 
     CPU: ``paper`` settings with the chapter's own parameters (the book injects the smoke run's).
     An A100 or H100 with 80 GB gets ``paper`` when ``paper_hours()`` (the estimated hours of the
@@ -367,8 +322,6 @@ def device_plan(task: str, corpus, tokenizer=None, *, profile: str | None = None
     more than :data:`LONG_RUN_HOURS` on this GPU, or the real model on a CPU, raises
     :class:`LongRunError` after printing the plan, unless *confirm_long_run*.
     """
-    from kokoro_nb import config
-    from kokoro_nb.train.loop import make_config, runtime_device
     dev = device or runtime_device()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     gpu = (dev.get("gpu") or "T4") if dev["device"] == "cuda" else None    # an unlisted GPU is timed as a T4
@@ -405,89 +358,3 @@ def device_plan(task: str, corpus, tokenizer=None, *, profile: str | None = None
             print(text)
         raise LongRunError(problem)
     return RunPlan(cfg, profile, reason, dev, gpu, table, counts, hours, text)
-
-
-# --------------------------------------------------------------------------- measuring a few real steps
-
-def measure_run(cfg, corpus, steps: int = 4, *, progress: bool = False) -> dict:
-    """Train *steps* real optimizer steps of *cfg* on this device, on its longest training rows; return
-    the median step time (steps after the first, which pays for warm-up) and the peak memory, beside
-    the estimates for this model's shape.
-
-    Peak memory is ``torch.cuda.max_memory_reserved`` on a GPU (what the allocator holds: what must
-    fit), and on a CPU the process's peak resident memory, which also counts Python, torch and the
-    data. Nothing is kept: the run goes to a temporary folder.
-    """
-    import dataclasses
-    import statistics
-    import tempfile
-    import time
-
-    from transformers import AutoConfig, TrainerCallback
-
-    from kokoro_nb.errors import DataError
-    from kokoro_nb.train.loop import runtime_device, train
-    if not 2 <= steps <= 10:                        # the first step only warms up; a few more give a median
-        raise DataError(f"must be 2 to 10, got {steps}", field="--measure-steps")
-    n_rows = steps * cfg.batch_size
-    times: list[float] = []
-
-    class StepClock(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            now = time.perf_counter()
-            times.append(now - self.t)
-            self.t = now
-
-    def longest(data):
-        rows = sorted(data["train"], key=lambda r: len(r["input_ids"]), reverse=True)[:n_rows]
-        return {"train": rows, "validation": data["validation"][:1]}
-
-    dev = runtime_device()
-    fp16 = dev["device"] == "cuda" and not dev["bf16"]
-    with tempfile.TemporaryDirectory(prefix="kokoro-measure-") as tmp:
-        run = dataclasses.replace(cfg, output_dir=tmp, max_steps=steps, resume=False, eval_strategy="steps",
-                                  eval_steps=10 ** 6, save_steps=10 ** 6, logging_steps=1, eval_sample=None,
-                                  max_eval_examples=1)
-        m = train(run, corpus, callbacks=[StepClock()], progress=progress, quiet=True, select_rows=longest)
-        from kokoro_nb.train.loop import hf_token
-        model_cfg = AutoConfig.from_pretrained(m["base_model_path"], token=hf_token())
-    arch = arch_of(model_cfg)
-    lengths = m["data"]["measured_row_lengths"]
-    est = estimate_memory_gb(cfg.max_length or max(lengths), cfg.per_device_batch_size, arch=arch,
-                             double_quant=cfg.bnb_4bit_use_double_quant, lora_r=cfg.lora_r,
-                             lora_targets=cfg.lora_target_modules, lora_fp32=fp16,
-                             optim=cfg.optim, task=cfg.task, overhead_gb=1.0 if dev["device"] == "cuda" else 0.0,
-                             gradient_checkpointing=cfg.gradient_checkpointing and dev["device"] == "cuda")
-    tokens_per_step = sum(lengths) / steps
-    est_step = None
-    if dev["device"] == "cuda":
-        gpu = dev.get("gpu") or "T4"
-        est_step = tokens_per_step / tokens_per_s(gpu, cfg.max_length or max(lengths), arch)
-    if dev["device"] == "cuda":
-        peak, peak_kind = m.get("peak_gpu_reserved_gb"), "torch.cuda.max_memory_reserved"
-    else:
-        peak, peak_kind = m["peak_rss_gb"], "process peak RSS (CPU; includes Python, torch and the data)"
-    return {"device": dev["name"], "model": cfg.model_name, "steps": m["global_step"], "batch": cfg.batch_size,
-            "max_length": cfg.max_length, "row_tokens_min": min(lengths), "row_tokens_max": max(lengths),
-            "tokens_per_step": tokens_per_step,
-            "step_s": statistics.median(times[1:] or times), "est_step_s": est_step,
-            "peak_gb": peak, "peak_kind": peak_kind, "est_peak_gb": est["total"], "estimate": est}
-
-
-def format_measure(m: dict) -> str:
-    """Return :func:`measure_run`'s result as text: estimate and measurement side by side."""
-    def num(x, fmt):
-        return format(x, fmt) if x is not None else f"{'—':>10}"
-    note = "" if m["est_step_s"] is not None else "   (no throughput model for a CPU)"
-    return "\n".join([
-        f"MEASURED on {m['device']}: {m['steps']} optimizer steps of batch {m['batch']} of {m['model']}, "
-        f"the longest training rows ({m['row_tokens_min']:,}-{m['row_tokens_max']:,} tokens, "
-        f"max_length {m['max_length']})",
-        f"  {'':<20} {'estimate':>10} {'measured':>10}",
-        f"  {'step time (s)':<20} {num(m['est_step_s'], '10.3f')} {num(m['step_s'], '10.3f')}{note}",
-        f"  {'peak memory (GiB)':<20} {num(m['est_peak_gb'], '10.2f')} {num(m['peak_gb'], '10.2f')}"
-        f"   {m['peak_kind']}",
-    ])

@@ -11,7 +11,7 @@ Both are tokenized by one function, :func:`encode_rows`, with the model's own ch
 (``tokenizer.chat_template``), so training, generation (:func:`prompt_ids`) and the counts of
 :func:`epoch_budget` see the same tokens. Under causal attention every target token sees the same
 prefix in both modes, so for the same weights the per-token losses are identical
-(``tests/test_sft.py``); what differs is the batching, hence the optimisation path: ``per_turn``
+(``tests/train/test_sft.py``); what differs is the batching, hence the optimisation path: ``per_turn``
 averages over one turn per example and takes many more optimizer steps, ``session`` over whole
 dialogues.
 
@@ -19,7 +19,10 @@ Every counselor turn is a training target, including a first greeting that has n
 
 Score prediction (5.2): the whole dialogue -> the 20 item scores as lines ``D1: 4`` ... ``D20: 3``
 (:func:`format_scores`); :func:`parse_scores` reads model outputs and reports what it could not
-parse instead of hiding it. The 8:1:1 split is :func:`kokoro_nb.data.splits.score_split`.
+parse instead of hiding it; :func:`fit_transcripts` cuts over-long dialogues so the answer fits.
+The 8:1:1 split is :func:`kokoro_nb.data.splits.score_split`.
+
+Data only: no model is loaded and nothing is trained here (:mod:`kokoro_nb.train.loop`).
 
 >>> format_scores([3] * 20).splitlines()[:2]
 ['D1: 3', 'D2: 3']
@@ -28,7 +31,6 @@ parse instead of hiding it. The 8:1:1 split is :func:`kokoro_nb.data.splits.scor
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -437,7 +439,7 @@ def encode_rows(examples: Sequence[dict], tokenizer, mode: str, max_length: int 
 def mark_targets(row: dict, tokenizer, left: str = "⟦", right: str = "⟧") -> str:
     """Decode a training row with the tokens that carry loss between *left* and *right*.
 
-    >>> from kokoro_nb.train.loop import train_tokenizer
+    >>> from kokoro_nb.train.models import train_tokenizer
     >>> tok = train_tokenizer(["はい", "そうですね"], 300)
     >>> msgs = [{"role": "user", "content": "はい"}, {"role": "assistant", "content": "そうですね"}]
     >>> mark_targets(encode_rows([{"messages": msgs}], tok, "per_turn")[0][0], tok).endswith("⟦そうですね<|eot_id|>⟧")
@@ -516,6 +518,39 @@ def score_examples(corpus: Corpus, dialogue_ids: Iterable | None = None, *,
     return out
 
 
+def fit_transcripts(examples: list[dict], tokenizer, max_length: int | None) -> tuple[list[dict], int]:
+    """Cut the middle of over-long score transcripts so the prompt and the 20 answer lines fit *max_length*.
+
+    Returns (examples, how many were cut); None keeps everything. Training and generation both
+    use it, so a model is asked the prompt it was trained on.
+    """
+    if max_length is None:
+        return examples, 0
+    out, n_cut = [], 0
+    for ex in examples:
+        msgs = ex["messages"]
+        for _ in range(6):
+            head, lens = message_lengths(msgs, tokenizer)
+            total = head + sum(lens)
+            if total <= max_length:
+                break
+            user = msgs[-2]["content"]
+            instr, _, text = user.partition("対話:\n")
+            allowed_chars = (max_length - (total - lens[-2])) * len(user) / max(lens[-2], 1)
+            keep = int(0.97 * allowed_chars) - len(instr) - 20
+            if keep < 100 or len(text) <= 100:
+                raise DataError(f"{max_length} tokens cannot hold the score prompt, the answer and 100 "
+                                f"characters of dialogue ({total} tokens now); raise max_length",
+                                field="max_length")
+            text = cut_middle(text, keep)
+            msgs = msgs[:-2] + [{"role": "user", "content": instr + "対話:\n" + text}, msgs[-1]]
+        if msgs is not ex["messages"]:
+            n_cut += 1
+            ex = {**ex, "messages": msgs}
+        out.append(ex)
+    return out, n_cut
+
+
 def score_datasets(corpus: Corpus, seed: int = config.SCORE_SPLIT_SEEDS[0], *, test_seed: int = config.SEED,
                    system_prompt: str | None = SCORE_SYSTEM_PROMPT,
                    max_chars: int | None = None) -> dict[str, list[dict]]:
@@ -579,7 +614,7 @@ def parse_score_outputs(texts: Iterable[str]) -> tuple[list[list], dict[str, int
     return values, counts
 
 
-# --------------------------------------------------------------------------- files and CLI
+# --------------------------------------------------------------------------- files
 
 def write_sft_data(corpus: Corpus, output_dir: str | Path | None, *, task: str = "response",
                    subset: str = "full", mode: str = "per_turn", seed: int | None = None,
@@ -625,67 +660,3 @@ def write_sft_data(corpus: Corpus, output_dir: str | Path | None, *, task: str =
             write_jsonl(rows, path)
             info["files"][k] = str(path)
     return info
-
-
-def register_cli(sub) -> None:
-    """Add ``kokoro-nb sft-data``."""
-    p = sub.add_parser("sft-data", help="write SFT data (JSONL) and print the split sizes",
-                       description="Build response-generation or score-prediction SFT examples from "
-                                   "KokoroChat, write <task>_<split>.jsonl and print the split sizes.")
-    p.add_argument("--data", "--data-dir", dest="data_dir", metavar="PATH",
-                   help=f"KokoroChat folder or archive (default: ${config.KOKOROCHAT_ENV})")
-    p.add_argument("--task", choices=TASKS, default="response")
-    p.add_argument("--subset", choices=SUBSETS, default="full", help="response training subset (paper 5.1.1)")
-    p.add_argument("--mode", choices=MODES, default="per_turn", help="one example per counselor turn or per dialogue")
-    p.add_argument("--seed", type=int, default=None,
-                   help=f"train/validation seed (default {config.SEED} for response, "
-                        f"{config.SCORE_SPLIT_SEEDS[0]} for score)")
-    p.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
-    p.add_argument("--system-prompt", default=None, help="replace the Japanese system prompt")
-    p.add_argument("--max-chars", type=int, default=None, help="score task: cut dialogues longer than this")
-    p.add_argument("--sample", type=int, default=None, help="use N random dialogues (smoke runs)")
-    p.add_argument("--output-dir", default="outputs/sft", help="where to write JSONL (default outputs/sft)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the sizes and the tokens of one epoch per split, write nothing")
-    p.add_argument("--tokenizer", default="tiny",
-                   help="--dry-run: count tokens with this tokenizer, a local path or hub id (default: the "
-                        "offline tiny tokenizer trained on the corpus; its counts are indicative only)")
-    p.add_argument("--max-length", type=int, default=4096, help="tokens per training row, as in training")
-    p.add_argument("--json", action="store_true", help="print the sizes as JSON")
-    p.set_defaults(func=_cmd_sft_data)
-
-
-def _cmd_sft_data(args) -> int:
-    from kokoro_nb.data.corpus import load_kokorochat
-    import os
-    if args.max_chars is not None and args.max_chars < 100:
-        raise DataError(f"--max-chars must be at least 100, got {args.max_chars}", field="--max-chars")
-    corpus = load_kokorochat(args.data_dir, sample=args.sample, progress=not os.environ.get("TQDM_DISABLE"))
-    tok = None
-    if args.dry_run:
-        from kokoro_nb.train.plan import plan_tokenizer
-        tok = plan_tokenizer(args.tokenizer, corpus)
-    info = write_sft_data(corpus, None if args.dry_run else args.output_dir, task=args.task,
-                          subset=args.subset, mode=args.mode, seed=args.seed,
-                          validation_fraction=args.validation_fraction,
-                          system_prompt=args.system_prompt, max_chars=args.max_chars, tokenizer=tok,
-                          max_length=args.max_length)
-    if tok is not None:
-        info["tokenizer"] = args.tokenizer
-    if args.json:
-        from kokoro_nb.cli.common import print_json
-        print_json(info)
-        return 0
-    head = f"task={info['task']}" + (f" subset={info['subset']} mode={info['mode']}" if args.task == "response" else "")
-    print(f"{head} seed={info['seed']}")
-    if args.task == "response":
-        n = info["dialogues"]["train"] + info["dialogues"]["validation"]
-        print(f"  {args.subset:<10} {n:>6,} dialogues (train + validation)")
-    for k, n in info["dialogues"].items():
-        ex = info["examples"].get(k)
-        extra = f"  {ex:>8,} examples" if ex is not None else "  (test: every counselor turn is generated)"
-        if "tokens" in info and k in info["tokens"]:
-            extra += f"  {info['tokens'][k]:>12,} tokens  {info['target_tokens'][k]:>10,} target tokens"
-        where = f"  -> {info['files'][k]}" if k in info["files"] else ""
-        print(f"  {k:<10} {n:>6,} dialogues{extra}{where}")
-    return 0

@@ -10,12 +10,14 @@ import kokoro_nb
 from kokoro_nb import config
 from kokoro_nb import published
 from kokoro_nb.describe import ledger
-from kokoro_nb.train import sft, loop
 from kokoro_nb.cli import main
+from kokoro_nb.cli import train as cli_train
 from kokoro_nb.errors import DataError
+from kokoro_nb.train import checkpoints, loop, models, rows, sft
+from kokoro_nb.train import config as train_config
 
 # ../shared beside the project checkout (as CI lays it out), never an absolute path
-SHARED_VALUES = Path(__file__).resolve().parents[2] / "shared" / "papers" / "kokorochat-paper-values.yaml"
+SHARED_VALUES = Path(__file__).resolve().parents[3] / "shared" / "papers" / "kokorochat-paper-values.yaml"
 SECRET = "hf_THIS_IS_NOT_A_REAL_TOKEN_0123456789"
 
 
@@ -33,7 +35,7 @@ def _appendix_d() -> list[dict]:
 @pytest.mark.parametrize("d", _appendix_d())
 def test_defaults_are_appendix_d_line_by_line(d):
     rg, sp = d["response_generation"], d["score_prediction"]
-    r, s = loop.ResponseTrainConfig(), loop.ScoreTrainConfig()
+    r, s = train_config.ResponseTrainConfig(), train_config.ScoreTrainConfig()
     assert r.model_name == s.model_name == d["base_model"] == config.BASE_MODEL
     for c in (r, s):                                            # QLoRA, the same for both tasks
         assert (c.load_in_4bit, c.bnb_4bit_quant_type, c.bnb_4bit_compute_dtype) == \
@@ -57,24 +59,24 @@ def test_defaults_are_appendix_d_line_by_line(d):
 ])
 def test_bad_settings_name_the_field(overrides, field):
     with pytest.raises(DataError, match=field):
-        loop.make_config("response", **overrides)
+        train_config.make_config("response", **overrides)
 
 
 def test_parse_overrides_types_values():
-    got = loop.parse_overrides(["max_steps=40", "learning_rate=5e-3", "mode=session", "max_length=null"], "response")
+    got = cli_train.parse_overrides(["max_steps=40", "learning_rate=5e-3", "mode=session", "max_length=null"], "response")
     assert got == {"max_steps": 40, "learning_rate": 5e-3, "mode": "session", "max_length": None}
     with pytest.raises(DataError, match="NAME=VALUE"):
-        loop.parse_overrides(["max_steps"], "response")
+        cli_train.parse_overrides(["max_steps"], "response")
 
 
 def test_hf_token_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    assert loop.hf_token() == SECRET
+    assert models.hf_token() == SECRET
 
 
 def test_score_positions_find_the_twenty_digits(tmp_path):
-    tok = loop.train_tokenizer([sft.format_scores([i % 6 for i in range(20)]), sft.score_instruction()], 300)
+    tok = models.train_tokenizer([sft.format_scores([i % 6 for i in range(20)]), sft.score_instruction()], 300)
     answer = sft.format_scores([i % 6 for i in range(20)]) + "<|eot_id|>"
     ids = tok(answer, add_special_tokens=False)["input_ids"]
     pos = loop.score_positions([-100, -100] + ids, tok)
@@ -90,11 +92,11 @@ def corpus(tmp_path_factory):
     return kokoro_nb.load_kokorochat(root, cache=False, progress=False)
 
 
-def _smoke(out: Path, **kw) -> loop.TrainConfig:
+def _smoke(out: Path, **kw) -> train_config.TrainConfig:
     base = dict(model_name=config.TINY_MODEL, output_dir=str(out), mode="session", max_length=192, max_steps=12,
                 batch_size=4, per_device_batch_size=4, learning_rate=5e-3, warmup_steps=2, eval_steps=6,
                 logging_steps=2, max_eval_examples=4)
-    return loop.make_config("response", **{**base, **kw})
+    return train_config.make_config("response", **{**base, **kw})
 
 
 RESUME_KW = dict(max_steps=8, eval_steps=4, save_steps=2, logging_steps=1, save_total_limit=None)
@@ -123,7 +125,7 @@ def test_smoke_run_trains_4bit_with_8bit_optimizer_and_writes_artifacts(straight
     assert any("4-bit nf4" in n for n in m["notes"]) and any("adamw_8bit" in n for n in m["notes"])
     assert m["optimizer_class"] == "AdamW" and m["global_step"] == 8
     import bitsandbytes as bnb
-    base = loop.load_base_model(str(out / "base_model"))[0]
+    base = models.load_base_model(str(out / "base_model"))[0]
     assert isinstance(base.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
     for f in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "config.json", "metrics.json"):
         assert (out / f).exists(), f
@@ -159,13 +161,12 @@ def _adapter_weights(folder: Path) -> dict:
 def test_resume_ends_in_the_same_state_as_an_uninterrupted_run(corpus, straight, tmp_path):
     """Disconnect after the save at step 6, truncate that checkpoint: resume from step 4, end as if never stopped."""
     import torch
-    from kokoro_nb.train import checkpoints
     kw = RESUME_KW
     a, straight, _ = straight
     broken = tmp_path / "broken"
     with pytest.raises(_Disconnect):
         loop.train(_smoke(broken, **kw), corpus, callbacks=[_disconnect_after(6)], progress=False)
-    assert loop.last_checkpoint(broken).endswith("checkpoint-6")
+    assert checkpoints.last_checkpoint(broken).endswith("checkpoint-6")
     newest = broken / "checkpoints" / "checkpoint-6" / "adapter_model.safetensors"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])     # a save cut short by the disconnect
     b = loop.train(_smoke(broken, **kw), corpus, progress=False)
@@ -211,7 +212,6 @@ def test_two_processes_train_like_one_at_the_same_global_batch(corpus, tmp_path)
     import os
     import subprocess
     import sys
-    from kokoro_nb.train import checkpoints
     one = loop.train(_smoke(tmp_path / "one", **DDP_KW), corpus, progress=False, quiet=True)
     out = tmp_path / "two"
     sets = {**DDP_KW, "model_name": config.TINY_MODEL, "output_dir": str(out), "mode": "session", "max_length": 192,
@@ -231,7 +231,7 @@ def test_two_processes_train_like_one_at_the_same_global_batch(corpus, tmp_path)
     assert two["last_logged_loss"] < two["first_logged_loss"]
     assert two["last_logged_loss"] == pytest.approx(one["last_logged_loss"], rel=0.01)     # dropout masks differ
     assert two["tokens_seen"] == one["tokens_seen"]                # both processes' tokens are counted
-    ckpt = loop.last_checkpoint(out)
+    ckpt = checkpoints.last_checkpoint(out)
     assert ckpt.endswith("checkpoint-5") and checkpoints.is_complete(ckpt)
     marker = json.loads((Path(ckpt) / checkpoints.COMPLETE_MARKER).read_text())
     assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(marker["files"])       # both ranks' RNG, then the marker
@@ -240,7 +240,7 @@ def test_two_processes_train_like_one_at_the_same_global_batch(corpus, tmp_path)
 
 
 def test_score_task_selects_by_item_accuracy(corpus, tmp_path):
-    cfg = loop.make_config("score", model_name=config.TINY_MODEL, output_dir=str(tmp_path / "score"),
+    cfg = train_config.make_config("score", model_name=config.TINY_MODEL, output_dir=str(tmp_path / "score"),
                             max_length=1024, max_steps=2, batch_size=2, per_device_batch_size=2,
                             learning_rate=5e-3, warmup_steps=0, eval_strategy="steps", eval_steps=2,
                             logging_steps=1, max_eval_examples=2, optim="adamw_torch")
@@ -268,33 +268,47 @@ def test_llama_31_8b_shape_has_8b_parameters():
             return 128256
 
     with torch.device("meta"):
-        model = LlamaForCausalLM(loop.llama_config(Vocab(), "llama-3.1-8b"))
+        model = LlamaForCausalLM(models.llama_config(Vocab(), "llama-3.1-8b"))
     assert sum(p.numel() for p in model.parameters()) == 8_030_261_248
     with pytest.raises(DataError, match="llama-3.1-8b"):
-        loop.llama_config(Vocab(), "llama-9")
+        models.llama_config(Vocab(), "llama-9")
 
 
 def test_build_random_llama_keeps_the_full_vocabulary_rows(tmp_path, monkeypatch):
     import torch
     from transformers import AutoConfig
-    monkeypatch.setitem(loop.ARCHITECTURES, "mini", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+    monkeypatch.setitem(models.ARCHITECTURES, "mini", dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                                           num_attention_heads=2, num_key_value_heads=1))
-    path = loop.build_random_llama(["こんにちは、よろしくお願いします。"] * 20, tmp_path / "m", "mini",
+    path = models.build_random_llama(["こんにちは、よろしくお願いします。"] * 20, tmp_path / "m", "mini",
                                     vocab_size=300, model_vocab_size=512)
     cfg = AutoConfig.from_pretrained(path)
     assert cfg.vocab_size == 512 and cfg.hidden_size == 32
     assert torch.get_default_dtype() == torch.float32           # restored after building in bf16
 
 
-def test_cli_train_runs_the_smoke_configuration(synthetic_kokorochat_dir, tmp_path, capsys):
+def test_cli_train_runs_the_smoke_configuration(synthetic_kokorochat_dir, tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def counted(name, real):
+        def wrapper(*a, **kw):
+            calls.append(name)
+            return real(*a, **kw)
+        return wrapper
+
+    for name in ("prefetch_for_launch", "process_state"):
+        monkeypatch.setattr(models, name, counted(name, getattr(models, name)))
     out = tmp_path / "cli"
     rc = main(["-q", "train", "response", "--data-dir", str(synthetic_kokorochat_dir),
                "--set", "model_name=tiny-random-llama", "--set", f"output_dir={out}", "--set", "mode=session",
                "--set", "max_length=128", "--set", "max_steps=2", "--set", "batch_size=2",
-               "--set", "per_device_batch_size=2", "--set", "eval_steps=2", "--set", "max_eval_examples=2", "--json"])
+               "--set", "per_device_batch_size=2", "--set", "eval_steps=2", "--set", "max_eval_examples=2",
+               "--set", "eval_sample=1", "--json"])
     assert rc == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["global_step"] == 2 and (out / "adapter" / "adapter_config.json").exists()
+    # one validation row during training, then the whole validation set once at the end
+    assert metrics["eval_examples_during_training"] == 1 and "final_eval_loss" in metrics["final_validation"]
+    assert calls == ["prefetch_for_launch", "process_state"]      # once per run: train() reuses the CLI's state
 
 
 # --------------------------------------------------------------------------- devices
@@ -322,36 +336,36 @@ def test_dtype_is_what_the_gpu_supports_natively(monkeypatch, name, native, emul
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: name)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: Props())
-    dev = loop.runtime_device()
+    dev = models.runtime_device()
     assert dev["dtype"] == want and dev["bf16"] == (want == "bfloat16")
-    picked, note = loop.pick_dtype("bfloat16", dev)
+    picked, note = models.pick_dtype("bfloat16", dev)
     assert picked == want and (note is None) == native
-    assert loop.pick_dtype("float32", dev) == ("float32", None)
+    assert models.pick_dtype("float32", dev) == ("float32", None)
 
 
 def test_cpu_computes_in_float32():
-    assert loop.pick_dtype("bfloat16", {"device": "cpu", "name": "cpu", "bf16": False}) == \
+    assert models.pick_dtype("bfloat16", {"device": "cpu", "name": "cpu", "bf16": False}) == \
         ("float32", "CPU: compute dtype float32 instead of bfloat16")
 
 
 def test_eval_sample_is_fixed_and_seeded():
-    rows = list(range(50))
-    a = loop.eval_sample(rows, 10, 1)
-    assert a == loop.eval_sample(rows, 10, 1) and len(set(a)) == 10 and a == sorted(a)
-    assert loop.eval_sample(rows, 10, 2) != a and loop.eval_sample(rows, None, 1) == rows
+    items = list(range(50))
+    a = rows.eval_sample(items, 10, 1)
+    assert a == rows.eval_sample(items, 10, 1) and len(set(a)) == 10 and a == sorted(a)
+    assert rows.eval_sample(items, 10, 2) != a and rows.eval_sample(items, None, 1) == items
 
 
 # --------------------------------------------------------------------------- plans and profiles
 
 def test_colab_profile_is_one_parameter_from_the_paper():
-    paper_cfg, colab = loop.make_config("response"), loop.make_config("response", "colab")
+    paper_cfg, colab = train_config.make_config("response"), train_config.make_config("response", "colab")
     assert (paper_cfg.mode, paper_cfg.subset, paper_cfg.max_steps) == ("per_turn", "full", -1)
     assert (colab.mode, colab.subset) == ("session", "high") and colab.max_steps > 0
-    assert loop.make_config("response", "colab", max_steps=7).max_steps == 7
-    score = loop.make_config("score", "colab")           # validates within its 150 steps, not once per epoch
+    assert train_config.make_config("response", "colab", max_steps=7).max_steps == 7
+    score = train_config.make_config("score", "colab")           # validates within its 150 steps, not once per epoch
     assert score.max_steps == 150 and score.eval_strategy == "steps" and score.eval_steps < score.max_steps
     with pytest.raises(DataError, match="profile"):
-        loop.make_config("response", "laptop")
+        train_config.make_config("response", "laptop")
 
 
 def test_memory_estimate_terms_follow_the_libraries():
@@ -394,9 +408,9 @@ def test_llama31_counts_are_consistent_and_reach_the_plan():
     for subset in ("low", "high", "full"):
         a, b = plan.LLAMA31_EPOCH[subset, "per_turn", 4096], plan.LLAMA31_EPOCH[subset, "session", 4096]
         assert a["target_tokens"] == b["target_tokens"] and 15 < a["tokens"] / b["tokens"] < 25
-    cfg = loop.make_config("response")
+    cfg = train_config.make_config("response")
     assert plan.llama31_epoch(cfg)["tokens"] == 234_641_745
-    assert plan.llama31_epoch(loop.make_config("response", seed=1)) is None
+    assert plan.llama31_epoch(train_config.make_config("response", seed=1)) is None
     df = plan.training_plan(plan.llama31_epoch(cfg), batch_size=8, epochs=5)
     assert "131,015 steps" in plan.format_plan(df, plan.llama31_epoch(cfg), cfg)
 
@@ -432,12 +446,12 @@ def test_cli_train_plan_measure_prints_estimate_and_measurement(synthetic_kokoro
 def test_gpu_bench_script_parses_its_arguments():
     """scripts/gpu_bench.py: the GPU benchmark (its --dry-run runs the tiny model on a CPU in minutes)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("gpu_bench", Path(__file__).parents[1] / "scripts" / "gpu_bench.py")
+    spec = importlib.util.spec_from_file_location("gpu_bench", Path(__file__).parents[2] / "scripts" / "gpu_bench.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     args = bench.build_parser().parse_args([])
     assert (args.arch, args.max_length, args.modes) == ("llama-3.1-8b", 4096, ["per_turn", "session"])
-    assert args.arch in loop.ARCHITECTURES
+    assert args.arch in models.ARCHITECTURES
     assert bench.build_parser().parse_args(["--dry-run"]).dry_run
 
 
@@ -452,7 +466,7 @@ def test_free_memory_drops_model_and_optimizer_of_a_trainer():
 
     t = FakeTrainer()
     model = t.model
-    loop.free_memory(t, model)
+    models.free_memory(t, model)
     assert (t.model, t.model_wrapped, t.optimizer, t.lr_scheduler) == (None, None, None, None)
     assert isinstance(model.weight, torch.nn.Parameter)        # a module passed in is left intact
 
@@ -470,19 +484,19 @@ def test_model_download_happens_before_processes_wait(monkeypatch, tmp_path):
     import huggingface_hub
     calls = []
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda name, **kw: calls.append((name, kw)) or "/cache")
-    assert loop.fetch_model("org/model", "tok") == "/cache"
+    assert models.fetch_model("org/model", "tok") == "/cache"
     assert calls[0][0] == "org/model" and "*.safetensors" in calls[0][1]["allow_patterns"]
-    assert loop.fetch_model(str(tmp_path)) == str(tmp_path) and loop.fetch_model(config.TINY_MODEL)
+    assert models.fetch_model(str(tmp_path)) == str(tmp_path) and models.fetch_model(config.TINY_MODEL)
     assert len(calls) == 1                              # local folders and the tiny model download nothing
     for world, rank, fetched in (("1", "0", 1), ("2", "1", 1), ("2", "0", 2)):
         monkeypatch.setenv("WORLD_SIZE", world)
         monkeypatch.setenv("LOCAL_RANK", rank)
-        loop.prefetch_for_launch("org/model")          # only the first process of each launched machine
+        models.prefetch_for_launch("org/model")          # only the first process of each launched machine
         assert len(calls) == fetched
-    monkeypatch.setenv(loop.DIST_TIMEOUT_ENV, "600")
-    assert loop.distributed_timeout_s() == 600
-    monkeypatch.setenv(loop.DIST_TIMEOUT_ENV, "ten minutes")
+    monkeypatch.setenv(models.DIST_TIMEOUT_ENV, "600")
+    assert models.distributed_timeout_s() == 600
+    monkeypatch.setenv(models.DIST_TIMEOUT_ENV, "ten minutes")
     with pytest.raises(DataError, match="KOKORO_DIST_TIMEOUT_S"):
-        loop.distributed_timeout_s()
-    monkeypatch.delenv(loop.DIST_TIMEOUT_ENV)
-    assert loop.distributed_timeout_s() >= 3600        # longer than NCCL's 10 minutes for a 16 GB download
+        models.distributed_timeout_s()
+    monkeypatch.delenv(models.DIST_TIMEOUT_ENV)
+    assert models.distributed_timeout_s() >= 3600        # longer than NCCL's 10 minutes for a 16 GB download

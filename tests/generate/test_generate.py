@@ -9,9 +9,9 @@ import pytest
 
 import kokoro_nb
 from kokoro_nb import config, generate
-from kokoro_nb.data import splits
-from kokoro_nb.train import sft
 from kokoro_nb.errors import DataError
+from kokoro_nb.data import splits
+from kokoro_nb.train import models, sft
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(corpus, tmp_path_factory):
-    # unquantised here for speed; the 4-bit path is exercised by tests/test_train.py and the notebooks
+    # unquantised here for speed; the 4-bit path is exercised by tests/train/test_train.py and the notebooks
     return generate.load_generator(config.TINY_MODEL, corpus=corpus, work_dir=tmp_path_factory.mktemp("tiny"),
                                    load_in_4bit=False)
 
@@ -139,10 +139,9 @@ def test_vllm_backend_without_vllm_names_the_install(corpus, monkeypatch, tmp_pa
 def released_like(corpus, tiny, tmp_path_factory):
     """Local stand-ins for the two ways a fine-tuned model is published: full weights and a LoRA adapter."""
     from peft import LoraConfig, get_peft_model
-    from kokoro_nb.train import loop
     root = tmp_path_factory.mktemp("released")
-    base = loop.build_tiny_llama(loop.tiny_tokenizer_texts(corpus), root / "base")
-    model, tok = loop.load_base_model(str(base), load_in_4bit=False)[0], loop.load_tokenizer(str(base))
+    base = models.build_tiny_llama(models.tiny_tokenizer_texts(corpus), root / "base")
+    model, tok = models.load_base_model(str(base), load_in_4bit=False)[0], models.load_tokenizer(str(base))
     peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
                                             task_type="CAUSAL_LM", init_lora_weights=False))
     peft.save_pretrained(root / "adapter")
@@ -239,8 +238,7 @@ def fake_vllm(monkeypatch):
 
 def _adapter(base_dir, out, r):
     from peft import LoraConfig, get_peft_model
-    from kokoro_nb.train import loop
-    model, tok = loop.load_base_model(str(base_dir), load_in_4bit=False)[0], loop.load_tokenizer(str(base_dir))
+    model, tok = models.load_base_model(str(base_dir), load_in_4bit=False)[0], models.load_tokenizer(str(base_dir))
     get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"],
                                      task_type="CAUSAL_LM")).save_pretrained(out)
     tok.save_pretrained(out)
@@ -325,14 +323,13 @@ def test_auto_without_vllm_or_gpu_is_hf_and_says_why():
 
 
 def test_auto_prints_its_choice_and_loads_that_backend(released_like, fake_vllm, monkeypatch, capsys):
-    from kokoro_nb.train import loop
-    monkeypatch.setattr(loop, "runtime_device", lambda: {"device": "cuda", "name": "NVIDIA H100", "memory_gb": 79.1})
+    monkeypatch.setattr(models, "runtime_device", lambda: {"device": "cuda", "name": "NVIDIA H100", "memory_gb": 79.1})
     model, _ = generate.load_generator(str(released_like / "adapter"), backend="auto", progress=False)
     assert isinstance(model, generate.VllmModel)
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("backend auto:")]
-    assert lines == ["backend auto: " + generate.choose_backend(loop.runtime_device(), installed=True)[1]]
-    monkeypatch.setattr(loop, "runtime_device", lambda: {"device": "cuda", "name": "Tesla T4", "memory_gb": 14.6})
-    monkeypatch.setattr(loop, "load_base_model", lambda *a, **k: (_Stub(), []))
+    assert lines == ["backend auto: " + generate.choose_backend(models.runtime_device(), installed=True)[1]]
+    monkeypatch.setattr(models, "runtime_device", lambda: {"device": "cuda", "name": "Tesla T4", "memory_gb": 14.6})
+    monkeypatch.setattr(models, "load_base_model", lambda *a, **k: (_Stub(), []))
     model, _ = generate.load_generator(str(released_like / "full"), backend="auto", progress=False)
     assert isinstance(model, _Stub) and "Tesla T4 has 15 GiB" in capsys.readouterr().out
 
@@ -345,7 +342,7 @@ class _Stub:
 
 # --------------------------------------------------------------------------- the vLLM environment's lock
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LINUX_312 = {"python_version": "3.12", "python_full_version": "3.12.8", "sys_platform": "linux",
              "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
              "implementation_name": "cpython", "platform_python_implementation": "CPython"}

@@ -10,9 +10,9 @@ import pytest
 
 import kokoro_nb
 from kokoro_nb import generate
-from kokoro_nb.train import plan
+from kokoro_nb.train import models, plan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,7 @@ def corpus(data_dir):
 @pytest.fixture(scope="module")
 def wide_model(bench, corpus, tmp_path_factory):
     """A tiny Llama whose output layer has 4x the tokenizer's ids, as the 8B bench model (128,256 vs 32,000)."""
-    from kokoro_nb.train import loop
-    return bench.write_random_model(loop.tiny_tokenizer_texts(corpus), tmp_path_factory.mktemp("wide") / "m", "tiny",
+    return bench.write_random_model(models.tiny_tokenizer_texts(corpus), tmp_path_factory.mktemp("wide") / "m", "tiny",
                                     vocab_size=512, model_vocab_size=2048)
 
 
@@ -60,10 +59,9 @@ def test_random_model_is_written_one_layer_per_shard_and_loads_complete(bench, w
 def test_the_8b_model_is_planned_without_memory_and_written_in_shards_of_one_layer(bench, corpus):
     import math
     import resource
-    from kokoro_nb.train import loop
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    tok = loop.train_tokenizer(loop.tiny_tokenizer_texts(corpus), 512)
-    plan_ = bench.shard_plan(loop.llama_config(tok, "llama-3.1-8b", vocab_size=128256))
+    tok = models.train_tokenizer(models.tiny_tokenizer_texts(corpus), 512)
+    plan_ = bench.shard_plan(models.llama_config(tok, "llama-3.1-8b", vocab_size=128256))
     sizes = [sum(math.prod(shape) for _, shape in tensors) for tensors in plan_.values()]
     assert sum(sizes) == 8_030_261_248 and len(sizes) == 32 + 3          # Llama-3.1-8B, one shard per layer
     assert max(sizes) * 2 < 1.1e9                                        # the largest shard in bf16: the embedding
