@@ -13,7 +13,6 @@ The orchestration only: the command line is :mod:`kokoro_book.cli`, the Sphinx e
 """
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import sys
@@ -148,10 +147,3 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
                   f"{time.perf_counter() - t2:6.1f} s", file=sys.stderr)
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def register_cli(sub) -> None:
-    """The ``book`` command group's old home, which the installed entry point still names until
-    the package is reinstalled: forwards to :func:`kokoro_book.cli.register_cli` (by name, since
-    the command line sits above this module)."""
-    importlib.import_module("kokoro_book.cli").register_cli(sub)

@@ -265,19 +265,6 @@ def test_kokoro_book_has_the_actions_of_kokoro_nb_book():
     assert set(_actions(book_cli.build_parser())) == {"build", "pdf", "sync-colab"}
 
 
-def test_old_entry_point_name_forwards_to_the_cli():
-    """The installed entry point may still name kokoro_book.build:register_cli."""
-    import argparse
-    parsers = []
-    for register in (book.register_cli, book_cli.register_cli):
-        top = argparse.ArgumentParser(prog="kokoro-nb")
-        register(top.add_subparsers(dest="command"))
-        parsers.append(top)
-    assert parsers[0].format_help() == parsers[1].format_help()
-    assert _actions(parsers[0]._actions[-1].choices["book"]) == \
-        _actions(parsers[1]._actions[-1].choices["book"])
-
-
 def test_kokoro_book_bad_input_exits_2_with_one_line(mini_root, synthetic_kokorochat_dir, tmp_path,
                                                      monkeypatch, capsys):
     monkeypatch.chdir(mini_root)
