@@ -14,6 +14,7 @@ import sys
 
 from kokoro_nb.cli.common import print_json  # noqa: F401 (kokoro_nb.cli.print_json)
 from kokoro_nb.errors import KokoroError
+from kokoro_nb.version import label
 
 # Modules that add sub-commands, in --help order. Each defines register_cli(subparsers).
 _COMMAND_MODULES = ("data", "describe", "train", "generate", "evaluate", "simulate", "human_eval")
@@ -26,7 +27,6 @@ class _Version(argparse.Action):
     """``--version``: the version and the commit (git runs only when asked)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from kokoro_nb.version import label
         print(f"{parser.prog} {label()}")
         parser.exit()
 

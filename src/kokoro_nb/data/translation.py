@@ -12,7 +12,8 @@ count, same role, ``origin`` equal to the KokoroChat text), and fills the schema
 an empty translation stay ``<NA>`` and are listed in the :class:`TranslationReport`.
 
 >>> import tempfile, pathlib
->>> from kokoro_nb import load_kokorochat, synthetic
+>>> from kokoro_nb import load_kokorochat
+>>> from kokoro_nb.testing import synthetic
 >>> base = pathlib.Path(tempfile.mkdtemp())
 >>> c = load_kokorochat(synthetic.write_kokorochat(base / "ja", n_dialogues=4), cache=False, progress=False)
 >>> c = c.with_english(synthetic.write_translation(base / "en", base / "ja", missing=("2",)))

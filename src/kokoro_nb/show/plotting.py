@@ -4,11 +4,13 @@ rounded numbers in tables.
 Every chapter calls :func:`setup` once, right after its imports, so that figure defaults live
 in one place (not per figure) and Japanese labels never turn into tofu boxes.
 
->>> from kokoro_nb import plotting
+>>> from kokoro_nb.show import plotting
 >>> plotting.label("ja", en="Score", ja="スコア")
 'スコア'
 """
 from __future__ import annotations
+
+from kokoro_nb.show.glue import glue
 
 # IPAexGothic ships with matplotlib-fontja (IPA Font License); it covers kana, kanji and Latin.
 # DejaVu Sans is matplotlib's own font and backs up anything IPAexGothic lacks.
@@ -86,7 +88,6 @@ def glue_figure(name: str, fig) -> None:
     """
     import matplotlib.pyplot as plt
 
-    from kokoro_nb.show.glue import glue
     fig = getattr(fig, "figure", fig)
     glue(name, fig, display=False)        # outside a book build this shows the figure
     plt.close(fig)
