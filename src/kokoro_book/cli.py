@@ -13,8 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from kokoro_nb.cli.common import add_data, add_sample
-from kokoro_nb.errors import KokoroError
+from kokoro_nb.cli.common import add_data, add_sample, run
 
 from kokoro_book import colab
 from kokoro_book.build import build
@@ -137,14 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         os.environ["TQDM_DISABLE"] = "1"      # the notebook kernels inherit it, as with kokoro-nb -q
     args.prog_name = PROG
-    try:
-        return int(args.func(args) or 0)
-    except KokoroError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run(args, PROG)
 
 
 if __name__ == "__main__":  # pragma: no cover

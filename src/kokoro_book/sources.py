@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -117,6 +118,31 @@ def read_notebook(path: Path):
                         field="tags")
     notebook_options(nb, path)  # validate early
     return nb
+
+
+# {glue}`key`, {glue:text}`key:,.2f`, {glue:md}`key`; and ```{glue:figure} key (also :::{glue:figure})
+_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
+_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::(\w+))?\}\s+(\S+)", re.M)
+
+
+def glue_references(nb, *, figures: bool = True) -> set[str]:
+    """Return the glue keys the markdown cells of *nb* refer to, with roles or directives.
+
+    ``figures=False`` leaves out the keys of ``{glue:figure}`` directives and any key named
+    ``fig-...``: figures are glued by ``plotting.glue_figure``, not by a chapter's facts.
+
+    >>> from nbformat.v4 import new_markdown_cell, new_notebook
+    >>> nb = new_notebook(cells=[new_markdown_cell(
+    ...     "{glue:text}`n:,` and {glue}`mean` and {glue:md}`tbl`\\n\\n:::{glue:figure} fig-a\\n:::\\n")])
+    >>> sorted(glue_references(nb)), sorted(glue_references(nb, figures=False))
+    (['fig-a', 'mean', 'n', 'tbl'], ['mean', 'n', 'tbl'])
+    """
+    refs = set()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            refs |= set(_GLUE_ROLE.findall(cell.source))
+            refs |= {key for kind, key in _GLUE_DIRECTIVE.findall(cell.source) if figures or kind != "figure"}
+    return refs if figures else {r for r in refs if not r.startswith("fig-")}
 
 
 def parameters_cell(nb):

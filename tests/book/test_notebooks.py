@@ -15,16 +15,13 @@ import nbformat
 import pytest
 
 from kokoro_book import run, sources
+from kokoro_book.sources import glue_references
 from kokoro_nb.testing.synthetic import write_kokorochat, write_psy_insight, write_translation
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sources.notebook_sources(ROOT)
 N_DIALOGUES = 60          # enough for every split and a bootstrap, small enough to stay fast
 CELL_TIMEOUT = 600
-
-# {glue}`key`, {glue:text}`key:,.2f`, and the {glue:figure} key directive (also :::{glue:figure})
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +30,6 @@ def synthetic_data(tmp_path_factory):
     kokorochat = write_kokorochat(base / "kokorochat", n_dialogues=N_DIALOGUES)
     return (kokorochat, write_psy_insight(base / "psy-insight"),
             write_translation(base / "multilingual-kokorochat", kokorochat))
-
-
-def glue_references(nb) -> set[str]:
-    """Return the glue keys the markdown cells of *nb* refer to."""
-    refs = set()
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return refs
 
 
 def glued_keys(nb) -> dict[str, str]:
@@ -67,6 +55,11 @@ def test_glue_reference_patterns():
         "```{glue:figure} fig-topics\n:name: fig-topics\n```\n:::{glue:figure} fig-b\n:::\n")
     nb = nbformat.v4.new_notebook(cells=[md])
     assert glue_references(nb) == {"n_dialogues", "mean", "tbl", "fig-topics", "fig-b"}
+    assert glue_references(nb, figures=False) == {"n_dialogues", "mean", "tbl"}
+    # without figures: a figure directive under any name, and any fig- key even in a role
+    odd = nbformat.v4.new_markdown_cell(
+        "{glue}`fig-c` {glue}`n`\n\n```{glue:figure} loss\n```\n```{glue:md} tbl\n```\n")
+    assert glue_references(nbformat.v4.new_notebook(cells=[odd]), figures=False) == {"n", "tbl"}
 
 
 def test_glued_values_and_double_figures_are_detected():

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import jupytext
 import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
@@ -15,14 +13,6 @@ from kokoro_nb.describe import ledger
 from kokoro_nb.show import plotting
 from kokoro_nb.show import comparison as dc
 from kokoro_nb.testing.synthetic import write_kokorochat, write_psy_insight
-
-CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "05_dataset_comparison.md"
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-
-
-def prose_keys(path: Path) -> set[str]:
-    nb = jupytext.read(path)
-    return {k for c in nb.cells if c.cell_type == "markdown" for k in _GLUE_ROLE.findall(c.source)}
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +78,11 @@ def test_topic_check_matches_published_names_to_data_labels(data):
     assert list(dc.topic_check(None).columns) == ["paper %"]
 
 
-def test_facts_are_the_prose_keys(data):
+def test_facts_are_the_prose_keys(data, prose_keys):
     corpus, psy = data
     t1 = ledger.table1(corpus, psy)
     facts = dc.facts(t1, dc.unit_table(corpus, psy), psy)
-    assert set(facts) == prose_keys(CHAPTER)
+    assert set(facts) == prose_keys("05_dataset_comparison")
     assert facts["dc_kc_dialogues"] == 12 and facts["dc_psy_sessions"] == len(psy.dialogues)
     assert re.fullmatch(r".+ \(en: \d+ %\), .+ \(zh: \d+ %\)", facts["dc_top_strategy"])
     none = dc.facts(ledger.table1(corpus, None), dc.unit_table(corpus, None), None)

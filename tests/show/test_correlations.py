@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import jupytext
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
@@ -15,15 +13,6 @@ from kokoro_nb.show import plotting
 from kokoro_nb.describe import inference, stats, variables
 from kokoro_nb.show import correlations as co
 from kokoro_nb.testing.synthetic import write_kokorochat
-
-CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "04_correlations.md"
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-
-
-def prose_keys(path: Path) -> set[str]:
-    """Glue keys the chapter's markdown refers to (figures excluded: they are glued by glue_figure)."""
-    nb = jupytext.read(path)
-    return {k for c in nb.cells if c.cell_type == "markdown" for k in _GLUE_ROLE.findall(c.source)}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +92,7 @@ def test_figure11_is_a_20_by_20_heat_map(data):
     plt.close("all")
 
 
-def test_facts_cover_every_key_the_prose_uses(data):
+def test_facts_cover_every_key_the_prose_uses(data, prose_keys):
     d, features, by_unit, by_dialogue = data
     vc = inference.score_variance_decomposition(d)
     vc_items = inference.score_variance_decomposition(d, response="item_sum")
@@ -111,7 +100,7 @@ def test_facts_cover_every_key_the_prose_uses(data):
     facts = (co.feature_facts(by_unit, by_dialogue, "client", 50) | co.item_facts(stats.item_correlations(d))
              | co.variance_facts(vc, vc_items, inference.counselor_component_test(d), d)
              | co.regression_facts(coefs, features))
-    refs = prose_keys(CHAPTER)
+    refs = prose_keys("04_correlations")
     assert refs <= set(facts)
     # the rest: per-feature siblings of the quoted client numbers, and the ratio range behind co_width_text
     assert all(re.match(r"co_(rho|lo|hi|dlo|dhi|ratio)_", k) for k in set(facts) - refs)

@@ -1,32 +1,9 @@
 """show.generation: the facts of the generation chapter (12)."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import jupytext
-
 from kokoro_nb import generate
-
 from kokoro_nb import published
-
-from kokoro_nb.describe import ledger
 from kokoro_nb.show import generation, training
-
-ROOT = Path(__file__).resolve().parents[2]
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
-
-
-def prose_keys(chapter: str) -> set[str]:
-    """Return the glue keys the chapter's prose refers to, figures left out."""
-    nb = jupytext.read(ROOT / "notebooks" / f"{chapter}.md")
-    refs = set()
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
-
 
 PROMPTS = [{"messages": [{"role": "system"}, {"role": "user"}]},
            {"messages": [{"role": "system"}, {"role": "user"}, {"role": "assistant"}, {"role": "user"}]}]
@@ -37,7 +14,7 @@ def all_facts():
             | generation.quote_facts(60) | generation.score_facts({"BLEU-1": 3.25}))
 
 
-def test_facts_cover_the_chapter_prose():
+def test_facts_cover_the_chapter_prose(prose_keys):
     assert set(all_facts()) == prose_keys("12_generate_responses")
 
 

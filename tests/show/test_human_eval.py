@@ -1,29 +1,11 @@
 """show.human_eval: the facts and the win/tie/loss figure of the human-evaluation chapter (23)."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import jupytext
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
 from kokoro_nb.show import human_eval
-
-ROOT = Path(__file__).resolve().parents[2]
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
-
-
-def prose_keys(chapter: str) -> set[str]:
-    """Return the glue keys the chapter's prose refers to, figures left out."""
-    nb = jupytext.read(ROOT / "notebooks" / f"{chapter}.md")
-    refs = set()
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
 
 
 def wtl_table(win=0.2, tie=0.05, loss=0.75):
@@ -31,7 +13,7 @@ def wtl_table(win=0.2, tie=0.05, loss=0.75):
                         index=["win", "tie", "loss"])
 
 
-def test_facts_cover_the_chapter_prose():
+def test_facts_cover_the_chapter_prose(prose_keys):
     sheet = pd.DataFrame({"item": ["a", "b", "c"]})
     items = pd.DataFrame({"dialogue_id": ["d1", "d1", "d2"]})
     key = pd.DataFrame({"system_1": ["human", "copy", "human"]})

@@ -1,10 +1,6 @@
 """show.overview: chapter 01's figure and facts."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import jupytext
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -16,18 +12,6 @@ from kokoro_nb.show import overview
 from kokoro_nb.testing.synthetic import write_translation
 
 matplotlib.use("Agg")
-CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "01_corpus_overview.md"
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
-
-
-def text_references(path: Path) -> set[str]:
-    """Glue keys the chapter's prose refers to, less its figures (copied from tests/book/test_notebooks.py)."""
-    refs = set()
-    for cell in jupytext.read(path, fmt="md:myst").cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
 
 
 def sessions(minutes, counselors=("a", "b"), clients=("b", "c")) -> pd.DataFrame:
@@ -38,12 +22,12 @@ def sessions(minutes, counselors=("a", "b"), clients=("b", "c")) -> pd.DataFrame
                          "counselor_id": list(counselors), "client_id": list(clients)})
 
 
-def test_facts_cover_every_reference_of_the_prose(synthetic_kokorochat_dir, tmp_path):
+def test_facts_cover_every_reference_of_the_prose(synthetic_kokorochat_dir, tmp_path, prose_keys):
     corpus = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, progress=False)
     english = corpus.with_english(write_translation(tmp_path / "en", synthetic_kokorochat_dir))
     excerpt = translation.bilingual_excerpt(english, n_messages=6, seed=42)
     facts = overview.facts(corpus, excerpt)
-    assert set(facts) == text_references(CHAPTER)
+    assert set(facts) == prose_keys("01_corpus_overview")
     assert facts["ov_dialogues"] == 20 and facts["ov_excerpt_id"] == excerpt.attrs["dialogue_id"]
 
 

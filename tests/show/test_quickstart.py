@@ -1,28 +1,11 @@
 """show.quickstart: the numbers chapter 00 glues."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import jupytext
 import pandas as pd
 import pytest
 
 import kokoro_nb
 from kokoro_nb.show import quickstart
-
-CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "00_quickstart.md"
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
-
-
-def text_references(path: Path) -> set[str]:
-    """Glue keys the chapter's prose refers to, less its figures (copied from tests/book/test_notebooks.py)."""
-    refs = set()
-    for cell in jupytext.read(path, fmt="md:myst").cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
 
 
 @pytest.fixture
@@ -30,9 +13,9 @@ def corpus(synthetic_kokorochat_dir):
     return kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, progress=False)
 
 
-def test_facts_cover_every_reference_of_the_prose(corpus):
+def test_facts_cover_every_reference_of_the_prose(corpus, prose_keys):
     facts = quickstart.facts(corpus, 1.234)
-    assert set(facts) == text_references(CHAPTER)
+    assert set(facts) == prose_keys("00_quickstart")
     assert facts["qs_dialogues"] == 20 and facts["qs_messages"] == len(corpus.utterances)
     assert facts["qs_load_seconds"] == 1.23
 

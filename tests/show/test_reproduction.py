@@ -1,10 +1,6 @@
 """show.reproduction: chapter 06's summary sentences on both sides, its three tables and its facts."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import jupytext
 import pandas as pd
 import pytest
 
@@ -13,14 +9,6 @@ from kokoro_nb import published
 from kokoro_nb.describe import ledger
 from kokoro_nb.show import reproduction as lg
 from kokoro_nb.testing.synthetic import write_kokorochat
-
-CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "06_reproduction_ledger.md"
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-
-
-def prose_keys(path: Path) -> set[str]:
-    nb = jupytext.read(path)
-    return {k for c in nb.cells if c.cell_type == "markdown" for k in _GLUE_ROLE.findall(c.source)}
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +55,10 @@ def test_tables(table):
     assert groups["numbers"].sum() == (table["status"] == "not checkable").sum()
 
 
-def test_facts_are_the_prose_keys(table):
+def test_facts_are_the_prose_keys(table, prose_keys):
     summary = ledger.ledger_summary(table)
     facts = lg.facts(table, summary, 12, 12)
-    refs = prose_keys(CHAPTER)
+    refs = prose_keys("06_reproduction_ledger")
     assert refs <= set(facts)
     assert set(facts) - refs <= {f"lg_{k}" for k in summary}           # the summary is glued whole
     assert facts["lg_rows"] == len(table) and facts["lg_sample_note"].startswith("a sample of 12")

@@ -1,35 +1,15 @@
 """show.responses: facts, verdicts and the Table-4 figure of the response-evaluation chapter (20)."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from types import SimpleNamespace
 
-import jupytext
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
 from kokoro_nb.evaluate import baselines, metrics
-
 from kokoro_nb import published
-
-from kokoro_nb.describe import ledger
 from kokoro_nb.show import responses
-
-ROOT = Path(__file__).resolve().parents[2]
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
-
-
-def prose_keys(chapter: str) -> set[str]:
-    """Return the glue keys the chapter's prose refers to, figures left out."""
-    nb = jupytext.read(ROOT / "notebooks" / f"{chapter}.md")
-    refs = set()
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
 
 
 def result(b1, rl=10.0, ci=(4.0, 6.5)):
@@ -62,7 +42,7 @@ def all_facts(delta=-0.5, significant=True):
             | responses.sensitivity_facts(sens_table()))
 
 
-def test_facts_cover_the_chapter_prose():
+def test_facts_cover_the_chapter_prose(prose_keys):
     assert set(all_facts()) == prose_keys("20_evaluation_responses")
 
 

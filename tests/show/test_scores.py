@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 
-import jupytext
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -18,18 +15,6 @@ from kokoro_nb.show import scores
 from kokoro_nb.testing.synthetic import write_kokorochat
 
 matplotlib.use("Agg")
-CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "03_scores.md"
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
-
-
-def text_references(path: Path) -> set[str]:
-    """Glue keys the chapter's prose refers to, less its figures (copied from tests/book/test_notebooks.py)."""
-    refs = set()
-    for cell in jupytext.read(path, fmt="md:myst").cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +22,9 @@ def corpus(tmp_path_factory):
     return kokoro_nb.load_kokorochat(write_kokorochat(tmp_path_factory.mktemp("k") / "k", 40), progress=False)
 
 
-def test_facts_cover_every_reference_of_the_prose(corpus):
+def test_facts_cover_every_reference_of_the_prose(corpus, prose_keys):
     facts = scores.facts(corpus)
-    assert set(facts) == text_references(CHAPTER)
+    assert set(facts) == prose_keys("03_scores")
     assert facts["sc_total"] == 40 == facts["sc_n_plain"] + facts["sc_n_halved"] + facts["sc_n_zeroed"]
 
 

@@ -1,37 +1,19 @@
 """show.scoring: facts, verdicts and the per-item figure of the score-evaluation chapter (21)."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from types import SimpleNamespace
 
-import jupytext
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from kokoro_nb import published
-
-from kokoro_nb.describe import ledger
 from kokoro_nb.schema import ITEM_CODES, ITEMS
 from kokoro_nb.show import scoring
 
-ROOT = Path(__file__).resolve().parents[2]
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
 P5 = published.value("table5_score_prediction")
 OURS = dict(zip(P5["columns"], P5["Ours"]))
-
-
-def prose_keys(chapter: str) -> set[str]:
-    """Return the glue keys the chapter's prose refers to, figures left out."""
-    nb = jupytext.read(ROOT / "notebooks" / f"{chapter}.md")
-    refs = set()
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
 
 
 def per_item(offset):
@@ -51,7 +33,7 @@ def runs_out(ridge_acc=50.0, ridge_mae=0.5):
             "design": {"svd_components": 64, "char_ngrams": 5000, "dense_features": 12}}
 
 
-def test_facts_cover_the_chapter_prose():
+def test_facts_cover_the_chapter_prose(prose_keys):
     out = runs_out()
     facts = (scoring.split_facts(out, (0, 1)) | scoring.baseline_facts(out, 0)
              | scoring.item_facts(scoring.item_table(out["results"])))

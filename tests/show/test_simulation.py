@@ -1,34 +1,15 @@
 """show.simulation: the facts of the simulated-clients chapter (22)."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import jupytext
 import pytest
 
 from kokoro_nb.evaluate import simulate
 from kokoro_nb.show import simulation
 
-ROOT = Path(__file__).resolve().parents[2]
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
-
-
-def prose_keys(chapter: str) -> set[str]:
-    """Return the glue keys the chapter's prose refers to, figures left out."""
-    nb = jupytext.read(ROOT / "notebooks" / f"{chapter}.md")
-    refs = set()
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
-
-
 USAGE = {"client": {"requests": 13}, "counselor": {"requests": 12}}
 
 
-def test_facts_cover_the_chapter_prose():
+def test_facts_cover_the_chapter_prose(prose_keys):
     facts = (simulation.protocol_facts(simulate.paper_table7())
              | simulation.run_facts({"written": 2, "usage": USAGE}, 0.25)
              | simulation.dialogue_facts([{"client_turns": 13}, {"client_turns": 14}])

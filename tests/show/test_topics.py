@@ -1,10 +1,6 @@
 """show.topics: chapter 02's table, figures, facts and verdicts."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import jupytext
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,18 +11,6 @@ import kokoro_nb
 from kokoro_nb.show import topics
 
 matplotlib.use("Agg")
-CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "02_topics.md"
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
-
-
-def text_references(path: Path) -> set[str]:
-    """Glue keys the chapter's prose refers to, less its figures (copied from tests/book/test_notebooks.py)."""
-    refs = set()
-    for cell in jupytext.read(path, fmt="md:myst").cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
 
 
 def shares(paper_percent=(50.0, 30.0, np.nan)) -> pd.DataFrame:
@@ -46,9 +30,9 @@ def synthetic_dialogues(synthetic_kokorochat_dir):
     return kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, progress=False).dialogues
 
 
-def test_facts_cover_every_reference_of_the_prose(synthetic_dialogues):
+def test_facts_cover_every_reference_of_the_prose(synthetic_dialogues, prose_keys):
     facts = topics.facts(synthetic_dialogues)
-    assert set(facts) == text_references(CHAPTER)
+    assert set(facts) == prose_keys("02_topics")
     assert facts["tp_n_topics"] == synthetic_dialogues["topic"].nunique()
 
 

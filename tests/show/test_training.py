@@ -1,34 +1,15 @@
 """show.training: the facts and the loss figure of the two training chapters (10, 11)."""
 from __future__ import annotations
 
-import re
 import sys
 import types
-from pathlib import Path
 
-import jupytext
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
 from kokoro_nb import published
-
-from kokoro_nb.describe import ledger
 from kokoro_nb.show import training
-
-ROOT = Path(__file__).resolve().parents[2]
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}\s+(\S+)", re.M)
-
-
-def prose_keys(chapter: str) -> set[str]:
-    """Return the glue keys the chapter's prose refers to, figures left out."""
-    nb = jupytext.read(ROOT / "notebooks" / f"{chapter}.md")
-    refs = set()
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            refs |= set(_GLUE_ROLE.findall(cell.source)) | set(_GLUE_DIRECTIVE.findall(cell.source))
-    return {r for r in refs if not r.startswith("fig-")}
 
 
 def metrics_dict():
@@ -71,11 +52,11 @@ def test_response_facts_values():
     assert facts["rg_steps"] == 60 and facts["rg_device"].data == "`cpu`"
 
 
-def test_response_facts_cover_the_chapter_prose():
+def test_response_facts_cover_the_chapter_prose(prose_keys):
     assert set(response_facts()) == prose_keys("10_train_response_generation")
 
 
-def test_score_facts_cover_the_chapter_prose():
+def test_score_facts_cover_the_chapter_prose(prose_keys):
     facts = (training.score_split_facts({"train": [1] * 8, "validation": [2], "test": [3]})
              | training.score_run_facts(metrics_dict())
              | training.prediction_facts({"total": 4, "parsed": {"ok": 1, "partial": 2, "unparseable": 1}}))

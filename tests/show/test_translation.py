@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import jupytext
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
@@ -16,14 +14,6 @@ from kokoro_nb.show import plotting
 from kokoro_nb.data import translation
 from kokoro_nb.show import translation as tr
 from kokoro_nb.testing.synthetic import write_kokorochat, write_translation
-
-CHAPTER = Path(__file__).resolve().parents[2] / "notebooks" / "07_translation.md"
-_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-
-
-def prose_keys(path: Path) -> set[str]:
-    nb = jupytext.read(path)
-    return {k for c in nb.cells if c.cell_type == "markdown" for k in _GLUE_ROLE.findall(c.source)}
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +74,13 @@ def test_coverage_and_empty_facts_follow_the_report(corpus):
     assert list(tr.missing_table(corpus).data["dialogue_id"]) == ["3"]
 
 
-def test_facts_cover_every_key_the_prose_uses(corpus):
+def test_facts_cover_every_key_the_prose_uses(corpus, prose_keys):
     ratios = translation.length_ratios(corpus)
     corr = translation.length_score_correlations(translation.length_features(corpus), n_resamples=20, seed=1)
     facts = (tr.coverage_facts(corpus, translation.coverage(corpus))
              | tr.empty_facts(translation.empty_translations(corpus)) | tr.ratio_facts(ratios)
              | tr.by_length_facts(translation.words_per_char_by_length(corpus)) | tr.corr_facts(corr))
-    refs = prose_keys(CHAPTER) - {"tr_excerpt_id"}         # glued beside the excerpt it names
+    refs = prose_keys("07_translation") - {"tr_excerpt_id"}         # glued beside the excerpt it names
     assert refs <= set(facts)
     assert all(re.match(r"tr_(counselor|client)_", k) for k in set(facts) - refs)
     assert isinstance(facts["tr_verdict"], Markdown) and facts["tr_verdict"].data == tr.verdict(corr)

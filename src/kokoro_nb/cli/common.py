@@ -1,5 +1,5 @@
 """What the command groups share: the options that recur (``--data``, ``--sample``, ``--seed``,
-``--json``, ``--tokenizer``) and JSON output.
+``--json``, ``--tokenizer``), JSON output and :func:`run`, which turns a command into an exit code.
 
 >>> import argparse
 >>> p = argparse.ArgumentParser()
@@ -14,6 +14,7 @@ import json
 import sys
 
 from kokoro_nb import config
+from kokoro_nb.errors import KokoroError
 
 DATA_HELP = "KokoroChat folder or archive (default: $KOKOROCHAT_DIR, else download)"
 
@@ -50,3 +51,24 @@ def print_json(obj) -> None:
     """Print *obj* as one JSON object on stdout (non-ASCII kept readable)."""
     json.dump(obj, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def run(args: argparse.Namespace, prog: str) -> int:
+    """Run ``args.func(args)`` and return its exit code (None counts as 0).
+
+    A :class:`KokoroError` prints one line ``PROG: error: ...`` on stderr and returns 2, no
+    traceback; Ctrl-C prints ``PROG: interrupted`` and returns 130. Other errors propagate (1).
+
+    >>> def no_data(args):
+    ...     raise KokoroError("no data")
+    >>> run(argparse.Namespace(func=lambda args: None), "demo"), run(argparse.Namespace(func=no_data), "demo")
+    (0, 2)
+    """
+    try:
+        return int(args.func(args) or 0)
+    except KokoroError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -12,8 +12,7 @@ import importlib
 from importlib.metadata import entry_points
 import sys
 
-from kokoro_nb.cli.common import print_json  # noqa: F401 (kokoro_nb.cli.print_json)
-from kokoro_nb.errors import KokoroError
+from kokoro_nb.cli.common import print_json, run  # noqa: F401 (kokoro_nb.cli.print_json)
 from kokoro_nb.version import label
 
 # Modules that add sub-commands, in --help order. Each defines register_cli(subparsers).
@@ -59,14 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TQDM_DISABLE"] = "1"
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KokoroError as exc:
-        print(f"kokoro-nb: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("kokoro-nb: interrupted", file=sys.stderr)
-        return 130
+    return run(args, "kokoro-nb")
 
 
 if __name__ == "__main__":  # pragma: no cover
