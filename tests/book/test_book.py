@@ -78,6 +78,13 @@ def test_toc_lists_every_notebook_and_nothing_else():
         "every notebooks/*.md must be in _toc.yml (and every toc notebook must exist)"
 
 
+def test_how_to_run_times_as_many_chapters_as_the_toc_lists():
+    """The latest timing names the chapter count it covers: a new chapter calls for a new measurement."""
+    text = (ROOT / "book" / "how_to_run.md").read_text(encoding="utf-8")
+    latest = re.findall(r"with the book's (\d+) chapters", text)
+    assert latest == [str(len(sources.chapters(ROOT)))]
+
+
 def test_toc_pages_exist():
     for entry in sources.toc_files(ROOT):
         stem = ROOT / entry

@@ -23,6 +23,9 @@ _RAW_FLOAT = re.compile(r"^-?\d[\d,]*\.\d{5,}$")            # 39.245763: describ
 _NO_THOUSANDS = re.compile(r"^-?\d{5,}(\.\d+)?$")            # 328309161: no separators
 _MISSING = {"nan", "NaN", "<NA>", "NaT", "None", "none", "null"}
 _HIDDEN = {"tag_hide-input", "tag_hide-cell"}               # folded behind "Show code"
+# TeX between dollars, as pandoc reads inline math: "$" then a non-space, a TeX character
+# (\ _ ^ { }), a non-space then "$" not followed by a digit; "costs $5 and $6" is no math.
+_RAW_TEX = re.compile(r"\$(?=\S)[^$\n]*[\\_^{}][^$\n]*(?<=\S)\$(?!\d)")
 
 
 def soup_of(html: str):
@@ -83,12 +86,23 @@ def japanese_rows_without_english(soup) -> list[str]:
     return bad
 
 
+def raw_tex(soup) -> list[str]:
+    """Return TeX shown as text in the article's prose and tables (the book has no math
+    extension, so $x_i$ is printed with its dollars); code and code output may hold dollars."""
+    article = soup.select_one("article") or soup
+    prose = soup_of(str(article))
+    for el in prose.select("pre, code, script, style"):
+        el.decompose()
+    return _RAW_TEX.findall(prose.get_text())
+
+
 CHECKS = {"a missing value shown as nan": missing_value_cells,
           "an unrounded float": raw_float_cells,
           "a large number without thousands separators": unseparated_numbers,
           "glue(...) plumbing shown": visible_glue_code,
           "a figure without alt text": images_without_alt,
-          "Japanese without English beside it": japanese_rows_without_english}
+          "Japanese without English beside it": japanese_rows_without_english,
+          "TeX shown raw": raw_tex}
 
 
 def problems(html: str) -> dict[str, list[str]]:
@@ -115,6 +129,9 @@ def _page(body: str) -> str:
     ('<img src="fig.png" alt=" ">', "a figure without alt text"),
     ("<table><tr><td>client</td><td>仕事で悩んでいて、相談させてください</td></tr></table>",
      "Japanese without English beside it"),
+    ("<p>with gold rating $x_i$ and prediction</p>", "TeX shown raw"),
+    (r"<li>share with $|p_{id} - g_{id}| \le 1$, ×100;</li>", "TeX shown raw"),
+    ("<td>$\\max(g, 5 - g)$</td>", "TeX shown raw"),
 ])
 def test_each_check_catches_its_defect(body, check):
     assert check in problems(_page(body))
@@ -129,6 +146,10 @@ def test_each_check_catches_its_defect(body, check):
     "<td>仕事で悩んでいて、相談させてください</td></tr></table>",
     "<table><tr><td>家庭内問題（夫婦以外）</td><td>Family Issues (Non-Spousal)</td></tr></table>",
     "<table><tr><td>対話数</td><td>6,589</td></tr></table>",     # a short label, not a quotation
+    "<p>An A100 costs $5 and an H100 $6 an hour (x_i, ^, {} without dollars).</p>",
+    "<p>Set $KOKOROCHAT_DIR or $PSY_INSIGHT_DIR first.</p>",    # shell variables, no closing TeX
+    "<p>the gold rating <code>$g_{id}$</code></p><pre>plt.title(r\"$\\rho$\")</pre>",  # TeX in code
+    "<p>with gold rating <code>g_id</code> and prediction <code>p_id</code></p>",
 ])
 def test_clean_pages_pass(body):
     assert problems(_page(body)) == {}

@@ -60,7 +60,7 @@ def test_every_chapter_has_its_solutions_found():
     assert set(solutions("03_scores")) == {"ex-sc-unflagged", "ex-sc-items", "ex-sc-boundary"}
     assert set(solutions("04_correlations")) == {"ex-co-kendall", "ex-co-halves", "ex-co-boot-vc"}
     assert set(solutions("06_reproduction_ledger")) == {"ex-lg-sample", "ex-lg-add"}
-    assert ALL["ex-lg-add"] == ""             # prose only: checked below against the YAML file
+    assert all(ALL.values())                  # every solution has code a student can run
 
 
 @pytest.mark.parametrize("label", sorted(k for k, v in ALL.items() if v))
@@ -76,6 +76,27 @@ def test_ex_lg_add_claims_hold_in_the_table_of_published_values():
     items = published.value("not_checkable.items")
     assert any("gender" in i["quantity"] and "no gender" in i["reason"] for i in items)
     assert published.value("participants.played_both_roles_share_over") == 0.8
+
+
+def test_ex_lg_add_shows_the_gender_rows_and_the_both_roles_claim(synthetic_kokorochat_dir):
+    corpus = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, progress=False)
+    t = run(ALL["ex-lg-add"], namespace(corpus, synthetic_kokorochat_dir)).set_index("quantity")
+    gender = t[t.index.str.contains("gender")]
+    assert len(gender) >= 1 and (gender["status"] == "not checkable").all()
+    assert gender["key"].str.startswith("not_checkable.items.").all()
+    assert t.loc["participants who played both roles", "key"] == "participants.played_both_roles_share_over"
+
+
+def test_ex_co_halves_splits_as_table_2(synthetic_kokorochat_dir):
+    """The paper's Table 2: overall impression D1-D12 (12 items), counseling skills D13-D20 (8)."""
+    corpus = kokoro_nb.load_kokorochat(synthetic_kokorochat_dir, progress=False)
+    ns = namespace(corpus, synthetic_kokorochat_dir)
+    rho = run(ALL["ex-co-halves"], ns)
+    assert (len(ns["overall"]), len(ns["skills"])) == (12, 8)
+    assert ns["overall"] == [f"D{i}" for i in range(1, 13)] and ns["skills"] == [f"D{i}" for i in range(13, 21)]
+    groups = published.value("table2_feedback_groups")
+    assert set(ns["skills"]) == {c for codes in groups["Evaluation of Counseling Skills"].values() for c in codes}
+    assert -1 <= rho <= 1
 
 
 # --------------------------------------------------------------------------- the claims, on real data
@@ -118,6 +139,12 @@ def test_ex_co_kendall_smaller_but_same_order(real_ns):
 @pytest.mark.realdata
 def test_ex_co_halves_correlate_strongly(real_ns):
     assert 0.8 < run(ALL["ex-co-halves"], real_ns) < 1
+
+
+@pytest.mark.realdata
+def test_ex_lg_add_both_roles_holds(real_ns):
+    t = run(ALL["ex-lg-add"], real_ns).set_index("quantity")
+    assert t.loc["participants who played both roles", "status"] == "holds"
 
 
 @pytest.mark.realdata

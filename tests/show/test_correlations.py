@@ -49,8 +49,11 @@ def test_crossing_verdict_names_the_intervals_that_include_zero():
 def test_item_verdicts_both_ways():
     assert co.d1_verdict(["D2", "D9", "D10"], ["D10", "D2", "D9"]) == "as the paper says"
     assert co.d1_verdict(["D2", "D3", "D10"], ["D2", "D9", "D10"]) == "where the paper names D2, D9, D10"
-    halves = pd.Series([1] * 10 + [2] * 10, index=[f"D{i}" for i in range(1, 21)])
-    assert "as the paper's grouping does" in co.split_verdict(halves)
+    table2 = pd.Series([1] * 12 + [2] * 8, index=[f"D{i}" for i in range(1, 21)])
+    assert "as the paper's grouping does" in co.split_verdict(table2)
+    assert "(D1-D12) from the skill items (D13-D20)" in co.split_verdict(table2)
+    tens = pd.Series([1] * 10 + [2] * 10, index=table2.index)          # not the paper's grouping
+    assert "does not separate" in co.split_verdict(tens)
     one = pd.Series([1] * 19 + [2], index=[f"D{i}" for i in range(1, 21)])
     assert "does not separate" in co.split_verdict(one) and "sets apart only D20" in co.split_verdict(one)
 

@@ -112,12 +112,13 @@ def d1_verdict(top3: list[str], paper_d1: list[str]) -> str:
 def split_verdict(groups: pd.Series) -> str:
     """What the first cut of the item tree separates (*groups*: item -> group, 1 = largest)."""
     apart = list(groups[groups != 1].index)
-    halves = set(apart) in ({f"D{i}" for i in range(1, 11)}, {f"D{i}" for i in range(11, 21)})
-    if halves:
-        return ("the first cut of the tree separates the overall-impression items (D1-D10) from the skill items "
-                "(D11-D20), as the paper's grouping does")
-    return (f"the first cut of the tree does not separate the overall-impression items (D1-D10) from the skill "
-            f"items (D11-D20): it sets apart only {', '.join(apart)} "
+    cat = stats.feedback_items()["category"]          # paper Table 2: D1-D12 against D13-D20
+    overall, skills = (list(cat.index[cat == c]) for c in cat.unique())
+    names = (f"the overall-impression items ({overall[0]}-{overall[-1]}) from the skill items "
+             f"({skills[0]}-{skills[-1]})")
+    if set(apart) in (set(overall), set(skills)):
+        return f"the first cut of the tree separates {names}, as the paper's grouping does"
+    return (f"the first cut of the tree does not separate {names}: it sets apart only {', '.join(apart)} "
             f"({'; '.join(variables.label('item', c, 'en').lower() for c in apart)}), and the other items stay together")
 
 
