@@ -65,8 +65,12 @@ class Result:
 
 def execute_notebook(source: Path, target: Path, parameters: dict, *, cwd: Path,
                      timeout: float | None = None,
-                     threads_env: dict | None = None) -> tuple[float, list[str]]:
+                     threads_env: dict | None = None,
+                     extra_cells: list | None = None) -> tuple[float, list[str]]:
     """Execute one jupytext source with papermill into *target*.
+
+    *extra_cells* (nbformat cells) run after the chapter's own, in its namespace (the tests
+    append the exercise solutions this way).
 
     Returns the seconds it took and the kokoro_nb modules the kernel imported.
 
@@ -81,6 +85,7 @@ def execute_notebook(source: Path, target: Path, parameters: dict, *, cwd: Path,
     logging.getLogger("papermill").setLevel(logging.ERROR)
     nb = read_notebook(source)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.cells.extend(extra_cells or [])
     nb.cells.append(nbformat.v4.new_code_cell(_MODULES_PROBE, metadata={"tags": ["remove-cell"]}))
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

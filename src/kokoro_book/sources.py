@@ -145,6 +145,42 @@ def glue_references(nb, *, figures: bool = True) -> set[str]:
     return refs if figures else {r for r in refs if not r.startswith("fig-")}
 
 
+# ```{solution} LABEL ... ``` (also ```` or ::: fences; the same fence closes it, alone on its line)
+_SOLUTION = re.compile(r"^(`{3,}|:{3,})\{solution\}[ \t]+(\S+)[ \t]*\n(.*?)^\1[ \t]*$", re.M | re.S)
+
+
+def exercise_solutions(nb_or_text) -> dict[str, str]:
+    """Return ``{exercise label: code}`` for the ``{solution}`` directives of a chapter.
+
+    *nb_or_text* is a notebook (its markdown cells are read) or MyST text. The code of a solution
+    is its 4-space indented blocks, dedented and joined; a prose-only solution maps to ``""``.
+
+    >>> text = ("```{solution} ex-a\\n:class: dropdown\\n\\n    x = 1\\n\\n    x + 1\\n\\nProse.\\n```\\n"
+    ...         "```{solution} ex-b\\nOnly words.\\n```\\n"
+    ...         "````{solution} ex-c\\n```python\\nnot indented\\n```\\n    y = 2\\n````\\n")
+    >>> exercise_solutions(text)
+    {'ex-a': 'x = 1\\n\\nx + 1', 'ex-b': '', 'ex-c': 'y = 2'}
+    """
+    import textwrap
+    if isinstance(nb_or_text, str):
+        text = nb_or_text
+    else:
+        text = "\n".join(c.source for c in nb_or_text.cells if c.cell_type == "markdown")
+    out = {}
+    for _, label, body in _SOLUTION.findall(text):
+        blocks, current = [], []
+        for line in body.splitlines():
+            if line.startswith("    ") or (current and not line.strip()):
+                current.append(line)
+            elif current:
+                blocks.append(textwrap.dedent("\n".join(current)).strip())
+                current = []
+        if current:
+            blocks.append(textwrap.dedent("\n".join(current)).strip())
+        out[label] = "\n\n".join(b for b in blocks if b)
+    return out
+
+
 def parameters_cell(nb):
     """Return the code cell tagged ``parameters``, or None."""
     for cell in nb.cells:

@@ -4,7 +4,8 @@ New chapters are picked up by the glob. Parameters are the ones the book build i
 (data_dir, psy_insight_dir, translation_dir, output_dir; sample=None) plus the chapter's own front matter:
 ``kokoro_nb.book_parameters`` (also used by the book) and ``kokoro_nb.smoke_parameters`` (only
 here), e.g. fewer training steps. The test also checks that every ``{glue}`` reference in the
-prose was glued, which the book build would otherwise only catch at render time.
+prose was glued, which the book build would otherwise only catch at render time, and runs every
+exercise solution with code as an extra cell at the end of its chapter, in the chapter's namespace.
 """
 from __future__ import annotations
 
@@ -91,8 +92,20 @@ def test_notebook_runs_on_synthetic_corpus(source, synthetic_data, tmp_path):
                                       sample=None, output_root=tmp_path / "outputs", extra=smoke,
                                       translation_dir=english)
     target = tmp_path / f"{source.stem}.ipynb"
-    run.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT)
+    solutions = solution_cells(nb)
+    try:
+        run.execute_notebook(source, target, params, cwd=ROOT, timeout=CELL_TIMEOUT, extra_cells=solutions)
+    except run.NotebookFailed as exc:
+        failed = target.with_name(f"{target.stem}.failed.ipynb")
+        labels = failed_solutions(nbformat.read(failed, as_version=4)) if failed.exists() else []
+        pytest.fail(f"solutions {labels} failed: {exc}" if labels else str(exc))
     executed = nbformat.read(target, as_version=4)
+    ran = {cell.metadata["kokoro_nb"]["solution"]: cell for cell in executed.cells
+           if "solution" in cell.metadata.get("tags", [])}
+    assert list(ran) == [c.metadata["kokoro_nb"]["solution"] for c in solutions]
+    for label, cell in ran.items():
+        assert cell.execution_count is not None, f"{source.name}: solution {label} did not run"
+    assert not failed_solutions(executed), f"{source.name}: solutions {failed_solutions(executed)} raised"
     glued = glued_keys(executed)
     missing = glue_references(executed) - set(glued)
     assert not missing, f"{source.name}: prose refers to keys never glued: {sorted(missing)}"
@@ -105,6 +118,30 @@ def test_notebook_runs_on_synthetic_corpus(source, synthetic_data, tmp_path):
     twice = shown_and_glued(executed)
     assert not twice, (f"{source.name}: cells {twice} glue a figure and also show it inline; "
                        "use kokoro_nb.show.plotting.glue_figure(name, fig), which closes it")
+
+
+def solution_cells(nb) -> list:
+    """Return one code cell per exercise solution of *nb* that has code, tagged ``solution``."""
+    return [nbformat.v4.new_code_cell(f"# solution {label} (appended by the tests)\n{code}",
+                                      metadata={"tags": ["solution"],
+                                                "kokoro_nb": {"solution": label}})
+            for label, code in sources.exercise_solutions(nb).items() if code]
+
+
+def failed_solutions(nb) -> list[str]:
+    """Return the labels of the solution cells of an executed notebook with an error output."""
+    return [cell.metadata["kokoro_nb"]["solution"] for cell in nb.cells
+            if "solution" in cell.metadata.get("tags", [])
+            and any(o.get("output_type") == "error" for o in cell.get("outputs", []))]
+
+
+def test_solution_cells_are_tagged_and_errors_found():
+    md = nbformat.v4.new_markdown_cell("```{solution} ex-a\n\n    1 / 0\n```\n```{solution} ex-b\nWords.\n```\n")
+    cells = solution_cells(nbformat.v4.new_notebook(cells=[md]))
+    assert len(cells) == 1 and cells[0].metadata["kokoro_nb"]["solution"] == "ex-a"
+    assert "solution" in cells[0].metadata["tags"] and cells[0].source.endswith("1 / 0")
+    cells[0].outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="", traceback=[])]
+    assert failed_solutions(nbformat.v4.new_notebook(cells=cells)) == ["ex-a"]
 
 
 def shown_and_glued(nb) -> list[int]:

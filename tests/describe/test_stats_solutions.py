@@ -3,8 +3,6 @@ on the real data gives the answer its text claims."""
 from __future__ import annotations
 
 import ast
-import re
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -12,29 +10,17 @@ import pandas as pd
 import pytest
 
 import kokoro_nb
+from kokoro_book import sources
 from kokoro_nb import published
 from kokoro_nb.describe import inference, ledger, stats, variables
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = ("03_scores", "04_correlations", "06_reproduction_ledger")
-_SOLUTION = re.compile(r"^```\{solution\}\s+(\S+)\n(.*?)^```\s*$", re.M | re.S)
 
 
 def solutions(name: str) -> dict[str, str]:
-    """Return {exercise label: code} for the solutions of a chapter (code: 4-space indented lines)."""
-    text = (ROOT / "notebooks" / f"{name}.md").read_text(encoding="utf-8")
-    out = {}
-    for label, body in _SOLUTION.findall(text):
-        lines = body.splitlines()
-        code_lines, started = [], False
-        for line in lines:
-            if line.startswith("    ") or (started and not line.strip()):
-                code_lines.append(line)
-                started = True
-            elif started:
-                break
-        out[label] = textwrap.dedent("\n".join(code_lines)).strip()
-    return out
+    """Return {exercise label: code} for the solutions of a chapter (the book's one extractor)."""
+    return sources.exercise_solutions((ROOT / "notebooks" / f"{name}.md").read_text(encoding="utf-8"))
 
 
 ALL = {label: code for name in CHAPTERS for label, code in solutions(name).items()}
