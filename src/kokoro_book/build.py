@@ -20,15 +20,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kokoro_nb import config, version
-from kokoro_nb.data.sources import resolve_kokorochat, resolve_translation
-from kokoro_nb.errors import DataError
-
 from kokoro_book.colab import sync as sync_colab
 from kokoro_book.pdf import render_pdf
 from kokoro_book.run import Result, plan, run_jobs
-from kokoro_book.sources import chapters, declared_parameters, find_root, parameters_cell, read_notebook, source_path
+from kokoro_book.sources import (
+    chapters,
+    declared_parameters,
+    find_root,
+    parameters_cell,
+    read_notebook,
+    source_path,
+)
 from kokoro_book.stage import jupyter_book, stage_book
+from kokoro_nb import config, version
+from kokoro_nb.data.sources import resolve_kokorochat, resolve_translation
+from kokoro_nb.errors import DataError
 
 
 def render_html(stage: Path, build_dir: Path, *, warnings_as_errors: bool = True,

@@ -13,11 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from kokoro_nb.cli.common import add_data, add_sample, run
-
 from kokoro_book import colab
 from kokoro_book.build import build
 from kokoro_book.pdf import PDF_NAME, TEX_PACKAGES
+from kokoro_nb.cli.common import add_data, add_sample, run
 
 PROG = "kokoro-book"
 

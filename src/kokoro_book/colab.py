@@ -28,12 +28,17 @@ from pathlib import Path
 
 import yaml
 
-from kokoro_nb.errors import DataError
-
 from kokoro_book import colab_markdown
 from kokoro_book.colab_markdown import WILDCARD
 from kokoro_book.colab_runtime import constraints_file
-from kokoro_book.sources import find_root, notebook_options, notebook_sources, read_notebook, write_if_changed
+from kokoro_book.sources import (
+    find_root,
+    notebook_options,
+    notebook_sources,
+    read_notebook,
+    write_if_changed,
+)
+from kokoro_nb.errors import DataError
 
 COLAB_DIR = "notebooks/colab"
 COLAB_PATH = COLAB_DIR + "/{name}.ipynb"

@@ -32,10 +32,9 @@ from pathlib import Path
 
 import yaml
 
+from kokoro_book.sources import toc_files
 from kokoro_nb.data.sources import dialogue_folder
 from kokoro_nb.errors import DataError
-
-from kokoro_book.sources import toc_files
 
 HIDDEN_TAGS = ("remove-cell", "remove-input", "hide-input", "hide-cell")
 GLUE_ROLES = ("glue", "glue:", "glue:any", "glue:text", "glue:md")
@@ -65,7 +64,7 @@ directive option line: none of them may be left in a Colab copy's Markdown."""
 
 def format_glue(text_plain: str, fmt_spec: str) -> str:
     """Format a glued ``text/plain`` value as myst-nb's ``{glue:text}`` does."""
-    from myst_nb.core.variables import format_plain_text   # the book's own rule
+    from myst_nb.core.variables import format_plain_text  # the book's own rule
     return format_plain_text(text_plain, fmt_spec)
 
 

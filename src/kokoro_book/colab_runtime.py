@@ -30,9 +30,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from kokoro_nb.errors import DataError, KokoroError
-
 from kokoro_book.sources import find_root
+from kokoro_nb.errors import DataError, KokoroError
 
 RUNTIME_DIR = "scripts/colab-runtime"
 OS_INFO = "os-info-gpu.txt"

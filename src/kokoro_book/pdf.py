@@ -11,10 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from kokoro_nb.errors import KokoroError
-
 from kokoro_book.sources import write_if_changed
 from kokoro_book.stage import jupyter_book
+from kokoro_nb.errors import KokoroError
 
 # Japanese in the PDF: LuaLaTeX with LuaTeX-ja (texlive-lang-japanese) and Debian's Noto CJK
 # fonts (fonts-noto-cjk). XeLaTeX's xeCJK would also need texlive-lang-chinese (ctexhook.sty).

@@ -26,13 +26,28 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from kokoro_book.sources import (
+    INPUT_SUFFIXES,
+    PATH_PARAMETERS,
+    declared_parameters,
+    notebook_options,
+    notebook_parameters,
+    parameter_defaults,
+    parameters_cell,
+    read_notebook,
+    source_path,
+)
+from kokoro_book.stamps import (
+    code_fingerprint,
+    data_fingerprints,
+    make_stamp,
+    read_durations,
+    read_stamp,
+    stale_reason,
+    write_durations,
+    write_stamp,
+)
 from kokoro_nb.errors import KokoroError
-
-from kokoro_book.sources import (INPUT_SUFFIXES, PATH_PARAMETERS, declared_parameters, notebook_options,
-                                 notebook_parameters, parameter_defaults, parameters_cell, read_notebook,
-                                 source_path)
-from kokoro_book.stamps import (code_fingerprint, data_fingerprints, make_stamp, read_durations, read_stamp,
-                                stale_reason, write_durations, write_stamp)
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 # Appended to every run (and removed from the executed notebook): which kokoro_nb modules ran.

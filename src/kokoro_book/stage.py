@@ -22,9 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from kokoro_nb import version
-
 from kokoro_book.sources import NOTEBOOK_DIR, write_if_changed
+from kokoro_nb import version
 
 BOOK_PAGES_DIR = "book"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")

@@ -26,7 +26,8 @@ homes, so ``kokoro_nb.stats.summary(corpus)`` keeps working.
 from __future__ import annotations
 
 from importlib import import_module as _import_module
-from importlib.metadata import PackageNotFoundError as _NotInstalled, version as _version
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
 
 try:        # pyproject.toml's version, the one source (kokoro_nb.version shows it with the commit)
     __version__ = _version("kokoro-nb")

@@ -204,3 +204,21 @@ blob.text().then((t) => console.log(JSON.stringify({csv: t, file: clicked[0]})))
     assert rows["answer"].tolist() == ["2", "", "tie", ""] and set(rows["annotator"]) == {"Ann O'Tator"}
     ans = H.read_answers([f], key)                                  # the scorer reads what the form saves
     assert ans["outcome"].tolist()[0] in ("A", "B") and ans["outcome"].tolist()[2] == "tie"
+
+
+def test_reliability_sweep_agreement_grows_with_annotator_accuracy(tmp_path):
+    sheet, key = H.make_kit(_items(60), ("sysA", "sysB"), seed=3)
+    paths = H.write_kit(sheet, key, tmp_path)
+    sweep = H.reliability_sweep(sheet, key, paths["key"], np.full(len(key), 0.8), tmp_path,
+                                accuracies=(0.0, 0.95), seed=1)
+    assert list(sweep.index) == [0.0, 0.95]
+    assert list(sweep.columns) == ["Fleiss kappa", "tie share", "loss share", "sign test p"]
+    noisy, reliable = sweep.loc[0.0], sweep.loc[0.95]
+    assert reliable["Fleiss kappa"] > 0.6 > 0.2 > noisy["Fleiss kappa"]
+    assert reliable["loss share"] > noisy["loss share"] and reliable["sign test p"] < 0.01
+    # the same answers as scoring the files by hand
+    by_hand = H.synthetic_answers(sheet, key, np.full(len(key), 0.8), annotators=5, accuracy=0.95, seed=1)
+    for df in by_hand:
+        df.to_csv(tmp_path / f"hand-{df['annotator'][0]}.csv", index=False)
+    r = H.score_files(paths["key"], [tmp_path / f"hand-{df['annotator'][0]}.csv" for df in by_hand])
+    assert reliable["Fleiss kappa"] == r["fleiss_kappa"]

@@ -173,7 +173,7 @@ def test_released_model_loads_either_way_and_gives_the_same_text(corpus, release
 
 
 def test_released_model_ids_are_configured():
-    assert set(config.RELEASED_MODELS) == set(sft.SUBSETS)
+    assert set(config.RELEASED_MODELS) == set(splits.SUBSETS)
     assert all(v.startswith("UEC-InabaLab/KokoroChat-") for v in config.RELEASED_MODELS.values())
 
 

@@ -97,3 +97,20 @@ def test_table4_figure(lang, xlabel):
     systems = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert "copy" in systems and "Kokoro-High (paper)" in systems
     plt.close(fig)
+
+
+def test_significance_table_marks_and_orders_the_pairs():
+    pairs = [("copy", "retrieval"), ("a", "b")]
+    rows = [(a, b, m, d, s) for (a, b), base in zip(pairs, (1.0, -2.0))
+            for m, d, s in zip(metrics.PER_TURN_METRICS, [base + i for i in range(len(metrics.PER_TURN_METRICS))],
+                               [True] + [False] * (len(metrics.PER_TURN_METRICS) - 1))]
+    sig = pd.DataFrame(rows, columns=["system_a", "system_b", "metric", "delta", "significant"]).assign(
+        delta_lo=-9.0, delta_hi=9.0, p_bootstrap=0.01, p_randomization=0.02).set_index(["system_a", "system_b", "metric"])
+    marked, detail = responses.significance_table(sig.iloc[::-1], pairs)     # any input order
+    assert list(marked.index) == ["retrieval − copy", "b − a"]
+    assert list(marked.columns) == list(metrics.PER_TURN_METRICS)
+    first = metrics.PER_TURN_METRICS[0]
+    assert marked.loc["retrieval − copy", first] == "+1.00 *" and marked.loc["b − a", first] == "-2.00 *"
+    assert marked.loc["b − a", metrics.PER_TURN_METRICS[1]] == "-1.00"           # not significant: no star
+    assert list(detail.columns) == ["delta", "delta_lo", "delta_hi", "p_bootstrap", "p_randomization", "significant"]
+    assert detail.loc[("b − a", first), "delta"] == -2.0

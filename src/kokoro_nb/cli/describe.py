@@ -12,10 +12,10 @@ import pandas as pd
 from kokoro_nb.cli.common import add_data, add_json, add_seed, print_json
 from kokoro_nb.data.corpus import load_kokorochat
 from kokoro_nb.data.psy_insight import load_psy_insight
-from kokoro_nb.describe.variables import FEATURES
 from kokoro_nb.describe.inference import CLUSTER_UNITS
 from kokoro_nb.describe.ledger import check_ledger, ledger, ledger_summary, write_ledger
 from kokoro_nb.describe.stats import summary
+from kokoro_nb.describe.variables import FEATURES
 from kokoro_nb.errors import DataNotFoundError, KokoroError
 
 

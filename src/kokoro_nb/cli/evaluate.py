@@ -12,7 +12,13 @@ from kokoro_nb.data import splits
 from kokoro_nb.data.corpus import load_kokorochat
 from kokoro_nb.errors import DataError
 from kokoro_nb.evaluate import significance
-from kokoro_nb.evaluate.metrics import BOOTSTRAP_SAMPLES, PER_TURN_METRICS, SCORE_METRICS, check_n_boot, json_safe
+from kokoro_nb.evaluate.metrics import (
+    BOOTSTRAP_SAMPLES,
+    PER_TURN_METRICS,
+    SCORE_METRICS,
+    check_n_boot,
+    json_safe,
+)
 from kokoro_nb.evaluate.results import evaluate_responses_file, evaluate_scores_file
 from kokoro_nb.evaluate.tokenize import tokenizer_names
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from importlib.metadata import entry_points
 import sys
+from importlib.metadata import entry_points
 
 from kokoro_nb.cli.common import print_json, run  # noqa: F401 (kokoro_nb.cli.print_json)
 from kokoro_nb.version import label

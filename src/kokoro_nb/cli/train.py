@@ -17,7 +17,15 @@ from dataclasses import fields
 from typing import Sequence
 
 from kokoro_nb import config
-from kokoro_nb.cli.common import add_data, add_json, add_sample, add_seed, add_tokenizer, print_json
+from kokoro_nb.cli.common import (
+    add_data,
+    add_json,
+    add_sample,
+    add_seed,
+    add_tokenizer,
+    print_json,
+)
+from kokoro_nb.data import splits
 from kokoro_nb.data.corpus import load_kokorochat
 from kokoro_nb.errors import DataError, MissingDependencyError
 from kokoro_nb.train import loop, measure, models, plan, sft
@@ -39,7 +47,7 @@ def _add_sft_data(sub) -> None:
                                    "KokoroChat, write <task>_<split>.jsonl and print the split sizes.")
     add_data(p, DATA_HELP, alias=True)
     p.add_argument("--task", choices=sft.TASKS, default="response")
-    p.add_argument("--subset", choices=sft.SUBSETS, default="full", help="response training subset (paper 5.1.1)")
+    p.add_argument("--subset", choices=splits.SUBSETS, default="full", help="response training subset (paper 5.1.1)")
     p.add_argument("--mode", choices=sft.MODES, default="per_turn", help="one example per counselor turn or per dialogue")
     add_seed(p, f"train/validation seed (default {config.SEED} for response, {config.SCORE_SPLIT_SEEDS[0]} for score)",
              default=None)

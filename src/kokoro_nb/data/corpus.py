@@ -32,12 +32,31 @@ from tqdm.auto import tqdm
 
 from kokoro_nb import config
 from kokoro_nb.data.jsonfile import load_json
-from kokoro_nb.data.messages import get as _get, message, text as _str
-from kokoro_nb.data.sources import DIALOGUE_FOLDER, dialogue_folder, fingerprint, is_archive, resolve_kokorochat
+from kokoro_nb.data.messages import get as _get
+from kokoro_nb.data.messages import message
+from kokoro_nb.data.messages import text as _str
+from kokoro_nb.data.sources import (
+    DIALOGUE_FOLDER,
+    dialogue_folder,
+    fingerprint,
+    is_archive,
+    resolve_kokorochat,
+)
 from kokoro_nb.data.translation import TranslationReport, attach_english
 from kokoro_nb.errors import DataError
-from kokoro_nb.schema import (DIALOGUE_COLUMNS, FLAG_CHECKED, FLAG_KEYS, ITEM_MAX, ITEM_MIN, ITEMS, ROLES,
-                              SCORE_MAX, SCORE_MIN, TURN_COLUMNS, UTTERANCE_COLUMNS)
+from kokoro_nb.schema import (
+    DIALOGUE_COLUMNS,
+    FLAG_CHECKED,
+    FLAG_KEYS,
+    ITEM_MAX,
+    ITEM_MIN,
+    ITEMS,
+    ROLES,
+    SCORE_MAX,
+    SCORE_MIN,
+    TURN_COLUMNS,
+    UTTERANCE_COLUMNS,
+)
 
 _REVIEW = "review_by_client_en"
 

@@ -17,6 +17,7 @@ from scipy import stats as sps
 from kokoro_nb.data.corpus import Corpus
 from kokoro_nb.describe.variables import FEATURES, dialogue_features, item_sum
 
+
 def topic_score_test(dialogues: pd.DataFrame, min_group: int = 5) -> dict:
     """Kruskal-Wallis test of the score across topics (topics with < *min_group* dialogues left out).
 

@@ -17,7 +17,7 @@ import pandas as pd
 from kokoro_nb.data import splits
 from kokoro_nb.describe import profiles, stats
 from kokoro_nb.describe.variables import FEATURES
-from kokoro_nb.published import _load_with_precision, decimals, load, value
+from kokoro_nb.published import _load_with_precision, value
 from kokoro_nb.schema import FLAG_KEYS, ITEM_CODES, ITEM_MAX, ITEM_MIN, ITEMS, ROLES
 
 STATUSES = ("exact", "within rounding", "holds", "differs", "not checkable")

@@ -22,8 +22,14 @@ import pandas as pd
 
 from kokoro_nb import config, published
 from kokoro_nb.data.corpus import Corpus
-from kokoro_nb.data.splits import (check_disjoint, response_split_ids, response_test_ids, response_turns,
-                                   sample_ids, score_split)
+from kokoro_nb.data.splits import (
+    check_disjoint,
+    response_split_ids,
+    response_test_ids,
+    response_turns,
+    sample_ids,
+    score_split,
+)
 from kokoro_nb.describe.variables import dialogue_features
 from kokoro_nb.errors import DataError
 from kokoro_nb.evaluate import metrics
@@ -39,7 +45,9 @@ RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 
 def _progress(it=None, **kw):
     if kw.get("disable"):
-        from tqdm.std import tqdm          # tqdm.auto would warn in notebooks without ipywidgets
+        from tqdm.std import (
+            tqdm,  # tqdm.auto would warn in notebooks without ipywidgets
+        )
     else:
         from tqdm.auto import tqdm
     return tqdm(it, **kw)

@@ -323,3 +323,25 @@ def synthetic_answers(sheet: pd.DataFrame, key: pd.DataFrame, p_prefer_b: Sequen
         out.append(pd.DataFrame({"item_id": key["item_id"], "answer": ans,
                                  "annotator": f"synthetic-{k + 1}"}))
     return out
+
+
+def reliability_sweep(sheet: pd.DataFrame, key: pd.DataFrame, key_path: str | Path,
+                      p_prefer_b: Sequence[float], out_dir: str | Path, *,
+                      accuracies: Sequence[float] = (0.3, 0.5, 0.7, 0.9), annotators: int = 5,
+                      seed: int = config.SEED) -> pd.DataFrame:
+    """Score SYNTHETIC annotators of each *accuracy* on the same items, as a real study would be
+    scored (answer files written to *out_dir*, read back with the key at *key_path*).
+
+    Returns one row per accuracy: Fleiss' kappa, the tie and loss shares, the sign test's p.
+    """
+    rows = []
+    for acc in accuracies:
+        files = []
+        for df in synthetic_answers(sheet, key, p_prefer_b, annotators=annotators, accuracy=acc, seed=seed):
+            files.append(Path(out_dir) / f"sweep-{df['annotator'][0]}.csv")
+            df.to_csv(files[-1], index=False)
+        r = score_files(key_path, files)
+        rows.append({"accuracy": acc, "Fleiss kappa": r["fleiss_kappa"],
+                     "tie share": r["win_tie_loss"]["tie"]["share"],
+                     "loss share": r["win_tie_loss"]["loss"]["share"], "sign test p": r["sign_test_p"]})
+    return pd.DataFrame(rows).set_index("accuracy")

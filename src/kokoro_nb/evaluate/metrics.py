@@ -264,7 +264,9 @@ def response_stats(references: Sequence[str], hypotheses: Sequence[str],
                      dtype=object).astype(str)
     pairs = zip(references, hypotheses)
     if progress:
-        from tqdm.auto import tqdm         # not at the top: importing it warns in notebooks without ipywidgets
+        from tqdm.auto import (
+            tqdm,  # not at the top: importing it warns in notebooks without ipywidgets
+        )
         pairs = tqdm(pairs, total=len(references), desc="scoring turns", unit="turn")
     hyp_t, ref_t, bl, ro = [], [], [], []
     for ref, hyp in pairs:

@@ -23,9 +23,19 @@ import numpy as np
 import pandas as pd
 
 from kokoro_nb.errors import DataError
-from kokoro_nb.evaluate.metrics import (BOOTSTRAP_SAMPLES, PER_TURN_METRICS, SCORE_METRICS, ResponseResult,
-                                        ResponseStats, ScoreResult, check_n_boot, evaluate_scores,
-                                        per_turn_table, response_scores, response_stats)
+from kokoro_nb.evaluate.metrics import (
+    BOOTSTRAP_SAMPLES,
+    PER_TURN_METRICS,
+    SCORE_METRICS,
+    ResponseResult,
+    ResponseStats,
+    ScoreResult,
+    check_n_boot,
+    evaluate_scores,
+    per_turn_table,
+    response_scores,
+    response_stats,
+)
 from kokoro_nb.jsonl import read_records
 from kokoro_nb.schema import ITEM_CODES, ITEM_MAX, ITEM_MIN
 

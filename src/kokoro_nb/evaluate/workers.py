@@ -49,7 +49,9 @@ def run_resumable(items: Sequence, work: Callable[[object, threading.Event], dic
     log, written, error = Appender(output), 0, None
     bar = None
     if progress:
-        from tqdm.auto import tqdm         # not at the top: importing it warns in notebooks without ipywidgets
+        from tqdm.auto import (
+            tqdm,  # not at the top: importing it warns in notebooks without ipywidgets
+        )
         bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit=unit)
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         futures = [pool.submit(work, it, stop) for it in todo]

@@ -7,9 +7,7 @@ import pandas as pd
 import seaborn as sns
 
 from kokoro_nb import published
-
 from kokoro_nb.describe import ledger, profiles
-
 from kokoro_nb.show import plotting
 
 TABLE1_COLUMNS = {**ledger.TABLE1_HEADER, "avg_chars_per_utterance": "avg. characters", "top_topics": "top-3 topics",

@@ -8,9 +8,7 @@ import pandas as pd
 import seaborn as sns
 
 from kokoro_nb import published
-
 from kokoro_nb.describe import inference, ledger, stats, variables
-
 from kokoro_nb.show import plotting
 
 # Cluster intervals this much wider than dialogue intervals (min over features) count as "wider".

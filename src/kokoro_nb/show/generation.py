@@ -1,11 +1,7 @@
 """What the generation chapter shows (12): the prompts, the run and its score beside Table 4."""
 from __future__ import annotations
 
-from kokoro_nb import generate
-
-from kokoro_nb import published
-
-from kokoro_nb.describe import ledger
+from kokoro_nb import generate, published
 from kokoro_nb.show.training import drive_output_dir  # noqa: F401  (the chapter's Colab Drive cell)
 
 FINE_TUNED = ("Kokoro-Low", "Kokoro-High", "Kokoro-Full")

@@ -33,7 +33,9 @@ def glue(name: str, value, display: bool = True) -> None:
     """Glue *value* as *name* in a book build; elsewhere display it (as ``name = value`` for text)."""
     value = as_gluable(value)
     if in_book_build():
-        from myst_nb import glue as myst_glue  # book-only dependency, present in book builds
+        from myst_nb import (
+            glue as myst_glue,  # book-only dependency, present in book builds
+        )
         myst_glue(name, value, display=display)
         return
     from IPython.display import display as show

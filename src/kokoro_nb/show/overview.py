@@ -6,9 +6,7 @@ import pandas as pd
 import seaborn as sns
 
 from kokoro_nb import published
-
-from kokoro_nb.describe import ledger, stats
-
+from kokoro_nb.describe import stats
 from kokoro_nb.show import plotting
 
 DURATION_CLIP = 150   # minutes: longer sessions are pooled in the last bin

@@ -5,8 +5,6 @@ import pandas as pd
 
 from kokoro_nb import published
 
-from kokoro_nb.describe import ledger
-
 STATUS_COLOURS = {"exact": "background-color: #d9f0d3", "within rounding": "background-color: #edf8e9",
                   "holds": "background-color: #e5f5f9", "differs": "background-color: #fde0dd"}
 # On the full release exactly these many documented differences still differ (prose of known_text).

@@ -1,14 +1,12 @@
 """What the response-evaluation chapter shows (20): test turns, baselines beside Table 4, significance, protocol."""
 from __future__ import annotations
 
+import pandas as pd
 import seaborn as sns
 
-from kokoro_nb.evaluate import baselines
-
 from kokoro_nb import published
-
-from kokoro_nb.describe import ledger
-
+from kokoro_nb.evaluate import baselines
+from kokoro_nb.evaluate.metrics import PER_TURN_METRICS
 from kokoro_nb.show import plotting
 
 FIGURE_METRICS = ["BLEU-1", "BLEU-4", "ROUGE-L", "Dist-2"]
@@ -115,3 +113,20 @@ def sensitivity_facts(sens) -> dict[str, object]:
             "ev_s_d1_char": float(c.loc["char", "Dist-1 pooled"]),
             "ev_s_const_cb1": float(const["corpus BLEU-1"]),
             "ev_s_const_sb1": float(const["sentence BLEU-1"])}
+
+
+def significance_table(sig, pairs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Chapter 20's two views of the paired tests (*sig* from ``significance.compare_results``).
+
+    Returns (marked, detail): *marked* has one row per pair "B − A" in the order of *pairs* and
+    one column per per-turn metric, each cell the difference ×100 with " *" when both p-values
+    are below 0.05; *detail* has the difference, its interval and both p-values per pair and metric.
+    """
+    rows = sig.reset_index()
+    rows["pair"] = rows["system_b"] + " − " + rows["system_a"]
+    rows["difference"] = [f"{d:+.2f}{' *' if s else ''}" for d, s in zip(rows["delta"], rows["significant"])]
+    order = [f"{b} − {a}" for a, b in pairs]
+    marked = rows.pivot(index="pair", columns="metric", values="difference").loc[order, list(PER_TURN_METRICS)]
+    detail = rows.set_index(["pair", "metric"])[["delta", "delta_lo", "delta_hi", "p_bootstrap",
+                                                 "p_randomization", "significant"]]
+    return marked, detail

@@ -9,12 +9,10 @@ import pandas as pd
 import seaborn as sns
 
 from kokoro_nb import published
-
 from kokoro_nb.data import splits
 from kokoro_nb.describe import ledger, stats, variables
-
-from kokoro_nb.show import plotting
 from kokoro_nb.schema import FLAGS
+from kokoro_nb.show import plotting
 
 RULE_PLAIN, RULE_HALVE, RULE_ZERO = "item sum (no flag)", "halve (flag 3)", "zero (flag 1 or 2)"
 

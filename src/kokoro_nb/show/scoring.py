@@ -5,16 +5,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from kokoro_nb import config
-
+from kokoro_nb import config, published
 from kokoro_nb.evaluate import baselines, metrics
-
-from kokoro_nb import published
-
-from kokoro_nb.describe import ledger
-
-from kokoro_nb.show import plotting
 from kokoro_nb.schema import ITEMS
+from kokoro_nb.show import plotting
 from kokoro_nb.show.responses import above_or_below
 
 

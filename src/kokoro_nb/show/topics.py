@@ -5,10 +5,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from kokoro_nb import published
-
 from kokoro_nb.describe import inference, ledger, variables
-
 from kokoro_nb.show import plotting
 
 

@@ -7,9 +7,6 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from kokoro_nb import published
-
-from kokoro_nb.describe import ledger
-
 from kokoro_nb.show import plotting
 
 COLAB_DRIVE = "/content/drive"
@@ -63,7 +60,9 @@ def loss_figure(curves, lang: str = "en", task: str = "response"):
 
 def run_facts(metrics: dict) -> dict[str, object]:
     """Glue keys of the response-generation run: first and last loss, steps, speed, device."""
-    from IPython.display import Markdown  # notebooks only; IPython is not a core dependency
+    from IPython.display import (
+        Markdown,  # notebooks only; IPython is not a core dependency
+    )
     return {"rg_loss_first": float(metrics["first_logged_loss"]),
             "rg_loss_last": float(metrics["last_logged_loss"]),
             "rg_steps": int(metrics["global_step"]),

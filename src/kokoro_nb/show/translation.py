@@ -6,9 +6,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from kokoro_nb.show import plotting
-
 from kokoro_nb.data import translation
+from kokoro_nb.show import plotting
 
 # Largest |ρ(EN words) − ρ(JA characters)| still called "leaves the correlations as they are".
 SAME_THRESHOLD = 0.02
@@ -113,7 +112,9 @@ def verdict(corr: pd.DataFrame) -> str:
 
 def corr_facts(corr: pd.DataFrame) -> dict:
     """Glue keys of the correlation paragraph, with the verdict as Markdown (``{glue:md}``)."""
-    from IPython.display import Markdown  # optional (book/Jupyter) dependency, present where chapters run
+    from IPython.display import (
+        Markdown,  # optional (book/Jupyter) dependency, present where chapters run
+    )
     out = {f"tr_{role}_{col}": float(corr.loc[role, col]) for role in corr.index for col in CORR_COLUMNS}
     return out | {"tr_corr_n": int(corr["dialogues"].iloc[0]), "tr_corr_clients": int(corr["clusters"].iloc[0]),
                   "tr_verdict": Markdown(verdict(corr))}

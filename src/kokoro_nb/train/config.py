@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from kokoro_nb import config
+from kokoro_nb.data import splits
 from kokoro_nb.errors import DataError
 from kokoro_nb.train import sft
 
@@ -132,7 +133,7 @@ def validate_config(cfg: TrainConfig) -> None:
     """Raise DataError naming the field when a setting cannot work."""
     sft._check_choice(cfg.task, sft.TASKS, "task")
     if cfg.task == "response":
-        sft._check_choice(cfg.subset, sft.SUBSETS, "subset")
+        sft._check_choice(cfg.subset, splits.SUBSETS, "subset")
         sft._check_choice(cfg.mode, sft.MODES, "mode")
     sft._check_choice(cfg.eval_strategy, ("steps", "epoch"), "eval_strategy")
     if cfg.eval_sample is not None and cfg.eval_sample < 1:

@@ -37,7 +37,13 @@ from typing import Sequence
 from kokoro_nb import config, published
 from kokoro_nb.errors import DataError
 from kokoro_nb.train import models
-from kokoro_nb.train.checkpoints import finished_step, last_checkpoint, remove_incomplete, resumable, save_after_evaluation
+from kokoro_nb.train.checkpoints import (
+    finished_step,
+    last_checkpoint,
+    remove_incomplete,
+    resumable,
+    save_after_evaluation,
+)
 from kokoro_nb.train.config import TrainConfig, validate_config
 from kokoro_nb.train.rows import build_datasets, eval_sample
 

@@ -31,7 +31,7 @@ def hf_token() -> str | None:
         if os.environ.get(name):
             return os.environ[name]
     try:                                          # Colab: Secrets panel, key HF_TOKEN
-        from google.colab import userdata        # type: ignore
+        from google.colab import userdata  # type: ignore
         return userdata.get("HF_TOKEN")
     except Exception:                            # not on Colab, or no secret / no access granted
         return None
@@ -206,6 +206,7 @@ def process_state():
     group waits :func:`distributed_timeout_s` for a slow process.
     """
     from datetime import timedelta
+
     import torch
     from accelerate import PartialState
     return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=distributed_timeout_s()))
@@ -290,6 +291,7 @@ def load_base_model(path: str, *, load_in_4bit: bool = True, quant_type: str = "
 def free_memory(*holders) -> None:
     """Drop the model and optimizer that *holders* (trainers, models) keep, and return GPU memory."""
     import gc
+
     import torch
     for h in holders:
         for attr in ("model", "model_wrapped", "optimizer", "lr_scheduler"):
@@ -305,6 +307,7 @@ def peak_memory_gb() -> dict:
     """Return the process's peak RSS and, when CUDA is used, peak GPU memory allocated by tensors and
     reserved by the allocator (what has to fit on the card), in GiB."""
     import resource
+
     import torch
     out = {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
     if torch.cuda.is_available():

@@ -42,7 +42,11 @@ import pandas as pd
 
 from kokoro_nb import config
 from kokoro_nb.data.corpus import Corpus
-from kokoro_nb.data.splits import SUBSETS, VALIDATION_FRACTION, response_split_ids, score_split
+from kokoro_nb.data.splits import (
+    VALIDATION_FRACTION,
+    response_split_ids,
+    score_split,
+)
 from kokoro_nb.errors import DataError
 from kokoro_nb.jsonl import write_jsonl
 from kokoro_nb.schema import ITEM_CODES, ITEM_MAX, ITEM_MIN, ITEMS
