@@ -148,6 +148,7 @@ class BookIndex:
     targets: dict = field(default_factory=dict)       # label -> Target
     numbers: dict = field(default_factory=dict)       # (doc, kind) -> ["3.1", ...] in order
     citations: dict = field(default_factory=dict)     # bibtex key -> ("Qi et al.", "2025")
+    chapters: dict = field(default_factory=dict)      # doc -> the chapter number the book shows
     numfig_format: dict = field(default_factory=dict)
 
     def url(self, doc: str, anchor: str = "") -> str:
@@ -193,6 +194,7 @@ def book_index(root: Path) -> BookIndex:
     index = BookIndex(base_url(root), numfig_format={
         "figure": "Figure %s", "exercise": "Exercise %s", **(sphinx_cfg.get("numfig_format") or {})})
     chapters = _chapter_numbers(root, (cfg.get("html") or {}).get("use_multitoc_numbering", True))
+    index.chapters = chapters
     for doc in toc_files(root):
         doc = doc.removesuffix(".md").removesuffix(".ipynb")
         path = root / f"{doc}.md"
@@ -578,6 +580,11 @@ def convert(nb, name: str, source: Path, index: BookIndex, executed=None, note: 
             as_form(cell, form_title(cell.source, tags))
     if conv.resolved and cells and cells[0].cell_type == "markdown":
         cells[0].source += "\n\n" + (note if note is not None and executed is not None else WILDCARD)
+    number = index.chapters.get(doc)
+    if number and cells and cells[0].cell_type == "markdown":
+        # the file is named by its place in the sources (20_...), the book numbers chapters in
+        # reading order (11): the title carries the book's number, so "chapter 11" is found
+        cells[0].source = re.sub(r"\A# ", f"# {number}. ", cells[0].source, count=1)
     nb.cells = cells
     return nb
 

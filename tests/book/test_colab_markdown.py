@@ -334,3 +334,14 @@ def test_cli_sync_colab_takes_the_build_folder_and_fails_in_one_line(built, monk
     assert main(["book", "sync-colab", "--build-dir", str(built / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no executed notebook" in err[0] and "nowhere" in err[0]
+
+
+def test_the_title_carries_the_chapter_number_the_book_shows(proj):
+    """Files are named by their place in the sources, the book numbers chapters in reading order."""
+    write(proj, chapter("Text.\n\n", title="# The demo chapter\n\n"))
+    assert convert(proj, None, "01_demo").cells[0].source.splitlines()[0] == "# 1. The demo chapter"
+    assert convert(proj, None, "02_other").cells[0].source.splitlines()[0] == "# 2. The other chapter"
+    # a page outside the numbered parts keeps its bare title
+    toc = proj / "_toc.yml"
+    toc.write_text(toc.read_text().replace("numbered: true", "numbered: false"))
+    assert convert(proj, None, "01_demo").cells[0].source.splitlines()[0] == "# The demo chapter"
