@@ -56,12 +56,3 @@ def duration_figure(dialogues: pd.DataFrame, min_minutes: float, lang: str = "en
                                  ja="対話時間（分、最初から最後の発話まで。150分以上はまとめて表示）"))
     ax.set_ylabel(plotting.label(lang, en="dialogues", ja="対話数"))
     return fig
-
-
-def facts(corpus, excerpt: pd.DataFrame) -> dict[str, object]:
-    """Every glue key of the chapter, computed as the chapter computes them."""
-    rules = published.value("filtering_rules")
-    q = stats.quality_rules(corpus, min_utterances=rules["min_utterances"],
-                            min_minutes=rules["min_duration_minutes"])
-    return {**corpus_facts(corpus.dialogues, stats.overall_statistics(corpus), stats.collection_window(corpus)),
-            **rule_facts(corpus.dialogues, q, rules), **excerpt_facts(excerpt)}

@@ -21,9 +21,3 @@ def length_facts(dialogues: pd.DataFrame) -> dict[str, object]:
     lengths = dialogues["n_utterances"]
     return {"qs_min_messages": int(lengths.min()), "qs_q25": int(lengths.quantile(0.25)),
             "qs_q75": int(lengths.quantile(0.75))}
-
-
-def facts(corpus, load_seconds: float) -> dict[str, object]:
-    """Every glue key of the chapter."""
-    return {**load_facts(corpus, load_seconds), **turn_facts(corpus.dialogues, corpus.turns()),
-            **length_facts(corpus.dialogues)}

@@ -9,8 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from kokoro_nb import published
-from kokoro_nb.data import splits
-from kokoro_nb.describe import ledger, stats, variables
+from kokoro_nb.describe import stats, variables
 from kokoro_nb.schema import FLAGS
 from kokoro_nb.show import plotting
 
@@ -246,13 +245,3 @@ def split_table(sizes: dict):
 def split_facts(sizes: dict) -> dict[str, object]:
     """Dialogues per split."""
     return {f"sc_split_{name}": v["dialogues"] for name, v in sizes.items()}
-
-
-def facts(corpus) -> dict[str, object]:
-    """Every glue key of the chapter, computed as the chapter computes them."""
-    d = corpus.dialogues
-    dist = stats.item_distributions(d)
-    return {**shape_facts(d), **flag_facts(stats.screening_flag_counts(d)),
-            **rule_facts(stats.score_rule_summary(d), stats.score_rule_check(d)),
-            **effect_facts(stats.screening_effect(d)), **item_facts(item_table(dist), dist),
-            **example_facts(ledger.figure12_feedback(corpus)), **split_facts(splits.split_sizes(corpus))}

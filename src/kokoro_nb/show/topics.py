@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from kokoro_nb.describe import inference, ledger, variables
+from kokoro_nb.describe import variables
 from kokoro_nb.show import plotting
 
 
@@ -77,10 +77,3 @@ def score_facts(dialogues: pd.DataFrame, kw: dict, lang: str = "en") -> dict[str
             "tp_best_topic": variables.label("topic", order[0], lang),
             "tp_worst_topic": variables.label("topic", order[-1], lang),
             "tp_best_median": float(medians[order[0]]), "tp_worst_median": float(medians[order[-1]])}
-
-
-def facts(dialogues: pd.DataFrame, lang: str = "en") -> dict[str, object]:
-    """Every glue key of the chapter, computed as the chapter computes them."""
-    shares = ledger.topic_share_comparison(dialogues)
-    shares["label"] = [variables.label("topic", t, lang) for t in shares["topic"]]
-    return {**share_facts(shares, lang), **score_facts(dialogues, inference.topic_score_test(dialogues), lang)}
