@@ -50,8 +50,9 @@ lock-vllm: install                ## refresh requirements-vllm.txt: the train ex
 install: $(VENV)/.installed
 
 BOOK_ARGS ?=
-# A data option only for a location that exists: without --data and --translation the build
-# downloads them (verified); without Psy-Insight the chapters that read it say so.
+# A data option only for a location that exists: without --data, --translation and --psy-insight
+# the build downloads them (verified); a Psy-Insight download that fails (no network) leaves it
+# out and the chapters that read it say so.
 DATA_ARGS = $(if $(wildcard $(KOKOROCHAT_DIR)),--data $(KOKOROCHAT_DIR)) \
 	$(if $(wildcard $(PSY_INSIGHT_DIR)),--psy-insight $(PSY_INSIGHT_DIR)) \
 	$(if $(wildcard $(KOKOROCHAT_EN_DIR)),--translation $(KOKOROCHAT_EN_DIR))

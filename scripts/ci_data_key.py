@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 CONFIG = Path(__file__).resolve().parents[1] / "src" / "kokoro_nb" / "config.py"
-CACHE_VERSION = "1"      # bump to drop every cached download
+CACHE_VERSION = "2"      # bump to drop every cached download (2: Psy-Insight's two files, new layout)
 
 
 def pinned_commits(path: Path = CONFIG) -> dict[str, str]:

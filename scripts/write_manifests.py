@@ -4,6 +4,7 @@ Run on a verbatim copy of the pinned upstream commit after changing it in ``conf
 
     python scripts/write_manifests.py kokorochat PATH/TO/KokoroChat src/kokoro_nb/kokorochat_manifest.json
     python scripts/write_manifests.py translation PATH/TO/Multilingual-KokoroChat src/kokoro_nb/translation_manifest.json
+    python scripts/write_manifests.py psy-insight PATH/TO/Psy-Insight src/kokoro_nb/psy_insight_manifest.json
 """
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ import json
 from pathlib import Path
 
 from kokoro_nb import config
-from kokoro_nb.data.sources import DIALOGUE_FOLDER, dialogue_folder, sha256_file, translation_folder
+from kokoro_nb.data.sources import (
+    DIALOGUE_FOLDER,
+    PSY_INSIGHT_FILES,
+    PSY_INSIGHT_FOLDER,
+    dialogue_folder,
+    sha256_file,
+    translation_folder,
+)
 from kokoro_nb.schema import TRANSLATION_FOLDER
 
 
@@ -35,13 +43,29 @@ def write_translation_manifest(root: Path, out: Path) -> None:
     _write(Path(out), config.TRANSLATION_REPO, config.TRANSLATION_COMMIT, files)
 
 
+def write_psy_insight_manifest(root: Path, out: Path) -> None:
+    """Write the manifest of the Psy-Insight files the project reads (``data/`` of a verbatim copy)."""
+    root = Path(root)
+    files = {}
+    for name in sorted(PSY_INSIGHT_FILES.values()):
+        key = f"{PSY_INSIGHT_FOLDER}/{name}"
+        if not (root / key).is_file():
+            raise SystemExit(f"write_manifests: {root / key}: no such file (give the repository root)")
+        files[key] = sha256_file(root / key)
+    _write(Path(out), config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT, files)
+
+
+WRITERS = {"kokorochat": write_manifest, "translation": write_translation_manifest,
+           "psy-insight": write_psy_insight_manifest}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("which", choices=("kokorochat", "translation"))
+    p.add_argument("which", choices=tuple(WRITERS))
     p.add_argument("root", type=Path, help="verbatim copy of the pinned commit")
     p.add_argument("out", type=Path, help="manifest file to write")
     args = p.parse_args(argv)
-    (write_manifest if args.which == "kokorochat" else write_translation_manifest)(args.root, args.out)
+    WRITERS[args.which](args.root, args.out)
     return 0
 
 

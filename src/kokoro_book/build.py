@@ -33,8 +33,8 @@ from kokoro_book.sources import (
 )
 from kokoro_book.stage import jupyter_book, stage_book
 from kokoro_nb import config, version
-from kokoro_nb.data.sources import resolve_kokorochat, resolve_translation
-from kokoro_nb.errors import DataError
+from kokoro_nb.data.sources import resolve_kokorochat, resolve_psy_insight, resolve_translation
+from kokoro_nb.errors import DataError, DataNotFoundError
 
 
 def render_html(stage: Path, build_dir: Path, *, warnings_as_errors: bool = True,
@@ -78,11 +78,12 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
           colab: bool = True, translation_dir=None, pdf: bool = False) -> BuildReport:
     """Bring every notebook of the toc up to date, then render the HTML book.
 
-    *data_dir* None reads ``$KOKOROCHAT_DIR`` (then the verified download); *psy_insight_dir*
-    None reads ``$PSY_INSIGHT_DIR`` (or stays None: chapters that need it say so); likewise
-    *translation_dir* and ``$KOKOROCHAT_EN_DIR`` (None: the verified download, once, when a
-    chapter reads the translation). With *colab*, a build without *sample* brings the Colab
-    copies in ``notebooks/colab/`` up to date from its executed notebooks (commit them).
+    *data_dir* None reads ``$KOKOROCHAT_DIR`` (then the verified download); likewise
+    *translation_dir* and ``$KOKOROCHAT_EN_DIR``, and *psy_insight_dir* and ``$PSY_INSIGHT_DIR``
+    (each downloaded once, verified, when a chapter reads it). Psy-Insight alone may be missing:
+    when its download fails (no network) the build goes on and the chapters that read it say so.
+    With *colab*, a build without *sample* brings the Colab copies in ``notebooks/colab/`` up to
+    date from its executed notebooks (commit them).
     """
     t0 = time.perf_counter()
     root = find_root(root)
@@ -109,6 +110,12 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
     if translation_dir is None and "translation_dir" in declared:
         # one verified download here rather than one per chapter process, running in parallel
         translation_dir = resolve_translation(None)
+    if psy_insight_dir is None and "psy_insight_dir" in declared \
+            and not os.environ.get(config.PSY_INSIGHT_ENV):       # set but not there: said above
+        try:
+            psy_insight_dir = resolve_psy_insight(None)
+        except DataNotFoundError as exc:      # a DataError (a file that differs) stops the build
+            print(f"kokoro-nb: Psy-Insight left out: {exc}", file=sys.stderr)
     jobs = plan(root, names, build_dir, data_dir=data_dir, psy_insight_dir=psy_insight_dir,
                 sample=sample, lang=lang, force=force, translation_dir=translation_dir)
     report = BuildReport(run_jobs(jobs, cwd=root, n_jobs=n_jobs, timeout=timeout, progress=progress))

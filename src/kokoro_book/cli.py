@@ -57,7 +57,8 @@ def add_actions(p: argparse.ArgumentParser) -> None:
 def add_build_args(b: argparse.ArgumentParser) -> None:
     """Add the options that `book build` and `book pdf` share."""
     add_data(b, help="KokoroChat location (default: $KOKOROCHAT_DIR, then the verified download)")
-    b.add_argument("--psy-insight", metavar="PATH", help="Psy-Insight data (default: $PSY_INSIGHT_DIR)")
+    b.add_argument("--psy-insight", metavar="PATH", help="Psy-Insight repository or data/ folder "
+                   "(default: $PSY_INSIGHT_DIR, then the verified download; left out without network)")
     b.add_argument("--translation", metavar="PATH", help="Multilingual KokoroChat (English) "
                    "folder or archive (default: $KOKOROCHAT_EN_DIR, then the verified download)")
     add_sample(b, help="quick preview on N random dialogues", metavar="N")

@@ -14,8 +14,8 @@ copy's first code cell, on Colab only:
   CUDA build of torch; a failed
   install, or one that replaced a package the session has already imported, stops the notebook;
 - mounts Google Drive only when ``DRIVE_DATA`` names a folder there, and then reads KokoroChat
-  (and the translation, if there) from it and keeps downloaded archives in it; otherwise the
-  data come from ``$KOKOROCHAT_DIR`` or the verified download.
+  (and the translation and Psy-Insight, if there) from it and keeps downloaded archives and
+  files in it; otherwise the data come from ``$KOKOROCHAT_DIR`` etc. or the verified downloads.
 
 >>> "requirements-colab-train.txt" in setup_source("https://github.com/o/r", "main", ["train"])
 True
@@ -71,8 +71,9 @@ def setup_source(repo_url: str, branch: str, extras: list[str] | tuple = ()) -> 
 # needs within {constraints_file(extras)}, the versions resolved against Colab's own packages
 # (Colab keeps its numpy, pandas and torch). A failed install stops here with pip's message.
 # DRIVE_DATA names a folder in My Drive (Drive is mounted only then): KokoroChat is read from it,
-# the translation from its multilingual-kokorochat folder if there, and downloaded archives are
-# kept in its downloads folder, so a later chapter or a new runtime downloads nothing.
+# the translation and Psy-Insight from its multilingual-kokorochat and psy-insight folders if
+# there (else downloaded, verified), and downloads are kept in its downloads folder, so a later
+# chapter or a new runtime downloads nothing.
 REPO_URL = "{repo_url}"
 BRANCH = "{branch}"
 DRIVE_DATA = None   # e.g. "KokoroChat"
@@ -107,8 +108,9 @@ if "google.colab" in sys.modules:
         drive.mount("{DRIVE_MOUNT}")
         data = os.path.join("{DRIVE_MOUNT}/MyDrive", DRIVE_DATA)
         os.environ["KOKOROCHAT_DIR"] = data
-        if os.path.isdir(os.path.join(data, "multilingual-kokorochat")):
-            os.environ["KOKOROCHAT_EN_DIR"] = os.path.join(data, "multilingual-kokorochat")
+        for var, sub in (("KOKOROCHAT_EN_DIR", "multilingual-kokorochat"), ("PSY_INSIGHT_DIR", "psy-insight")):
+            if os.path.isdir(os.path.join(data, sub)):
+                os.environ[var] = os.path.join(data, sub)
         os.environ["KOKORO_ARCHIVE_CACHE"] = os.path.join(data, "downloads")'''
 
 

@@ -23,7 +23,9 @@ from kokoro_book import colab, sources, stamps
 from kokoro_book import run as book_run
 from kokoro_book import sphinx as book_sphinx
 from kokoro_book import stage as book_stage
+from kokoro_nb import config
 from kokoro_nb.cli import build_parser, main
+from kokoro_nb.data import sources as data_sources
 from kokoro_nb.errors import DataError, KokoroError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -365,8 +367,11 @@ def test_config_names_the_sphinx_extension_and_it_registers_its_hooks():
 
 def test_a_build_without_psy_insight_leaves_the_colab_copies_alone(mini_root, synthetic_kokorochat_dir,
                                                                   tmp_path, monkeypatch, capsys):
-    """A chapter that reads Psy-Insight, built without it, would make its copy quote the absence."""
+    """A chapter that reads Psy-Insight, built without it (no copy, the download fails), would
+    make its copy quote the absence."""
     monkeypatch.delenv("PSY_INSIGHT_DIR", raising=False)
+    monkeypatch.setenv(config.MIRROR_ENV, "http://127.0.0.1:9")       # offline: nothing listens there
+    monkeypatch.setattr(data_sources, "RETRY_BACKOFF", 0.01)
     src = mini_root / "notebooks" / "01_demo.md"
     src.write_text(src.read_text().replace('output_dir = "outputs"',
                                            'output_dir = "outputs"\npsy_insight_dir = None'))
@@ -374,7 +379,8 @@ def test_a_build_without_psy_insight_leaves_the_colab_copies_alone(mini_root, sy
                         n_jobs=1, html=False)
     assert report.ok
     assert not (mini_root / "notebooks" / "colab" / "01_demo.ipynb").exists()
-    assert "has no Psy-Insight" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has no Psy-Insight" in err and "kokoro-nb: Psy-Insight left out: could not download" in err
     report = book.build(mini_root, data_dir=synthetic_kokorochat_dir, build_dir=tmp_path / "b",
                         psy_insight_dir=tmp_path, n_jobs=1, html=False, progress=False)
     assert report.ok and (mini_root / "notebooks" / "colab" / "01_demo.ipynb").is_file()

@@ -54,6 +54,9 @@ class Shell:
         return cmd.format(**sys._getframe(2).f_globals)
 
 
+ENV = ("KOKOROCHAT_DIR", "KOKOROCHAT_EN_DIR", "PSY_INSIGHT_DIR", "KOKORO_ARCHIVE_CACHE")
+
+
 def run_setup(source: str, *, colab_runtime: bool, drive_data=None, home: Path, monkeypatch,
               pip_exit=0, pip_says="", bump=None):
     """Execute the cell; return (shell calls, pip argument lines, Drive mounts, environment)."""
@@ -69,7 +72,7 @@ def run_setup(source: str, *, colab_runtime: bool, drive_data=None, home: Path, 
     monkeypatch.setenv("FAKE_PIP_EXIT", str(pip_exit))
     monkeypatch.setenv("FAKE_PIP_SAYS", pip_says)
     monkeypatch.setenv("FAKE_PIP_BUMP", str(bump or ""))
-    for var in ("KOKOROCHAT_DIR", "KOKOROCHAT_EN_DIR", "KOKORO_ARCHIVE_CACHE"):
+    for var in ENV:
         monkeypatch.delenv(var, raising=False)
     if colab_runtime:
         drive = types.SimpleNamespace(mount=mounts.append)
@@ -83,8 +86,7 @@ def run_setup(source: str, *, colab_runtime: bool, drive_data=None, home: Path, 
         exec(compile(code, "<setup>", "exec"), {"get_ipython": lambda: shell})
     finally:
         # what the cell left in the environment, read before undo() restores the caller's
-        env = {v: os.environ.get(v) for v in ("KOKOROCHAT_DIR", "KOKOROCHAT_EN_DIR",
-                                                "KOKORO_ARCHIVE_CACHE")}
+        env = {v: os.environ.get(v) for v in ENV}
         monkeypatch.undo()    # restores sys.executable before pytest reports anything
     pip_calls = log.read_text().splitlines() if log.exists() else []
     return shell.calls, pip_calls, mounts, env
@@ -159,17 +161,21 @@ def test_drive_is_mounted_when_asked_and_holds_data_translation_and_downloads(tm
                                   home=tmp_path, drive_data="KokoroChat", monkeypatch=monkeypatch)
     data = f"{colab.DRIVE_MOUNT}/MyDrive/KokoroChat"
     assert mounts == [colab.DRIVE_MOUNT]
-    assert env == {"KOKOROCHAT_DIR": data, "KOKOROCHAT_EN_DIR": None,   # no translation there
+    # no translation or Psy-Insight there: both are downloaded (verified), kept in downloads/
+    assert env == {"KOKOROCHAT_DIR": data, "KOKOROCHAT_EN_DIR": None, "PSY_INSIGHT_DIR": None,
                    "KOKORO_ARCHIVE_CACHE": f"{data}/downloads"}
 
 
-def test_drive_translation_folder_is_used_when_there(tmp_path, monkeypatch):
+@pytest.mark.parametrize("var, folder", [("KOKOROCHAT_EN_DIR", "multilingual-kokorochat"),
+                                         ("PSY_INSIGHT_DIR", "psy-insight")])
+def test_drive_translation_and_psy_insight_folders_are_used_when_there(tmp_path, monkeypatch, var, folder):
     drive = tmp_path / "drive"
-    (drive / "MyDrive" / "KokoroChat" / "multilingual-kokorochat").mkdir(parents=True)
+    (drive / "MyDrive" / "KokoroChat" / folder).mkdir(parents=True)
     monkeypatch.setattr(colab, "DRIVE_MOUNT", str(drive))   # the cell's mount point, here a folder
     _, _, _, env = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
                              drive_data="KokoroChat", monkeypatch=monkeypatch)
-    assert env["KOKOROCHAT_EN_DIR"] == f"{drive}/MyDrive/KokoroChat/multilingual-kokorochat"
+    assert env[var] == f"{drive}/MyDrive/KokoroChat/{folder}"
+    assert [v for v in ("KOKOROCHAT_EN_DIR", "PSY_INSIGHT_DIR") if env[v]] == [var]
 
 
 @pytest.mark.parametrize("extras", [(), ("train",)])

@@ -285,7 +285,7 @@ def test_data_step_links_the_downloads_where_ci_run_reads_them(tmp_path):
     # prints the folder each download returns (kokoro_nb.data.sources): Psy-Insight's ends in data/
     stub.write_text('#!/bin/bash\nset -e\n[ "${@: -2:1}" = --dest ]\ndest="${@: -1}"\ncase " $* " in\n'
                     '  *" --translation "*) out="$dest" ;;\n'
-                    '  *" --psy-insight "*) out="$dest/psy-insight-x/Psy-Insight-x/data" ;;\n'
+                    '  *" --psy-insight "*) out="$dest/psy-insight-x/data" ;;\n'
                     '  *) out="$dest/kokorochat-x/KokoroChat-x" ;;\nesac\n'
                     'mkdir -p "$out"; echo "$out"\n')
     stub.chmod(0o755)
@@ -296,7 +296,7 @@ def test_data_step_links_the_downloads_where_ci_run_reads_them(tmp_path):
     data = home / "kokoro-data"
     assert (shared / "kokorochat").resolve() == (data / "kokorochat-x" / "KokoroChat-x").resolve()
     assert (shared / "multilingual-kokorochat").resolve() == (data / "translation").resolve()
-    assert (shared / "psy-insight").resolve() == (data / "psy-insight-x" / "Psy-Insight-x").resolve()
+    assert (shared / "psy-insight").resolve() == (data / "psy-insight-x").resolve()
     # a failed download fails the step (not an empty path written on)
     stub.write_text('#!/bin/bash\necho "kokoro-nb: error: download does not match" >&2; exit 2\n')
     proc = subprocess.run(["bash", "-e", "-c", script], cwd=repo, env=env, capture_output=True, text=True)

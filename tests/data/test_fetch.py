@@ -27,14 +27,21 @@ import kokoro_nb
 from kokoro_book import build as book
 from kokoro_book.cli import add_build_args
 from kokoro_nb import config
+from kokoro_nb.cli.main import main as cli
 from kokoro_nb.data import sources
 from kokoro_nb.errors import DataError, DataNotFoundError
-from kokoro_nb.testing.synthetic import write_kokorochat, write_translation
+from kokoro_nb.testing.synthetic import (
+    write_kokorochat,
+    write_psy_insight,
+    write_translation,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TR, KC = config.TRANSLATION_COMMIT, config.KOKOROCHAT_COMMIT
 TR_ARCHIVE = f"/{config.TRANSLATION_REPO}/archive/{TR}.zip"
 KC_ARCHIVE = f"/{config.KOKOROCHAT_REPO}/archive/{KC}.zip"
+PSY = config.PSY_INSIGHT_COMMIT
+PSY_RAW = [f"/{config.PSY_INSIGHT_REPO}/raw/{PSY}/data/{n}" for n in sorted(sources.PSY_INSIGHT_FILES.values())]
 
 
 class Server:
@@ -91,8 +98,9 @@ def _zip_repository(out: Path, top: str, files: dict[str, Path]) -> Path:
 
 @pytest.fixture
 def site(tmp_path_factory, monkeypatch):
-    """Synthetic KokoroChat and translation, their manifests, and a mirror serving both
-    repositories' archives (with a Chinese half to leave out) and the raw English files."""
+    """Synthetic KokoroChat, translation and Psy-Insight, their manifests, and a mirror serving
+    both KokoroChat repositories' archives (with a Chinese half to leave out), the raw English
+    files and Psy-Insight's two raw data files."""
     base = tmp_path_factory.mktemp("site")
     ja = write_kokorochat(base / "ja", n_dialogues=60)
     en = write_translation(base / "en", ja, missing=("3",))
@@ -108,6 +116,8 @@ def site(tmp_path_factory, monkeypatch):
         target = serve / config.TRANSLATION_REPO / "raw" / TR / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(f, target)
+    psy = write_psy_insight(base / "psy")
+    shutil.copytree(psy / "data", serve / config.PSY_INSIGHT_REPO / "raw" / PSY / "data")
     server = Server(serve)
     monkeypatch.setenv(config.CACHE_ENV, str(base / "cache"))     # each test a fresh runtime
     monkeypatch.setenv(config.MIRROR_ENV, server.url)
@@ -117,7 +127,10 @@ def site(tmp_path_factory, monkeypatch):
     km = {k: sources.sha256_file(f) for k, f in dialogues.items()}
     monkeypatch.setattr(sources, "translation_manifest", lambda: tm)
     monkeypatch.setattr(sources, "kokorochat_manifest", lambda: km)
-    yield argparse.Namespace(server=server, ja=ja, en=en, english=english, tm=tm, km=km, base=base)
+    pm = {f"data/{f.name}": sources.sha256_file(f) for f in sorted((psy / "data").glob("*.json"))}
+    monkeypatch.setattr(sources, "psy_insight_manifest", lambda: pm)
+    yield argparse.Namespace(server=server, ja=ja, en=en, english=english, tm=tm, km=km, base=base,
+                             psy=psy, pm=pm)
     server.httpd.shutdown()
 
 
@@ -209,17 +222,85 @@ def test_kokorochat_is_one_verified_archive_request(site, tmp_path):
     assert site.server.paths() == [KC_ARCHIVE]
 
 
-def test_psy_insight_is_one_archive_request(site, tmp_path):
-    from kokoro_nb.testing.synthetic import write_psy_insight
-    src = write_psy_insight(tmp_path / "psy")
-    path = f"/{config.PSY_INSIGHT_REPO}/archive/{config.PSY_INSIGHT_COMMIT}.zip"
-    _zip_repository(site.server.folder / path.lstrip("/"), f"Psy-Insight-{config.PSY_INSIGHT_COMMIT}",
-                    {f"data/{f.name}": f for f in (src / "data").iterdir()})
-    site.server.fail[path] = 1
+# --------------------------------------------------------------------------- Psy-Insight
+
+def test_psy_insight_is_its_two_data_files_each_verified(site, tmp_path):
+    """Two raw-file requests, not the repository archive (the authors' notebooks and figures)."""
+    site.server.fail[PSY_RAW[0]] = 1
     data = sources.fetch_psy_insight(tmp_path / "dl", progress=False)
+    assert site.server.paths() == [PSY_RAW[0], *PSY_RAW]          # a 503 retried, then each file once
+    assert data == tmp_path / "dl" / f"psy-insight-{PSY[:7]}" / "data"
+    assert sorted(p.name for p in data.iterdir()) == sorted(sources.PSY_INSIGHT_FILES.values())
+    assert sources.verify_psy_insight(data.parent, site.pm)["ok"]
     assert sources.fetch_psy_insight(tmp_path / "dl", progress=False) == data
-    assert site.server.paths() == [path, path]                 # a 503, then the archive, then nothing
-    assert len(kokoro_nb.load_psy_insight(data)) == len(kokoro_nb.load_psy_insight(src))
+    assert len(site.server.log) == 3                                # checked again, not downloaded
+    assert len(kokoro_nb.load_psy_insight(data)) == len(kokoro_nb.load_psy_insight(site.psy))
+
+
+def test_load_psy_insight_without_a_path_downloads_and_a_path_or_the_variable_wins(site, tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.delenv(config.PSY_INSIGHT_ENV, raising=False)
+    n = len(kokoro_nb.load_psy_insight(site.psy))                    # the repository
+    assert len(kokoro_nb.load_psy_insight(site.psy / "data")) == n   # or its data/ folder
+    monkeypatch.setenv(config.PSY_INSIGHT_ENV, str(site.psy))
+    assert len(kokoro_nb.load_psy_insight()) == n
+    assert site.server.log == []
+    monkeypatch.delenv(config.PSY_INSIGHT_ENV)
+    with pytest.raises(DataNotFoundError, match=r"--psy-insight PATH or \$PSY_INSIGHT_DIR"):
+        kokoro_nb.load_psy_insight(download=False)
+    assert site.server.log == []
+    assert len(kokoro_nb.load_psy_insight()) == n
+    assert site.server.paths() == PSY_RAW
+    assert sources.resolve_psy_insight().is_relative_to(site.base / "cache")    # the user cache folder
+
+
+def test_a_psy_insight_file_that_differs_is_named_and_the_cli_exits_2(site, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sources, "TRANSFER_RETRIES", 0)
+    served = site.server.folder / PSY_RAW[0].lstrip("/")
+    served.write_bytes(served.read_bytes().replace(b"}", b"} ", 1))  # one byte more upstream
+    with pytest.raises(DataError, match=r"^data/cn_data_version7\.json: download from .* SHA-256"):
+        sources.fetch_psy_insight(tmp_path / "dl", progress=False)
+    assert not (tmp_path / "dl" / f"psy-insight-{PSY[:7]}" / "data" / "cn_data_version7.json").exists()
+    capsys.readouterr()
+    assert cli(["data", "fetch", "--psy-insight", "--dest", str(tmp_path / "cli")]) == 2
+    out, err = capsys.readouterr()
+    said = [line for line in err.replace("\r", "\n").splitlines()
+            if line.strip() and not line.startswith("Psy-Insight files:")]      # besides the bar
+    assert out == "" and len(said) == 1
+    assert "data/cn_data_version7.json" in said[0] and "SHA-256" in said[0] and "Traceback" not in err
+
+
+def test_cli_fetch_psy_insight_prints_the_data_folder(site, tmp_path, capsys):
+    assert cli(["-q", "data", "fetch", "--psy-insight", "--dest", str(tmp_path / "dl")]) == 0
+    data = Path(capsys.readouterr().out.strip())
+    assert data == tmp_path / "dl" / f"psy-insight-{PSY[:7]}" / "data"
+    assert sources.verify_psy_insight(data, site.pm)["ok"] and site.server.paths() == PSY_RAW
+
+
+def test_without_network_psy_insight_is_not_found_with_the_hint(site, tmp_path, monkeypatch):
+    monkeypatch.setenv(config.MIRROR_ENV, "http://127.0.0.1:9")         # nothing listens there
+    monkeypatch.delenv(config.PSY_INSIGHT_ENV, raising=False)
+    with pytest.raises(DataNotFoundError, match=r"could not download .*Without network, point at a "
+                       r"local copy with --psy-insight PATH or \$PSY_INSIGHT_DIR\."):
+        kokoro_nb.load_psy_insight()
+
+
+def test_psy_insight_files_kept_in_the_archive_cache_serve_a_new_runtime(site, tmp_path, monkeypatch):
+    drive = tmp_path / "drive"
+    monkeypatch.setenv(config.ARCHIVE_CACHE_ENV, str(drive))
+    first = sources.fetch_psy_insight(tmp_path / "runtime1", progress=False)
+    kept = drive / f"Psy-Insight-{PSY}"
+    assert _names(kept) == sorted(site.pm) and site.server.paths() == PSY_RAW
+    # a new runtime: an empty local folder, the same Drive
+    second = sources.fetch_psy_insight(tmp_path / "runtime2", progress=False)
+    assert site.server.paths() == PSY_RAW
+    assert all((second / n).read_bytes() == (first / n).read_bytes() for n in sources.PSY_INSIGHT_FILES.values())
+    # a copy on Drive cut off midway is downloaded again, the other one is not
+    cut = kept / "data" / "en_data_version7.json"
+    cut.write_bytes(cut.read_bytes()[:100])
+    sources.fetch_psy_insight(tmp_path / "runtime3", progress=False)
+    assert site.server.paths() == PSY_RAW + [PSY_RAW[1]]
+    assert sources.verify_psy_insight(kept, site.pm)["ok"]
 
 
 @pytest.mark.parametrize("kind", ["folder", "English", "zip", "tar.gz"])
@@ -335,3 +416,40 @@ def test_make_book_passes_the_folders_that_exist(site, tmp_path, project, monkey
     got = _build(call, project, monkeypatch)
     assert site.server.log == []
     assert Path(got["translation_dir"]) == data / "multilingual-kokorochat"
+
+
+@pytest.fixture
+def psy_project(project):
+    """The same project, its chapter also declaring psy_insight_dir (as chapters 05 and 06 do)."""
+    src = project / "notebooks" / "00_quickstart.md"
+    src.write_text(src.read_text(encoding="utf-8").replace(
+        'output_dir = "outputs"', 'output_dir = "outputs"\npsy_insight_dir = None', 1), encoding="utf-8")
+    return project
+
+
+def test_make_book_without_psy_insight_downloads_it_once_verified(site, tmp_path, psy_project, monkeypatch):
+    call = _make_book(tmp_path, {"kokorochat": site.ja, "multilingual-kokorochat": site.en})
+    assert "--psy-insight" not in call["argv"] and not call["env"][config.PSY_INSIGHT_ENV]
+    got = _build(call, psy_project, monkeypatch)
+    assert site.server.paths() == PSY_RAW                          # once for the whole book
+    assert sources.verify_psy_insight(Path(got["psy_insight_dir"]), site.pm)["ok"]
+
+
+def test_make_book_offline_leaves_psy_insight_out_in_one_line(site, tmp_path, psy_project, monkeypatch, capsys):
+    call = _make_book(tmp_path, {"kokorochat": site.ja, "multilingual-kokorochat": site.en})
+    monkeypatch.setenv(config.MIRROR_ENV, "http://127.0.0.1:9")          # nothing listens there
+    got = _build(call, psy_project, monkeypatch)
+    assert got["psy_insight_dir"] is None                  # the chapters that read it say so
+    said = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines()
+            if "Psy-Insight" in line and not line.startswith("Psy-Insight files:")]   # besides the bar
+    assert len(said) == 1 and said[0].startswith("kokoro-nb: Psy-Insight left out: could not download")
+    assert said[0].endswith("--psy-insight PATH or $PSY_INSIGHT_DIR.")
+
+
+def test_make_book_stops_on_a_psy_insight_file_that_differs(site, tmp_path, psy_project, monkeypatch):
+    monkeypatch.setattr(sources, "TRANSFER_RETRIES", 0)
+    served = site.server.folder / PSY_RAW[1].lstrip("/")
+    served.write_bytes(served.read_bytes() + b" ")
+    call = _make_book(tmp_path, {"kokorochat": site.ja, "multilingual-kokorochat": site.en})
+    with pytest.raises(DataError, match=r"^data/en_data_version7\.json: .*SHA-256"):
+        _build(call, psy_project, monkeypatch)

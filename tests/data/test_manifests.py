@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kokoro_nb import config
 from kokoro_nb.data import sources
-from kokoro_nb.testing.synthetic import write_kokorochat, write_translation
+from kokoro_nb.testing.synthetic import write_kokorochat, write_psy_insight, write_translation
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "write_manifests.py"
 
@@ -27,3 +27,17 @@ def test_written_manifests_verify_their_own_copy(tmp_path):
     assert sources.verify_translation(en, t["files"])["ok"]
     (sources.dialogue_folder(ja) / "3.json").write_text("{}", encoding="utf-8")
     assert sources.verify_kokorochat(ja, k["files"])["mismatch"] == ["kokorochat_dialogues/3.json"]
+
+
+def test_written_psy_insight_manifest_holds_the_two_files_read(tmp_path):
+    main = runpy.run_path(str(SCRIPT))["main"]
+    psy = write_psy_insight(tmp_path / "psy")
+    (psy / "data" / "README.md").write_text("not read", encoding="utf-8")
+    assert main(["psy-insight", str(psy), str(tmp_path / "p.json")]) == 0
+    p = json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))
+    assert (p["repository"], p["commit"]) == (config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT)
+    assert sorted(p["files"]) == ["data/cn_data_version7.json", "data/en_data_version7.json"]
+    assert sources.verify_psy_insight(psy, p["files"])["ok"]
+    assert sources.verify_psy_insight(psy / "data", p["files"])["ok"]      # or its data/ folder
+    (psy / "data" / "en_data_version7.json").write_text("[]", encoding="utf-8")
+    assert sources.verify_psy_insight(psy, p["files"])["mismatch"] == ["data/en_data_version7.json"]

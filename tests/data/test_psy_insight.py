@@ -1,14 +1,18 @@
-"""Psy-Insight loading (kokoro_nb.data.psy_insight) on synthetic files the tests write."""
+"""Psy-Insight loading (kokoro_nb.data.psy_insight) on synthetic files the tests write; the
+released files against the shipped manifest."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import kokoro_nb
-from kokoro_nb.data import psy_insight
+from kokoro_nb.data import psy_insight, sources
 from kokoro_nb.errors import DataError, DataNotFoundError
 from kokoro_nb.schema import DIALOGUE_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_psy_insight_maps_roles_and_labels(synthetic_psy_insight_dir):
@@ -61,8 +65,28 @@ def test_psy_insight_malformed_json_names_the_line(synthetic_psy_insight_dir):
 
 
 def test_psy_insight_missing_path(tmp_path, monkeypatch):
+    """A path that is not there is never replaced by the download (tests/data/test_fetch.py)."""
     monkeypatch.delenv("PSY_INSIGHT_DIR", raising=False)
     with pytest.raises(DataNotFoundError, match="PSY_INSIGHT_DIR"):
-        kokoro_nb.load_psy_insight()
+        kokoro_nb.load_psy_insight(download=False)
     with pytest.raises(DataNotFoundError, match="no such folder"):
         kokoro_nb.load_psy_insight(tmp_path / "nope")
+    monkeypatch.setenv("PSY_INSIGHT_DIR", str(tmp_path / "nope"))
+    with pytest.raises(DataNotFoundError, match="no such folder"):
+        kokoro_nb.load_psy_insight()
+
+
+def test_shipped_manifest_holds_the_two_files_read():
+    m = sources.psy_insight_manifest()
+    assert sorted(m) == sorted(f"data/{n}" for n in sources.PSY_INSIGHT_FILES.values())
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in m.values())
+
+
+@pytest.mark.realdata
+def test_real_psy_insight_matches_the_manifest_and_the_size_the_docs_give(psy_insight_dir):
+    assert sources.verify_psy_insight(psy_insight_dir) == {"ok": True, "match": 2, "mismatch": [],
+                                                            "missing": [], "unexpected": []}
+    folder = sources.resolve_psy_insight(psy_insight_dir)
+    mb = sum((folder / n).stat().st_size for n in sources.PSY_INSIGHT_FILES.values()) / 1e6
+    for page in ("README.md", "book/how_to_run.md"):
+        assert f"2 requests, {mb:.1f} MB" in " ".join((ROOT / page).read_text(encoding="utf-8").split()), page

@@ -17,7 +17,9 @@ def register_cli(sub) -> None:
     dsub.required = True
     f = dsub.add_parser("fetch", help="download KokoroChat (pinned commit, SHA-256 verified) into the cache")
     f.add_argument("--dest", help="folder to download into (default: the user cache folder)")
-    f.add_argument("--psy-insight", action="store_true", help="fetch Psy-Insight instead")
+    f.add_argument("--psy-insight", action="store_true",
+                   help="fetch Psy-Insight's two data files instead (pinned commit, SHA-256 verified); "
+                   "prints their data/ folder")
     f.add_argument("--translation", action="store_true",
                    help="fetch the English translation (Multilingual KokoroChat) instead: the pinned "
                    "commit's archive, one request (with --ids, up to 50 files one by one)")

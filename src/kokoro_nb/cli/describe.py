@@ -34,7 +34,8 @@ def register_cli(sub) -> None:
 
     p = sub.add_parser("reproduce", help="recompute the reproduction ledger; --check exits 1 on any drift")
     add_data(p, metavar=None)
-    p.add_argument("--psy-insight", help="Psy-Insight folder (default: $PSY_INSIGHT_DIR; rows left out if absent)")
+    p.add_argument("--psy-insight", help="Psy-Insight folder (default: $PSY_INSIGHT_DIR, then the "
+                   "verified download; rows left out without either)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when a row that should hold does not (a difference without a documented reason)")
     p.add_argument("--out", help="write reproduction_ledger.csv and .json into this folder")

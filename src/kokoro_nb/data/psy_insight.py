@@ -38,13 +38,15 @@ def labels(turn: dict, key: str, fname: str, where: str) -> str | None:
 
 
 def load_psy_insight(path: str | os.PathLike | None = None, *, languages: Iterable[str] = ("en", "zh"),
-                     lenient: bool = False) -> Corpus:
+                     lenient: bool = False, download: bool = True) -> Corpus:
     """Load Psy-Insight (supporter = counselor, seeker = client) into a :class:`Corpus`.
 
-    Sessions are the dialogues; ``language`` is ``en`` or ``zh``; psychotherapy and topic are kept
-    per dialogue, strategy (supporter) and emotion (seeker) labels per message.
+    *path* (the repository or its ``data/`` folder) > ``$PSY_INSIGHT_DIR`` > the verified
+    download of the pinned commit's two data files (not with *download* False). Sessions are the
+    dialogues; ``language`` is ``en`` or ``zh``; psychotherapy and topic are kept per dialogue,
+    strategy (supporter) and emotion (seeker) labels per message.
     """
-    folder = resolve_psy_insight(path)
+    folder = resolve_psy_insight(path, download=download)
     report = LoadReport(source=str(folder))
     drows: list[dict] = []
     urows: list[dict] = []

@@ -7,18 +7,21 @@ writer is ``scripts/write_manifests.py``.
 Each release is found from an explicit path, then its environment variable, then a verified
 download (``resolve_*``).
 
-Each data set arrives as the repository archive of its pinned upstream commit: one request per
-data set and runtime. GitHub does not promise byte-stable archives, so instead of one archive
-hash every extracted file is checked against a SHA-256 manifest shipped with the package
-(``kokorochat_manifest.json``, ``translation_manifest.json``, computed from verbatim copies of
-those commits). A handful of translation files (at most :data:`PER_FILE_MAX`) come one request
-each instead, each checked too.
+KokoroChat and the translation arrive as the repository archive of their pinned upstream
+commit: one request per data set and runtime. GitHub does not promise byte-stable archives, so
+instead of one archive hash every extracted file is checked against a SHA-256 manifest shipped
+with the package (``kokorochat_manifest.json``, ``translation_manifest.json``,
+``psy_insight_manifest.json``, computed from verbatim copies of those commits). A handful of
+translation files (at most :data:`PER_FILE_MAX`) come one request each instead, each checked
+too; so do Psy-Insight's two data files, a smaller request than its repository archive, which
+also holds the authors' notebooks and figures.
 
 Every request retries with exponential backoff (urllib3's ``Retry``: 429 and 5xx answers and
 failed connections; a server's ``Retry-After`` wins), and pooch starts a transfer cut off midway
 again. Downloads land in the user cache folder, never inside the project. With
 ``$KOKORO_ARCHIVE_CACHE`` set (Colab sets it to a Drive folder), archives are looked up there
-before any request and kept there after one, named by commit: a new runtime downloads nothing.
+before any request and kept there after one, named by commit (Psy-Insight's two files too): a
+new runtime downloads nothing.
 ``$KOKORO_DOWNLOAD_MIRROR`` replaces ``https://github.com`` with a server of the same paths.
 """
 from __future__ import annotations
@@ -54,6 +57,7 @@ _RETRY_STATUS = (429, 500, 502, 503, 504)
 DIALOGUE_FOLDER = "kokorochat_dialogues"
 CACHE_VERSION = "2"          # bump when parsing or the schema changes: it keys the cached tables
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+PSY_INSIGHT_FOLDER = "data"     # the repository's folder holding PSY_INSIGHT_FILES
 PSY_INSIGHT_FILES = {"en": "en_data_version7.json", "zh": "cn_data_version7.json"}
 
 
@@ -153,20 +157,23 @@ def resolve_kokorochat(path: str | os.PathLike | None = None, *, download: bool 
     raise DataNotFoundError(_NOT_FOUND)
 
 
-def resolve_psy_insight(path: str | os.PathLike | None = None) -> Path:
-    """Return the Psy-Insight ``data/`` folder: explicit *path* > ``$PSY_INSIGHT_DIR``."""
+def resolve_psy_insight(path: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """Return the Psy-Insight ``data/`` folder: explicit *path* (the repository or its ``data/``
+    folder) > ``$PSY_INSIGHT_DIR`` > verified download."""
     if path is None:
         path = os.environ.get(config.PSY_INSIGHT_ENV) or None
-    if path is None:
-        raise DataNotFoundError("Psy-Insight not found. Pass its path (the repository or its data/ "
-                                "folder) or set PSY_INSIGHT_DIR; `kokoro-nb data fetch --psy-insight` "
-                                "downloads it on a machine with network access.")
-    p = Path(path).expanduser()
-    if (p / "data").is_dir():
-        p = p / "data"
-    if not p.is_dir():
-        raise DataNotFoundError(f"{p}: no such folder (Psy-Insight path)")
-    return p
+    if path is not None:
+        p = Path(path).expanduser()
+        if (p / PSY_INSIGHT_FOLDER).is_dir():
+            p = p / PSY_INSIGHT_FOLDER
+        if not p.is_dir():
+            raise DataNotFoundError(f"{p}: no such folder (Psy-Insight path)")
+        return p
+    if download:
+        return fetch_psy_insight()
+    raise DataNotFoundError("Psy-Insight not found. Point at a local copy (the repository or its "
+                            f"data/ folder) with --psy-insight PATH or ${config.PSY_INSIGHT_ENV}, or "
+                            "run `kokoro-nb data fetch --psy-insight` on a machine with network access.")
 
 
 def resolve_translation(path: str | os.PathLike | None = None, *, ids: Iterable[str] | None = None,
@@ -209,6 +216,13 @@ def translation_manifest() -> dict[str, str]:
     return json.loads(text)["files"]
 
 
+@lru_cache(maxsize=1)
+def psy_insight_manifest() -> dict[str, str]:
+    """Return {relative path: SHA-256} for the Psy-Insight files the project reads, pinned commit."""
+    text = resources.files("kokoro_nb").joinpath("psy_insight_manifest.json").read_text(encoding="utf-8")
+    return json.loads(text)["files"]
+
+
 def sha256_file(path: Path) -> str:
     """Return the hex SHA-256 of a file."""
     h = hashlib.sha256()
@@ -224,6 +238,15 @@ def verify_kokorochat(root: Path, manifest: dict[str, str] | None = None) -> dic
     folder = dialogue_folder(Path(root))
     return compare_with_manifest({f"{DIALOGUE_FOLDER}/{p.name}": p for p in folder.glob("*.json")},
                                  manifest)
+
+
+def verify_psy_insight(root: str | os.PathLike, manifest: dict[str, str] | None = None) -> dict:
+    """Compare the files the project reads under *root* (the repository or its ``data/`` folder)
+    with the Psy-Insight manifest; the repository's other files are not in it."""
+    manifest = psy_insight_manifest() if manifest is None else manifest
+    folder = resolve_psy_insight(root, download=False)
+    return compare_with_manifest({f"{PSY_INSIGHT_FOLDER}/{p.name}": p for p in folder.glob("*.json")
+                                  if p.name in PSY_INSIGHT_FILES.values()}, manifest)
 
 
 def compare_with_manifest(present: dict[str, Path], manifest: dict[str, str]) -> dict:
@@ -425,23 +448,47 @@ def fetch_kokorochat(dest: str | Path | None = None, *, url: str | None = None,
 
 
 def fetch_psy_insight(dest: str | Path | None = None, *, url: str | None = None,
-                      progress: bool = True) -> Path:
-    """Download Psy-Insight at the pinned commit and return its ``data/`` folder."""
+                      manifest: dict[str, str] | None = None, progress: bool = True) -> Path:
+    """Download the Psy-Insight files the project reads at the pinned commit, each checked
+    against the SHA-256 manifest; return their ``data/`` folder.
+
+    Two requests, one per file (*url*: a template with ``{path}``), not the repository archive:
+    that also holds the authors' notebooks and figures, several times the data's size. With
+    ``$KOKORO_ARCHIVE_CACHE`` set the files are looked up there first and kept there, in
+    ``Psy-Insight-<commit>/`` beside the archives; a copy there that fails the check is
+    downloaded again.
+    """
+    manifest = psy_insight_manifest() if manifest is None else manifest
     dest = Path(dest) if dest else config.cache_dir() / "downloads"
     root = dest / f"psy-insight-{config.PSY_INSIGHT_COMMIT[:7]}"
-    if root.is_dir():
-        found = [p / "data" for p in root.iterdir() if (p / "data").is_dir()]
-        if found:
-            return found[0]
 
-    def check(data: Path) -> None:
-        if not data.is_dir():
-            raise DataError("the archive has no data/ folder", file=str(data.parent))
+    def check() -> dict:
+        return compare_with_manifest({k: root / k for k in manifest if (root / k).is_file()}, manifest)
 
+    if check()["ok"]:
+        return root / PSY_INSIGHT_FOLDER
+    kept = archive_cache()
+    store = kept / archive_name(config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT).removesuffix(".zip") \
+        if kept else root
+    template = url or file_url(config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT, "{path}")
     hint = f"Without network, point at a local copy with --psy-insight PATH or ${config.PSY_INSIGHT_ENV}."
-    return _from_archive(config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT, url, dest, hint, progress,
-                         lambda a: _unpack_repository(a, root, progress, "Psy-Insight files") / "data",
-                         check)
+    # pooch skips a file already in *store* with the manifest's hash and checks a new one
+    files = _fetch_files(store, {k: (template.format(path=k), f"sha256:{h}") for k, h in manifest.items()},
+                         Downloader(), hint, progress=progress, desc="Psy-Insight files")
+    if store != root:           # read from the local disk, not from Drive
+        for k, path in zip(manifest, files):
+            out = root / k
+            out.parent.mkdir(parents=True, exist_ok=True)
+            part = out.with_name(f"{out.name}.part{os.getpid()}")
+            try:
+                shutil.copyfile(path, part)
+                os.replace(part, out)
+            finally:
+                part.unlink(missing_ok=True)
+    result = check()
+    if not result["ok"]:
+        raise _manifest_error("the Psy-Insight download", config.PSY_INSIGHT_COMMIT, result, root)
+    return root / PSY_INSIGHT_FOLDER
 
 
 def _english(parts: tuple[str, ...], keep: set[str] | None = None) -> str | None:

@@ -23,7 +23,8 @@ PSY_LANGUAGES = ("en", "zh")
 
 def psy_status(psy) -> str:
     """Whether Psy-Insight joined this build."""
-    return "loaded" if psy is not None else "not available in this build (set PSY_INSIGHT_DIR)"
+    return "loaded" if psy is not None else \
+        "not available in this build (no copy in PSY_INSIGHT_DIR and the download failed)"
 
 
 def table1_shown(t1: pd.DataFrame) -> pd.DataFrame:
