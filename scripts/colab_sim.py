@@ -904,11 +904,13 @@ def record_times(path: Path, results: list[dict], meta: dict) -> int:
             raise SimError(f"{path}: not JSON ({exc}); fix or delete it") from None
         if not isinstance(record.get("notebooks"), dict):
             raise SimError(f"{path}: no 'notebooks' mapping; fix or delete it")
-    record["about"] = RECORD_ABOUT
     ran = {r["notebook"]: {"seconds": r["seconds"], **meta} for r in results if r["ok"]}
-    record["notebooks"] = dict(sorted({**record["notebooks"], **ran}.items()))
+    entries = dict(sorted({**record["notebooks"], **ran}.items()))
+    # one line per notebook: a new measurement shows in a diff as the lines it changed
+    body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in entries.items())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(f'{{"about": {json.dumps(RECORD_ABOUT)},\n "notebooks": {{\n{body}\n }}\n}}\n',
+                    encoding="utf-8")
     return len(ran)
 
 
