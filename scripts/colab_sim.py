@@ -29,6 +29,7 @@ Needs root (chroot, mount) and debootstrap (apt-get install debootstrap).
     python scripts/colab_sim.py                             # all notebooks, 2 at a time
     python scripts/colab_sim.py 00_quickstart 03_*          # some
     python scripts/colab_sim.py --runtime 2026.07 '0*'      # the pinnable past runtime (Python 3.12)
+    python scripts/colab_sim.py --record book/_data/colab_run_times.json   # and keep the run times
 
 When Colab changes: copy os-info-gpu.txt, pip-freeze.gpu.txt and README.md (as
 BACKEND-INFO-README.md) of a newer backend-info commit into scripts/colab-runtime/, then
@@ -71,6 +72,10 @@ DEBIAN_PACKAGES = "python3,python3-venv,python3-pip,git,ca-certificates"
 BASE_RECIPE = "2"                  # bump when the way the base is derived changes: rebuilds caches
 BASE_MOUNT = "/opt/colab"          # where the base environment appears inside the root fs
 EXTRA_RE = re.compile(r"\{repo\}\[([^\]]*)\]")
+RECORD_ABOUT = ("Wall-clock seconds of each Colab copy on the Colab simulation (scripts/colab_sim.py "
+                "--record): a fresh runtime, the copy's pip install, then every cell on the full "
+                "data read from a local folder (no download), `jobs` notebooks at a time with "
+                "`threads` BLAS threads each.")
 
 STUB_COLAB = {
     "__init__.py": '"""Stub of google.colab for the Colab simulation (drive, userdata)."""\n'
@@ -859,7 +864,54 @@ def simulate(args: argparse.Namespace) -> int:
         f"({time.perf_counter() - t_all:.0f} s in all)")
     (work / "summary.json").write_text(json.dumps(
         {"runtime": runtime.name, "python": version, "base": reqs, "notebooks": results}, indent=2))
+    if args.record:
+        written = record_times(args.record, results, {
+            "runtime": runtime.name, "python": version, "jobs": max(1, args.jobs),
+            "threads": setup.threads, "cpus": os.cpu_count(), "commit": head_label(commit),
+            "date": time.strftime("%Y-%m-%d")})
+        log(f"recorded the run times of {written} notebooks in {args.record}")
     return 1 if failed else 0
+
+
+def head_label(published: str) -> str:
+    """The checkout's commit (12 hex digits), ``+uncommitted`` when changes were published too."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()[:12]
+    return head if published == "HEAD" else head + "+uncommitted"
+
+
+def record_times(path: Path, results: list[dict], meta: dict) -> int:
+    """Merge the run times of the notebooks that ran into the JSON record at *path*.
+
+    The record is ``{"notebooks": {name: {"seconds": s, **meta}}}``; the chapters' front matter
+    quotes it (kokoro_book.frontmatter). A failed notebook's time is not its run time, so it is
+    left out (its old entry stays); entries of notebooks not run this time stay as they were.
+    Returns how many entries were written.
+
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "t.json"
+    >>> record_times(p, [{"notebook": "a", "ok": True, "seconds": 9.5},
+    ...                  {"notebook": "b", "ok": False, "seconds": 1.0}], {"jobs": 2})
+    1
+    >>> json.loads(p.read_text())["notebooks"]
+    {'a': {'seconds': 9.5, 'jobs': 2}}
+    """
+    path = Path(path)
+    record: dict = {"notebooks": {}}
+    if path.is_file():
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise SimError(f"{path}: not JSON ({exc}); fix or delete it") from None
+        if not isinstance(record.get("notebooks"), dict):
+            raise SimError(f"{path}: no 'notebooks' mapping; fix or delete it")
+    ran = {r["notebook"]: {"seconds": r["seconds"], **meta} for r in results if r["ok"]}
+    entries = dict(sorted({**record["notebooks"], **ran}.items()))
+    # one line per notebook: a new measurement shows in a diff as the lines it changed
+    body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in entries.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'{{"about": {json.dumps(RECORD_ABOUT)},\n "notebooks": {{\n{body}\n }}\n}}\n',
+                    encoding="utf-8")
+    return len(ran)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -877,6 +929,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="notebooks at a time (default 2)")
     ap.add_argument("--out", type=Path, help="keep executed notebooks here (default: a temp folder)")
     ap.add_argument("--timeout", type=float, default=1800, help="per-cell limit in seconds")
+    ap.add_argument("--record", type=Path,
+                    help="merge each notebook's wall time (install + run) into this JSON file, "
+                         "e.g. book/_data/colab_run_times.json (the chapters' front matter quotes it)")
     args = ap.parse_args(argv)
     try:
         return simulate(args)

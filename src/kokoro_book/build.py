@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kokoro_book import frontmatter
 from kokoro_book.colab import sync as sync_colab
 from kokoro_book.pdf import render_pdf
 from kokoro_book.run import Result, plan, run_jobs
@@ -104,6 +105,9 @@ def build(root: Path | None = None, *, data_dir=None, psy_insight_dir=None, samp
     if sample is not None and sample < 1:
         raise DataError(f"--sample {sample}: must be a positive number of dialogues", field="sample")
     names = chapters(root)
+    headers = frontmatter.Context(root)
+    for name in names:      # a bad chapter header stops the build before anything runs
+        frontmatter.read_header(name, headers)
     label = version.label(root)     # before the build rewrites any Colab copy (tracked files)
     declared = set().union(*(declared_parameters(parameters_cell(read_notebook(
         source_path(root, n))).source) for n in names)) if names else set()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from kokoro_book import colab_markdown
+from kokoro_book import colab_markdown, frontmatter
 from kokoro_book.colab_markdown import WILDCARD
 from kokoro_book.colab_runtime import constraints_file
 from kokoro_book.sources import (
@@ -115,25 +115,35 @@ if "google.colab" in sys.modules:
 
 
 def colab_notebook(source: Path, repo_url: str, branch: str, *, index=None, executed=None,
-                   note: str | None = None, exact: bool = True) -> str:
+                   note: str | None = None, exact: bool = True,
+                   headers: frontmatter.Context | None = None) -> str:
     """Return the output-free ``.ipynb`` text Colab opens for one jupytext source.
 
     Its Markdown is plain (:mod:`kokoro_book.colab_markdown`): numbers from *executed* (the
     chapter's executed full-data notebook, with *note* saying so), figures after visible cells,
     exercises, solutions and references in Colab's form. With *executed* None every number is a
     wildcard (:data:`~kokoro_book.colab_markdown.WILDCARD`), for comparing structure only; with
-    *exact* False only the machine-dependent numbers (timings) are.
+    *exact* False only the machine-dependent numbers (timings) are. The chapter header
+    (:mod:`kokoro_book.frontmatter`) follows the overview, its links converted like the rest;
+    *headers* is the context to read it with (one per run over the chapters).
     """
     import nbformat
     nb = read_notebook(source)
     opts = notebook_options(nb, source)
     if index is None:
         index = colab_markdown.book_index(find_root(Path(source).parent))
+    if headers is None:
+        headers = frontmatter.Context(find_root(Path(source).parent), _index=index)
+    header = frontmatter.header_cell(Path(source).stem, headers, nb)
+    if header is not None:
+        frontmatter.insert(nb, header, file=str(source))
     colab_markdown.convert(nb, Path(source).stem, Path(source), index, executed, note, exact=exact)
     if not any(SETUP_TAG in c.metadata.get("tags", []) for c in nb.cells):
         setup = nbformat.v4.new_code_cell(setup_source(repo_url, branch, opts.get("colab_extras", ())))
         setup.metadata["tags"] = [SETUP_TAG]
-        nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, setup)
+        # before the first code cell: after the title, the overview, the header and any notes
+        first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+        nb.cells.insert(first_code, setup)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:03d}"            # stable ids keep the copies diff-free
         if cell.cell_type == "code":
@@ -182,6 +192,7 @@ def sync(root: Path | None = None, *, check: bool = False, build_dir: Path | Non
     build = Path(build_dir) if build_dir else root / "_build"
     url, branch = repository(root)
     index = colab_markdown.book_index(root)
+    headers = frontmatter.Context(root, _index=index)
     stale, expected = [], set()
     for src in notebook_sources(root):
         executed_path = build / "executed" / f"{src.stem}.ipynb"
@@ -191,13 +202,14 @@ def sync(root: Path | None = None, *, check: bool = False, build_dir: Path | Non
         note = colab_markdown.numbers_note(stamp, book_sample)
         path = root / COLAB_DIR / f"{src.stem}.ipynb"
         expected.add(path)
-        loose = colab_notebook(src, url, branch, index=index, executed=executed, note=note, exact=False)
+        loose = colab_notebook(src, url, branch, index=index, executed=executed, note=note, exact=False,
+                               headers=headers)
         if _matches(path, loose):
             continue
         stale.append(str(path.relative_to(root)))
         if not check:
             write_if_changed(path, colab_notebook(src, url, branch, index=index, executed=executed,
-                                                   note=note).encode())
+                                                   note=note, headers=headers).encode())
     return stale + _prune(root, expected, check)
 
 
@@ -210,11 +222,12 @@ def check_structure(root: Path | None = None) -> list[str]:
     root = find_root(root)
     url, branch = repository(root)
     index = colab_markdown.book_index(root)
+    headers = frontmatter.Context(root, _index=index)
     stale, expected = [], set()
     for src in notebook_sources(root):
         path = root / COLAB_DIR / f"{src.stem}.ipynb"
         expected.add(path)
-        if not _matches(path, colab_notebook(src, url, branch, index=index)):
+        if not _matches(path, colab_notebook(src, url, branch, index=index, headers=headers)):
             stale.append(str(path.relative_to(root)))
     return stale + _prune(root, expected, check=True)
 

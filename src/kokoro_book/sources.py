@@ -12,6 +12,12 @@ Notebook front matter may carry a ``kokoro_nb`` mapping (see :data:`OPTION_KEYS`
       smoke_parameters: {max_steps: 4}                   # only for the synthetic-data tests
       colab_extras: [train]                              # pip extras the Colab copy installs
       colab_gpu: true                                    # the Colab copy asks for a GPU
+      objectives: [Compute ..., Explain ...]             # the chapter's header for readers
+      prerequisites: {chapters: [03_scores], methods: [spearman-rank-correlation]}
+      gpu: optional                                      # no, optional or required
+
+The last three are read and checked by :mod:`kokoro_book.frontmatter`; they change what a reader
+sees, not what runs, so :func:`execution_text` leaves them out of what a stamp hashes.
 
 >>> declared_parameters("data_dir = None\\nsample = None  # all\\nseed: int = 42")
 ['data_dir', 'sample', 'seed']
@@ -33,7 +39,9 @@ PIPELINE_PARAMETERS = ("data_dir", "psy_insight_dir", "translation_dir", "sample
 # Other parameters named like these are inputs too (e.g. results_dir): their files join the stamp.
 INPUT_SUFFIXES = ("_dir", "_path", "_file")
 PATH_PARAMETERS = ("data_dir", "psy_insight_dir", "translation_dir", "output_dir")
-OPTION_KEYS = ("book_parameters", "smoke_parameters", "colab_extras", "colab_gpu")
+# Reader-only options (the chapter header, kokoro_book.frontmatter): no effect on a run.
+HEADER_KEYS = ("objectives", "prerequisites", "gpu")
+OPTION_KEYS = ("book_parameters", "smoke_parameters", "colab_extras", "colab_gpu", *HEADER_KEYS)
 
 
 # --------------------------------------------------------------------------- locating things
@@ -258,6 +266,63 @@ def notebook_parameters(nb, name: str, *, data_dir=None, psy_insight_dir=None, s
 
 def _str_or_none(p) -> str | None:
     return None if p is None else str(Path(p).expanduser().resolve())
+
+
+_HEADER_LINE = re.compile(rf"^  (?:{'|'.join(HEADER_KEYS)}):")
+
+
+def execution_text(text: str) -> str:
+    """Return a chapter source without its reader-only front matter (:data:`HEADER_KEYS`).
+
+    What a stamp hashes (:mod:`kokoro_book.run`, :func:`kokoro_book.colab_markdown.check_executed`):
+    editing a chapter's objectives re-renders it and its Colab copy, but does not run it again.
+    Only the usual layout is recognised (each key two spaces under ``kokoro_nb:``, its value on
+    that line or on lines indented further); the result is checked by parsing both front matters,
+    and on any doubt the whole text is returned, so an odd layout costs a re-run, never a missed one.
+    A ``kokoro_nb:`` left empty goes too, so the text equals that of the source before the keys
+    were added.
+
+    >>> src = "---\\nkernelspec: {}\\nkokoro_nb:\\n  gpu: no\\n  objectives:\\n    - Explain x\\n---\\n# T\\n"
+    >>> execution_text(src)
+    '---\\nkernelspec: {}\\n---\\n# T\\n'
+    """
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip() != "---":
+        return text
+    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() == "---"), None)
+    if end is None:
+        return text
+    head, kept, block, skipping = lines[1:end], [], None, False
+    for line in head:
+        if not line.startswith(" ") and line.strip():
+            block = len(kept) if re.match(r"^kokoro_nb:\s*$", line) else None
+            skipping = False
+        elif block is not None and _HEADER_LINE.match(line):
+            skipping = True
+            continue
+        elif skipping and line.startswith(("   ", "  - ")):
+            continue
+        else:
+            skipping = False
+        kept.append(line)
+    # drop a kokoro_nb: line left without children
+    kept = [ln for i, ln in enumerate(kept)
+            if not (re.match(r"^kokoro_nb:\s*$", ln) and not (i + 1 < len(kept) and kept[i + 1].startswith(" ")))]
+    try:
+        before = yaml.safe_load("\n".join(head)) or {}
+        after = yaml.safe_load("\n".join(kept)) or {}
+    except yaml.YAMLError:
+        return text
+    expected = dict(before)
+    opts = {k: v for k, v in (expected.get("kokoro_nb") or {}).items() if k not in HEADER_KEYS} \
+        if isinstance(expected.get("kokoro_nb"), dict) else expected.get("kokoro_nb")
+    if opts:
+        expected["kokoro_nb"] = opts
+    else:
+        expected.pop("kokoro_nb", None)
+    if after != expected:
+        return text
+    return "\n".join([lines[0], *kept, *lines[end:]])
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:

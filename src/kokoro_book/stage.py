@@ -5,7 +5,9 @@ Staged layout::
 
     stage/_config.yml             _config.yml plus the version line, the repository root (for
                                   the Colab check) and a preview banner
-    stage/notebooks/NN_slug.ipynb the executed chapters
+    stage/notebooks/NN_slug.ipynb the executed chapters, each with its header (objectives,
+                                  prerequisites, time, GPU: :mod:`kokoro_book.frontmatter`)
+                                  under the overview
     stage/notebooks/download/NN_slug/  <build>/outputs/NN_slug/download/*, offered on the page
                                   (MyST's {download} role)
 
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from kokoro_book.sources import NOTEBOOK_DIR, write_if_changed
+from kokoro_book import frontmatter
+from kokoro_book.sources import NOTEBOOK_DIR, source_path, write_if_changed
 from kokoro_nb import version
 
 BOOK_PAGES_DIR = "book"
@@ -55,9 +58,10 @@ def stage_book(root: Path, build_dir: Path, names: list[str], *, banner: str | N
     for f in sorted(pages.rglob("*")) if pages.is_dir() else []:
         if f.is_file():
             wanted[stage / f.relative_to(root)] = f.read_bytes()
+    headers = frontmatter.Context(root)
     for name in names:
-        wanted[stage / NOTEBOOK_DIR / f"{name}.ipynb"] = (
-            Path(build_dir) / "executed" / f"{name}.ipynb").read_bytes()
+        executed = Path(build_dir) / "executed" / f"{name}.ipynb"
+        wanted[stage / NOTEBOOK_DIR / f"{name}.ipynb"] = with_header(executed, name, headers)
         downloads = Path(build_dir) / "outputs" / name / DOWNLOAD_DIR
         for f in sorted(downloads.iterdir()) if downloads.is_dir() else []:
             if f.is_file():
@@ -69,6 +73,24 @@ def stage_book(root: Path, build_dir: Path, names: list[str], *, banner: str | N
             if f.is_file() and f not in wanted:
                 f.unlink()
     return stage
+
+
+def with_header(executed: Path, name: str, ctx: frontmatter.Context) -> bytes:
+    """Return the executed notebook's bytes with the chapter header under its overview.
+
+    The header is read from the source (not from the executed copy, which a header edit does
+    not re-run); a chapter without one, or without a source, is staged as it is.
+    """
+    import nbformat
+    data = Path(executed).read_bytes()
+    if not source_path(ctx.root, name).is_file():
+        return data
+    cell = frontmatter.header_cell(name, ctx, chapter_suffix=".ipynb")
+    if cell is None:
+        return data
+    nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    frontmatter.insert(nb, cell, file=str(source_path(ctx.root, name)))
+    return nbformat.writes(nb).encode("utf-8")
 
 
 def jupyter_book(stage: Path, out: Path, doctrees: Path, builder: str, *, overrides: dict | None = None,

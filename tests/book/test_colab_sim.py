@@ -9,6 +9,7 @@ simulation itself (chroot, notebooks) runs in CI as `make colab-sim`.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -205,3 +206,30 @@ def test_only_pins_that_pypis_build_cannot_use_are_let_go():
     ]
     assert sim.conflicting_pins(report, pins, {"torch"}, "3.13.5") == {
         "cuda-toolkit", "cuda-bindings", "nvidia-nccl-cu13"}
+
+
+# --- the run-time record ------------------------------------------------------------------------
+
+def test_record_merges_run_times_and_leaves_failures_out(tmp_path):
+    path = tmp_path / "_data" / "times.json"
+    ok = {"notebook": "00_a", "ok": True, "seconds": 12.5}
+    assert sim.record_times(path, [ok, {"notebook": "01_b", "ok": False, "seconds": 3.0}],
+                            {"runtime": "current", "jobs": 2}) == 1
+    first = json.loads(path.read_text(encoding="utf-8"))
+    assert first["notebooks"] == {"00_a": {"seconds": 12.5, "runtime": "current", "jobs": 2}}
+    assert "pip install" in first["about"]
+    # a later run of another notebook keeps the first one's entry; a re-run replaces it
+    sim.record_times(path, [{"notebook": "01_b", "ok": True, "seconds": 40.0}], {"jobs": 1})
+    sim.record_times(path, [{**ok, "seconds": 11.0}], {"jobs": 1})
+    assert json.loads(path.read_text(encoding="utf-8"))["notebooks"] == {
+        "00_a": {"seconds": 11.0, "jobs": 1}, "01_b": {"seconds": 40.0, "jobs": 1}}
+
+
+def test_a_broken_record_is_one_clear_error(tmp_path):
+    path = tmp_path / "times.json"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(sim.SimError, match=r"times.json: not JSON"):
+        sim.record_times(path, [], {})
+    path.write_text('{"seconds": 3}', encoding="utf-8")
+    with pytest.raises(sim.SimError, match="no 'notebooks' mapping"):
+        sim.record_times(path, [], {})
