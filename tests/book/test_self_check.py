@@ -34,7 +34,7 @@ ANSWER = "Answer"
 MIN_QUESTIONS, MAX_QUESTIONS = 2, 3
 # MyST tokens that are neither prose nor an answer: a `+++` cell break, a `(label)=`, a % comment
 IGNORED = ("myst_block_break", "myst_target", "myst_line_comment")
-DETAILS = re.compile(r"<details>\n<summary>(?P<summary>[^\n]*)</summary>\n\n(?P<body>.*?)\n\n</details>", re.S)
+DETAILS = re.compile(r"<details>\n<summary>(?P<summary>[^\n]*)</summary>\n\n(?P<body>.*?)\n\n</details>", re.DOTALL)
 PRIMER_LINK = re.compile(r"\]\(\.\./book/methods_primer\.md#(?P<anchor>[^)\s]+)\)")
 
 
