@@ -164,6 +164,26 @@ def solution_prose(markdown: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+def answer_names(solution: str, tests: str) -> list[str]:
+    """The names a solution defines that its tests read, in the solution's order.
+
+    >>> answer_names("u = 1\\nbusiest = u + 1\\ndef f(x):\\n    y = x\\na, b = 1, 2",
+    ...              "assert f(busiest) == 3 and b")
+    ['busiest', 'f', 'b']
+    """
+    import ast
+    defined = []
+    for stmt in ast.parse(solution).body:          # top-level statements only
+        if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+            defined.append(stmt.name)
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            defined += [n.id for t in targets for n in ast.walk(t)
+                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    read = {n.id for n in ast.walk(ast.parse(tests)) if isinstance(n, ast.Name)}
+    return list(dict.fromkeys(n for n in defined if n in read))
+
+
 def _grader(cell, grade_id: str, *, solution: bool, grade: bool, points: int | None = None,
             locked: bool = False) -> None:
     meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
@@ -190,7 +210,10 @@ def instructor_notebook(colab_nb, solutions: dict[str, str], spec: dict[str, Exe
             comments = ("\n".join(f"# {line}".rstrip() for line in prose.split("\n"))
                         if prose and not ex.rubric else "")
             body = "\n".join(x for x in (solutions[ex.label], comments) if x)
-            code = nbformat.v4.new_code_cell(f"### BEGIN SOLUTION\n{body}\n### END SOLUTION",
+            names = answer_names(solutions[ex.label], ex.tests)
+            head = (f"# Your answer: define {', '.join(f'`{n}`' for n in names)} (the next cell "
+                    "checks it)\n" if names else "")
+            code = nbformat.v4.new_code_cell(f"{head}### BEGIN SOLUTION\n{body}\n### END SOLUTION",
                                              metadata={"kokoro_nb": {"answer": ex.label}})
             _grader(code, f"{ex.label}-code", solution=True, grade=False)
             check = nbformat.v4.new_code_cell(

@@ -90,7 +90,8 @@ def test_instructor_notebook_turns_solutions_into_nbgrader_cells():
     assert grader == [("code", "ex-a-code", True, False), ("code", "ex-a-tests", False, True),
                       ("markdown", "ex-b-answer", True, True)]
     code = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex-a-code")
-    assert code.source == "### BEGIN SOLUTION\nx = 2\n# Because.\n### END SOLUTION"
+    assert code.source == ("# Your answer: define `x` (the next cell checks it)\n"
+                           "### BEGIN SOLUTION\nx = 2\n# Because.\n### END SOLUTION")
     answer = nb.cells[-1].source
     assert "**Model answer.** It is." in answer and "**Rubric (2 points).** Says it is." in answer
     assert nb.cells[1].metadata["kokoro_nb"]["edition"] == "instructor"
@@ -113,7 +114,8 @@ def test_the_student_notebook_hides_every_solution(source):
             if len(line) > 25:          # a line long enough to be the answer, not `return x`
                 assert not any(line in c for c in code), f"{label}: student notebook shows {line!r}"
     answers = [c for c in student.cells if c.metadata.get("nbgrader", {}).get("solution")]
-    assert answers and all(c.source in (teaching.CODE_STUB, teaching.TEXT_STUB) for c in answers)
+    assert answers and all(c.source == teaching.TEXT_STUB if c.cell_type == "markdown"
+                           else c.source.endswith(teaching.CODE_STUB) for c in answers)
     assert "Rubric" not in "".join(c.source for c in student.cells)
     for nb in (student, instructor):
         for cell in nb.cells:
