@@ -212,7 +212,7 @@ def instructor_notebook(colab_nb, solutions: dict[str, str], spec: dict[str, Exe
             body = "\n".join(x for x in (solutions[ex.label], comments) if x)
             names = answer_names(solutions[ex.label], ex.tests)
             head = (f"# Your answer: define {', '.join(f'`{n}`' for n in names)} (the next cell "
-                    "checks it)\n" if names else "")
+                    f"checks {'it' if len(names) == 1 else 'them'})\n" if names else "")
             code = nbformat.v4.new_code_cell(f"{head}### BEGIN SOLUTION\n{body}\n### END SOLUTION",
                                              metadata={"kokoro_nb": {"answer": ex.label}})
             _grader(code, f"{ex.label}-code", solution=True, grade=False)
