@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from kokoro_book.colab import COLAB_DIR
+from kokoro_book.colab import COLAB_DIR, repository
 from kokoro_book.sources import (exercise_solutions, find_root, notebook_sources, read_notebook,
                                  write_if_changed)
 from kokoro_nb.errors import DataError
@@ -50,6 +50,7 @@ ASSIGNMENT = "kokorochat"
 CODE_STUB = "...  # your code"
 TEXT_STUB = "_Your answer here._"
 SPEC_KEYS = {"tests", "rubric", "points", "rubric_points", "gpu"}
+EDITION_DIRS = {"student": STUDENT_DIR, "instructor": INSTRUCTOR_DIR}
 EDITION = {
     "instructor": ("**Instructor edition.** Solutions, autograder tests and rubrics are in place. "
                    "Students get the student edition of this notebook; grade theirs with nbgrader "
@@ -321,6 +322,32 @@ def generate(root: Path | None = None, *, check: bool = False, names: list[str] 
                 if not check:
                     write_if_changed(path, text.encode())
     return stale
+
+
+def colab_url(repo_url: str, branch: str, edition: str, name: str) -> str:
+    """Return the Colab address that opens the committed *edition* (``student`` or
+    ``instructor``) of chapter *name*; the pattern of :func:`kokoro_book.colab.colab_url`."""
+    gh = repo_url.split("github.com/", 1)[-1]
+    return f"https://colab.research.google.com/github/{gh}/blob/{branch}/{EDITION_DIRS[edition]}/{name}.ipynb"
+
+
+def links_table(root: Path | None = None) -> str:
+    """Return the instructor guide's table of every chapter's student and instructor notebooks
+    on Colab, in book order, numbered as the book numbers them."""
+    from kokoro_book.colab_markdown import book_index
+    from kokoro_book.sources import toc_files
+    root = find_root(root)
+    url, branch = repository(root)
+    numbers = book_index(root).chapters
+    names = {s.stem for s in notebook_sources(root)}
+    rows = ["| chapter | title | notebook | on Colab |", "| --- | --- | --- | --- |"]
+    for doc in (d.removesuffix(".md") for d in toc_files(root)):
+        name = doc.rsplit("/", 1)[-1]
+        if doc.startswith("notebooks/") and name in names:
+            links = ", ".join(f"[{edition}]({colab_url(url, branch, edition, name)})"
+                               for edition in EDITION_DIRS)
+            rows.append(f"| {numbers.get(doc, '')} | {{doc}}`../{doc}` | `{name}` | {links} |")
+    return "\n".join(rows) + "\n"
 
 
 def fill_in(student, instructor):
