@@ -17,7 +17,7 @@ KOKORO_TEST_BUILD_DIR ?= $(CURDIR)/_build
 export KOKOROCHAT_DIR PSY_INSIGHT_DIR KOKOROCHAT_EN_DIR KOKORO_TEST_BUILD_DIR
 PYTEST_ARGS ?=
 
-.PHONY: install lock lock-vllm colab-sim pdf book preview test bench colab shots release-check clean
+.PHONY: install lock lock-vllm colab-sim pdf book preview test bench colab teaching shots release-check clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ LOCK_OMIT := torch triton cuda-bindings cuda-pathfinder cuda-toolkit nvidia-cubl
 UV_VERSION ?= 0.13.9
 lock: install                     ## refresh the lock (Python 3.11-3.13), requirements.txt, environment.yml, requirements-colab.txt
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip compile pyproject.toml --extra train --extra book --extra test --universal \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra train --extra book --extra test --extra teaching --universal \
 		--python-version 3.11 --fork-strategy fewest -c requirements-torch.txt \
 		$(foreach p,$(LOCK_OMIT),--no-emit-package $(p)) --custom-compile-command "make lock" \
 		-o requirements-lock.txt
@@ -70,6 +70,9 @@ pdf: install                      ## the whole book as one PDF, _build/kokorocha
 COLAB_BUILD ?= _build
 colab: install                    ## regenerate notebooks/colab/*.ipynb from the sources and the full-data build in $(COLAB_BUILD) (make book first; commit them)
 	$(VENV)/bin/kokoro-nb book sync-colab --build-dir $(COLAB_BUILD)
+
+teaching: install                 ## notebooks/student and notebooks/instructor from the Colab copies (nbgrader; make colab first; commit them)
+	$(VENV)/bin/kokoro-nb book teaching
 
 # the pinnable past runtime whose Python differs (3.12) runs the descriptive chapters too; empty: skip
 COLAB_SIM_PAST ?= 2026.07

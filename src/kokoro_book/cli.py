@@ -1,10 +1,10 @@
-"""The book's command line: ``kokoro-nb book build|pdf|sync-colab`` (the ``book`` group that
-kokoro_nb loads through its ``kokoro_nb.commands`` entry point) and the same actions as
-``kokoro-book build|pdf|sync-colab``.
+"""The book's command line: ``kokoro-nb book build|pdf|sync-colab|teaching`` (the ``book`` group
+that kokoro_nb loads through its ``kokoro_nb.commands`` entry point) and the same actions as
+``kokoro-book build|pdf|sync-colab|teaching``.
 
 Exit codes: 0 ok; 1 a notebook, the render or a ``--check`` failed; 2 bad input or usage (one
 line on stderr, no traceback). Argument parsing only: the work is :func:`kokoro_book.build.build`
-and :func:`kokoro_book.colab.sync`.
+and :func:`kokoro_book.colab.sync` and :func:`kokoro_book.teaching.generate`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from kokoro_book import colab
+from kokoro_book import colab, teaching
 from kokoro_book.build import build
 from kokoro_book.pdf import PDF_NAME, TEX_PACKAGES
 from kokoro_nb.cli.common import add_data, add_sample, run
@@ -52,6 +52,13 @@ def add_actions(p: argparse.ArgumentParser) -> None:
     s.add_argument("--build-dir", metavar="DIR", help="the full-data build to quote "
                    "(default: <repo>/_build)")
     s.set_defaults(func=_cmd_sync_colab)
+    t = bsub.add_parser("teaching", help="write the student and instructor notebooks (nbgrader)",
+                        description="Make notebooks/instructor/*.ipynb (solutions, autograder tests, "
+                        "rubrics) and notebooks/student/*.ipynb (nbgrader generate_assignment of "
+                        "those) from the Colab copies and notebooks/teaching/*.yml. Run after "
+                        "sync-colab. With --check, change nothing and exit 1 when one is out of date.")
+    t.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1)")
+    t.set_defaults(func=_cmd_teaching)
 
 
 def add_build_args(b: argparse.ArgumentParser) -> None:
@@ -112,6 +119,20 @@ def _cmd_sync_colab(args) -> int:
         return 1
     if not stale:
         print("Colab copies are up to date", file=sys.stderr)
+    return 0
+
+
+def _cmd_teaching(args) -> int:
+    stale = teaching.generate(check=args.check, progress=not getattr(args, "quiet", False))
+    verb = "out of date" if args.check else "written"
+    for path in stale:
+        print(f"{verb}: {path}", file=sys.stderr)
+    if args.check and stale:
+        print(f"{_prog(args)}: run `make teaching` and commit notebooks/student/ and "
+              "notebooks/instructor/", file=sys.stderr)
+        return 1
+    if not stale:
+        print("student and instructor notebooks are up to date", file=sys.stderr)
     return 0
 
 

@@ -9,7 +9,9 @@ Colab reader should see:
   the top saying where they come from;
 - ``{glue:figure}`` fences become a caption cell (**Figure N.** ...) after the visible code cell
   that draws the figure (outside a book build ``kokoro_nb.show.glue.glue`` displays it);
-- exercises become bold-numbered paragraphs, solutions collapsed ``<details>`` blocks;
+- exercises become bold-numbered paragraphs, solutions collapsed ``<details>`` blocks, each in a
+  cell of its own marked in the cell's metadata (``kokoro_nb: {exercise: label}`` or
+  ``{solution: label}``), which is where :mod:`kokoro_book.teaching` finds them;
 - admonitions become block quotes with a bold title;
 - ``{doc}``, ``{ref}``, ``{numref}``, ``{cite}`` and links to other chapters point at the
   published book (``html.baseurl`` in ``_config.yml``);
@@ -128,6 +130,39 @@ def directives(text: str):
         yield d
         if d.name not in ("code-cell", "code-block", "code"):
             yield from directives(d.body)
+
+
+def split_exercises(text: str) -> list[tuple[str, dict]]:
+    """Split MyST *text* so that each top-level ``{exercise}`` and ``{solution}`` is a chunk.
+
+    Returns ``[(text, mark)]`` in order; *mark* is ``{}`` for prose, ``{"exercise": label}`` or
+    ``{"solution": label}`` (the exercise's label) for a directive.
+
+    >>> split_exercises("Intro.\\n\\n```{exercise}\\n:label: ex-a\\n\\nDo it.\\n```\\n\\n"
+    ...                 "```{solution} ex-a\\nDone.\\n```\\nMore.")  # doctest: +NORMALIZE_WHITESPACE
+    [('Intro.', {}), ('```{exercise}\\n:label: ex-a\\n\\nDo it.\\n```', {'exercise': 'ex-a'}),
+     ('```{solution} ex-a\\nDone.\\n```', {'solution': 'ex-a'}), ('More.', {})]
+    """
+    lines = text.split("\n")
+    out, pos = [], 0
+
+    def prose(a: int, b: int) -> None:
+        chunk = "\n".join(lines[a:b]).strip("\n")
+        if chunk.strip():
+            out.append((chunk, {}))
+    for tok in _parse(text):
+        if tok.level != 0 or not tok.map or tok.nesting < 0:
+            continue
+        d = _directive(tok)
+        if d is None or d.name not in ("exercise", "solution"):
+            continue
+        start, end = tok.map
+        prose(pos, start)
+        label = d.options.get("label", "") if d.name == "exercise" else d.argument
+        out.append(("\n".join(lines[start:end]).strip("\n"), {d.name: label}))
+        pos = end
+    prose(pos, len(lines))
+    return out
 
 
 # --------------------------------------------------------------------------- the book index
@@ -548,7 +583,7 @@ def convert(nb, name: str, source: Path, index: BookIndex, executed=None, note: 
     conv = Converter(index, doc, glue, source=source, exact=exact)
     cells = []
     pending: list[tuple[str, str]] = []
-    for cell in nb.cells:
+    for cell in _exercise_cells(nb.cells):
         if cell.cell_type == "markdown":
             conv.figures = []
             cell.source = conv.markdown(cell.source)
@@ -587,6 +622,23 @@ def convert(nb, name: str, source: Path, index: BookIndex, executed=None, note: 
         cells[0].source = re.sub(r"\A# ", f"# {number}. ", cells[0].source, count=1)
     nb.cells = cells
     return nb
+
+
+def _exercise_cells(cells: list) -> list:
+    """Return *cells* with each exercise and solution in a markdown cell of its own, marked."""
+    import nbformat
+    out = []
+    for cell in cells:
+        chunks = split_exercises(cell.source) if cell.cell_type == "markdown" else []
+        if len(chunks) <= 1 and not any(mark for _, mark in chunks):
+            out.append(cell)
+            continue
+        for text, mark in chunks:
+            new = nbformat.v4.new_markdown_cell(text, metadata=dict(cell.metadata))
+            if mark:
+                new.metadata["kokoro_nb"] = mark
+            out.append(new)
+    return out
 
 
 def leftovers(markdown: str) -> list[str]:
