@@ -352,7 +352,9 @@ class Converter:
             title = f" ({self.inline(d.argument)})" if d.argument else ""
             head = f"**Exercise {number}{title}.**" if number else f"**Exercise{title}.**"
             body = self.markdown(d.body)
-            starts_with_text = body and not re.match(r"^(\s*[-*+>#|]|\s*\d+[.)]\s|\s{4}|```)", body)
+            # a list, quote, heading, table or code block starts its own paragraph; **bold** does not
+            starts_with_text = body and not re.match(r"^(\s*[-*+]\s|\s*[>#|]|\s*\d+[.)]\s|\s{4}|```)",
+                                                     body)
             return f"{head} {body}" if starts_with_text else f"{head}\n\n{body}"
         if d.name == "solution":
             target = self.index.targets.get(d.argument)

@@ -135,12 +135,16 @@ def test_exercise_and_solution_become_bold_text_and_collapsed_details(proj):
     write(proj, chapter(
         "## Exercises\n\n```{exercise}\n:label: ex-a\n\nCount the {glue:text}`n` rows.\n```\n\n"
         "```{solution} ex-a\n:class: dropdown\n\n    len(d)\n    d.shape\n\nThat is all.\n```\n\n"
-        "```{exercise} Harder one\n:label: ex-b\n\nNow the columns.\n```\n"))
+        "```{exercise} Harder one\n:label: ex-b\n\nNow the columns.\n```\n\n"
+        "```{exercise}\n:label: ex-c\n\n**GPU.** Train it.\n```\n\n"
+        "```{exercise}\n:label: ex-d\n\n* a list item\n```\n"))
     md = markdown(convert(proj, {"n": 7}))
     assert "**Exercise 1.1.** Count the 7 rows." in md
     assert ("<details>\n<summary>Solution to Exercise 1.1</summary>\n\n```python\nlen(d)\nd.shape\n```"
             "\n\nThat is all.\n\n</details>") in md
     assert "**Exercise 1.2 (Harder one).** Now the columns." in md
+    assert "**Exercise 1.3.** **GPU.** Train it." in md          # bold text stays in the paragraph
+    assert "**Exercise 1.4.**\n\n* a list item" in md             # a list starts its own
     assert cm.leftovers(md) == []
 
 
