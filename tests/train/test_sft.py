@@ -209,6 +209,19 @@ def test_message_lengths_add_up_and_fit_history_fits(tiny):
         assert n <= 120 or len(after["messages"]) == 2
 
 
+def test_fit_history_counts_a_generation_prompts_assistant_header(tiny):
+    c, tok, _ = tiny
+    prompts = [{**ex, "messages": ex["messages"][:-1]} for ex in sft.response_examples(c, mode="per_turn")
+               if len(ex["messages"]) > 4]
+    head, lens = sft.message_lengths(prompts[0]["messages"], tok)
+    assert len(sft.prompt_ids(prompts[0]["messages"], tok)) > head + sum(lens)    # the header
+    limit = min(len(sft.prompt_ids(p["messages"], tok)) for p in prompts) - 1   # every prompt must shrink
+    fitted, n_cut = sft.fit_history(prompts, tok, limit)
+    assert n_cut == len(prompts)
+    for after in fitted:
+        assert len(sft.prompt_ids(after["messages"], tok)) <= limit or len(after["messages"]) == 2
+
+
 def test_per_turn_and_session_give_identical_target_losses(tiny):
     """Same weights: each counselor token has the same prefix, hence the same loss, in both modes' rows."""
     import torch

@@ -493,6 +493,8 @@ def fit_history(examples: list[dict], tokenizer, max_length: int | None) -> tupl
         has_sys = msgs[0]["role"] == "system"
         head, lens = message_lengths(msgs, tokenizer)
         total, start = head + sum(lens), 0
+        if msgs[-1]["role"] != "assistant":            # a generation prompt: count its header too
+            total = len(prompt_ids(msgs, tokenizer))
         while total > max_length and start < len(lens) - 1:
             total -= lens[start]
             start += 1
