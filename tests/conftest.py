@@ -6,6 +6,7 @@ skipping when KOKORO_REQUIRE_DATA=1 (CI sets it).
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,37 @@ def synthetic_kokorochat_dir(tmp_path) -> Path:
 def synthetic_psy_insight_dir(tmp_path) -> Path:
     """A fresh synthetic Psy-Insight folder (data/en_… and data/cn_…)."""
     return write_psy_insight(tmp_path / "psy-insight")
+
+
+@pytest.fixture
+def read_only():
+    """Make folders read-only for the test, for real: ``read_only(folder)``, undone afterwards.
+
+    Not by permission bits alone, which root ignores: as root, a read-only bind mount of the
+    folder onto itself (writes fail with EROFS, "Read-only file system", as on a read-only
+    mount); otherwise chmod a-w on it and every folder under it (EACCES). Skips when neither
+    can be done (root without the right to mount).
+    """
+    undo = []
+
+    def make(folder: Path) -> None:
+        folder = Path(folder)
+        if os.geteuid() != 0:
+            dirs = [folder, *(p for p in folder.rglob("*") if p.is_dir())]
+            for d in dirs:
+                d.chmod(0o555)
+            undo.append(lambda: [d.chmod(0o755) for d in dirs])
+            return
+        bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True,
+                              check=False)
+        if bind.returncode:
+            pytest.skip(f"cannot make a folder read-only as root here: {bind.stderr.strip()}")
+        undo.append(lambda: subprocess.run(["umount", str(folder)], check=True))
+        ro = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True, text=True,
+                            check=False)
+        if ro.returncode:
+            pytest.skip(f"cannot make a folder read-only as root here: {ro.stderr.strip()}")
+
+    yield make
+    for step in reversed(undo):
+        step()

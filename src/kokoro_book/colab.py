@@ -13,9 +13,11 @@ copy's first code cell, on Colab only:
   the packages Colab preinstalls (see ``colab_runtime``), so Colab keeps its own numpy, pandas and
   CUDA build of torch; a failed
   install, or one that replaced a package the session has already imported, stops the notebook;
-- mounts Google Drive only when ``DRIVE_DATA`` names a folder there, and then reads KokoroChat
-  (and the translation and Psy-Insight, if there) from it and keeps downloaded archives and
-  files in it; otherwise the data come from ``$KOKOROCHAT_DIR`` etc. or the verified downloads.
+- mounts Google Drive only when ``DRIVE_DATA`` names a folder there, and then reads KokoroChat,
+  the translation and Psy-Insight from it where they are there
+  (:func:`kokoro_nb.data.sources.has_dialogues` says for KokoroChat) and keeps downloaded
+  archives and files in its ``downloads`` folder (on the runtime when that cannot be written);
+  otherwise the data come from ``$KOKOROCHAT_DIR`` etc. or the verified downloads.
 
 >>> "requirements-colab-train.txt" in setup_source("https://github.com/o/r", "main", ["train"])
 True
@@ -71,9 +73,9 @@ def setup_source(repo_url: str, branch: str, extras: list[str] | tuple = ()) -> 
 # needs within {constraints_file(extras)}, the versions resolved against Colab's own packages
 # (Colab keeps its numpy, pandas and torch). A failed install stops here with pip's message.
 # DRIVE_DATA names a folder in My Drive (Drive is mounted only then): KokoroChat is read from it,
-# the translation and Psy-Insight from its multilingual-kokorochat and psy-insight folders if
-# there (else downloaded, verified), and downloads are kept in its downloads folder, so a later
-# chapter or a new runtime downloads nothing.
+# the translation and Psy-Insight from its multilingual-kokorochat and psy-insight folders, if
+# there; what is not there is downloaded (verified) and kept in its downloads folder, so a later
+# chapter or a new runtime downloads nothing (in a folder you can only view: on this runtime).
 REPO_URL = "{repo_url}"
 BRANCH = "{branch}"
 DRIVE_DATA = None   # e.g. "KokoroChat"
@@ -107,7 +109,12 @@ if "google.colab" in sys.modules:
         from google.colab import drive
         drive.mount("{DRIVE_MOUNT}")
         data = os.path.join("{DRIVE_MOUNT}/MyDrive", DRIVE_DATA)
-        os.environ["KOKOROCHAT_DIR"] = data
+        if not os.path.isdir(data):
+            raise SystemExit(f"DRIVE_DATA: no folder {{data}}; create it in My Drive, or add a "
+                             "shortcut to the course folder there")
+        from kokoro_nb.data.sources import has_dialogues
+        if has_dialogues(data):
+            os.environ["KOKOROCHAT_DIR"] = data
         for var, sub in (("KOKOROCHAT_EN_DIR", "multilingual-kokorochat"), ("PSY_INSIGHT_DIR", "psy-insight")):
             if os.path.isdir(os.path.join(data, sub)):
                 os.environ[var] = os.path.join(data, sub)

@@ -59,10 +59,12 @@ EDITION = {
                 "your code, or write in the answer cell. The cell after a code exercise checks "
                 "your answer: run it. An error there means the answer is not right yet."),
 }
-# nbgrader's own configuration for this book; the instructor guide shows the same lines
+# nbgrader's own configuration for this book; the instructor guide shows the same lines.
+# Execute is autograde's preprocessor: 15 minutes a cell, not its 30 s (a CPU training cell)
 NBGRADER_CONFIG = f"""c = get_config()
 c.ClearSolutions.code_stub = {{"python": {CODE_STUB!r}}}
 c.ClearSolutions.text_stub = {TEXT_STUB!r}
+c.Execute.timeout = 900
 """
 
 

@@ -16,6 +16,7 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
 from kokoro_book import colab
+from kokoro_nb.testing.synthetic import write_kokorochat
 
 ROOT = Path(__file__).resolve().parents[2]
 URL, BRANCH = "https://github.com/someone/fork", "dev"
@@ -157,13 +158,66 @@ def test_a_second_run_does_not_clone_again_and_plain_chapters_install_no_extras(
 
 
 def test_drive_is_mounted_when_asked_and_holds_data_translation_and_downloads(tmp_path, monkeypatch):
+    drive = tmp_path / "drive"
+    data = drive / "MyDrive" / "KokoroChat"
+    write_kokorochat(data, n_dialogues=3)
+    monkeypatch.setattr(colab, "DRIVE_MOUNT", str(drive))   # the cell's mount point, here a folder
     _, _, mounts, env = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True,
                                   home=tmp_path, drive_data="KokoroChat", monkeypatch=monkeypatch)
-    data = f"{colab.DRIVE_MOUNT}/MyDrive/KokoroChat"
-    assert mounts == [colab.DRIVE_MOUNT]
+    assert mounts == [str(drive)]
     # no translation or Psy-Insight there: both are downloaded (verified), kept in downloads/
-    assert env == {"KOKOROCHAT_DIR": data, "KOKOROCHAT_EN_DIR": None, "PSY_INSIGHT_DIR": None,
+    assert env == {"KOKOROCHAT_DIR": str(data), "KOKOROCHAT_EN_DIR": None, "PSY_INSIGHT_DIR": None,
                    "KOKORO_ARCHIVE_CACHE": f"{data}/downloads"}
+
+
+def _layout(folder: Path, kind: str) -> None:
+    folder.mkdir(parents=True)
+    if kind == "kokorochat_dialogues/<id>.json":
+        write_kokorochat(folder, n_dialogues=3)
+    elif kind == "<id>.json directly":
+        write_kokorochat(folder.parent / "repo", n_dialogues=3)
+        for f in (folder.parent / "repo" / "kokorochat_dialogues").glob("*.json"):
+            f.rename(folder / f.name)
+    elif kind == "empty kokorochat_dialogues/":
+        (folder / "kokorochat_dialogues").mkdir()
+    elif kind == "the archive in downloads/":
+        (folder / "downloads").mkdir()
+        (folder / "downloads" / "KokoroChat-0123.zip").write_bytes(b"PK")
+    elif kind == "the repository one folder down":
+        write_kokorochat(folder / "KokoroChat-0123", n_dialogues=3)
+    elif kind == "only other folders":
+        (folder / "multilingual-kokorochat" / "English").mkdir(parents=True)
+        (folder / "multilingual-kokorochat" / "English" / "en1.json").write_text("{}")
+
+
+@pytest.mark.parametrize("kind, read", [
+    ("kokorochat_dialogues/<id>.json", True), ("<id>.json directly", True),
+    ("nothing", False), ("empty kokorochat_dialogues/", False), ("the archive in downloads/", False),
+    ("the repository one folder down", False), ("only other folders", False)])
+def test_kokorochat_dir_is_the_drive_folder_only_when_it_holds_the_dialogues(tmp_path, monkeypatch,
+                                                                              kind, read):
+    """Otherwise it stays unset, so the chapter downloads KokoroChat (verified) and keeps the
+    archive in the folder's downloads/ (tests/data/test_fetch.py, tests/book/test_instructor_guide.py)."""
+    drive = tmp_path / "drive"
+    data = drive / "MyDrive" / "KokoroChat"
+    _layout(data, kind)
+    monkeypatch.setattr(colab, "DRIVE_MOUNT", str(drive))
+    _, _, _, env = run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
+                             drive_data="KokoroChat", monkeypatch=monkeypatch)
+    assert env["KOKOROCHAT_DIR"] == (str(data) if read else None)
+    assert env["KOKORO_ARCHIVE_CACHE"] == f"{data}/downloads"
+
+
+def test_a_drive_folder_that_is_not_there_stops_the_notebook(tmp_path, monkeypatch):
+    drive = tmp_path / "drive"
+    (drive / "MyDrive").mkdir(parents=True)
+    monkeypatch.setattr(colab, "DRIVE_MOUNT", str(drive))
+    with pytest.raises(SystemExit) as stop:
+        run_setup(colab.setup_source(URL, BRANCH), colab_runtime=True, home=tmp_path,
+                  drive_data="KokoroChta", monkeypatch=monkeypatch)
+    assert str(stop.value) == (f"DRIVE_DATA: no folder {drive}/MyDrive/KokoroChta; create it in My Drive, "
+                               "or add a shortcut to the course folder there")
+    assert not (drive / "MyDrive" / "KokoroChta").exists()
 
 
 @pytest.mark.parametrize("var, folder", [("KOKOROCHAT_EN_DIR", "multilingual-kokorochat"),

@@ -3,7 +3,9 @@
 - The course-folder layout it recommends is built from the synthetic corpus, the Colab setup
   cell's own Drive code (from kokoro_book.colab) sets the environment, and the corpus, the
   translation and Psy-Insight load with every network connection refused and nothing written
-  into the folder. The layouts it says do not work fail as it says.
+  into the folder. So do the archives alone in downloads/. An empty folder keeps what the first
+  runtime downloads (from a stand-in for GitHub) for the next; the layouts it says are not read
+  are downloaded instead; a read-only folder keeps downloads on the runtime, with its warning.
 - Its table of Colab run times equals book/_data/colab_run_times.json, its CPU settings equal
   the chapters' book parameters, its archive links are the pinned commits.
 - Its grading commands run verbatim, end to end, in a temporary HOME (nbgrader, chapter 5, one
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import errno
 import json
 import os
 import re
@@ -33,7 +36,7 @@ import kokoro_nb
 from kokoro_book import colab, sources, teaching
 from kokoro_nb import config
 from kokoro_nb.data import sources as data_sources
-from kokoro_nb.errors import DataError
+from kokoro_nb.errors import DataNotFoundError
 from kokoro_nb.testing.synthetic import (
     write_kokorochat,
     write_psy_insight,
@@ -138,6 +141,14 @@ def recommended_layout(my_drive: Path) -> Path:
     return folder
 
 
+def what_the_guide_says(row: str) -> str:
+    """The guide's answer, in its table of what the course folder may hold, for the row starting *row*."""
+    table = {r[0]: r[1] for r in table_rows(section("A course folder on Google Drive"))}
+    found = [answer for key, answer in table.items() if key.startswith(row)]
+    assert len(found) == 1, f"the guide's table has {len(found)} rows starting {row!r}"
+    return found[0]
+
+
 def test_the_guides_layout_is_the_one_tested():
     tree = code_blocks(section("A course folder on Google Drive"), "text")[0]
     for name in ("KokoroChat/", data_sources.DIALOGUE_FOLDER, "multilingual-kokorochat/", "English/",
@@ -168,6 +179,14 @@ def test_the_recommended_layout_loads_everything_without_network_or_writes(tmp_p
     assert tables, "the parsed tables are cached in the runtime's own cache folder"
 
 
+def test_a_folder_that_is_not_in_my_drive_stops_the_cell_as_the_guide_says(tmp_path, monkeypatch):
+    (tmp_path / "drive" / "MyDrive").mkdir(parents=True)
+    with pytest.raises(SystemExit) as stop:
+        colab_drive_cell(monkeypatch, tmp_path / "drive", "KokoroChat")
+    assert str(stop.value).startswith(f"DRIVE_DATA: no folder {tmp_path}/drive/MyDrive/KokoroChat;")
+    assert 'the cell stops with "DRIVE_DATA: no folder …"' in " ".join(TEXT.split())
+
+
 def test_the_psy_insight_path_the_guide_gives_is_the_layouts():
     assert 'psy_insight_dir = "/content/drive/MyDrive/KokoroChat/psy-insight"' in TEXT
     assert colab.DRIVE_MOUNT == "/content/drive"
@@ -180,6 +199,7 @@ def test_dialogue_files_directly_in_the_folder_are_read(tmp_path, monkeypatch, n
     shutil.move(repo / data_sources.DIALOGUE_FOLDER, drive / "MyDrive" / "KokoroChat")
     colab_drive_cell(monkeypatch, drive, "KokoroChat")
     assert len(kokoro_nb.load_kokorochat(progress=False)) == 20
+    assert what_the_guide_says("the `<id>.json` files directly") == "yes"
 
 
 def _zip_repository(archive: Path, top: str, files: dict[str, Path]) -> None:
@@ -189,23 +209,134 @@ def _zip_repository(archive: Path, top: str, files: dict[str, Path]) -> None:
             zf.write(f, f"{top}/{rel}")
 
 
-@pytest.mark.parametrize("where", ["nested top folder", "archive in the folder", "archive in downloads"])
-def test_kokorochat_as_an_archive_or_one_folder_down_is_not_read(tmp_path, monkeypatch, no_network, where):
+@pytest.fixture
+def github(monkeypatch):
+    """GitHub without a network: a download of a URL in ``served`` copies the file given for it;
+    every URL asked for is logged in ``asked``; any other URL is not found."""
+    served, asked = {}, []
+
+    def download(self, url, output_file, pooch_obj=None):
+        asked.append(url)
+        if url not in served:
+            raise DataNotFoundError(f"could not download {url} (404)")
+        shutil.copyfile(served[url], output_file)
+    monkeypatch.setattr(data_sources.Downloader, "__call__", download)
+    return types.SimpleNamespace(served=served, asked=asked)
+
+
+def pinned_archives(tmp_path: Path, monkeypatch) -> dict[str, Path]:
+    """The archives of the pinned KokoroChat and translation commits, built from synthetic files
+    and named as GitHub names them, with SHA-256 manifests made for them; {url: archive}."""
+    repo = write_kokorochat(tmp_path / "upstream" / "kokorochat", n_dialogues=60)
+    english = write_translation(tmp_path / "upstream" / "translation", repo) / "English"
+    out = {}
+    for (rep, commit), files, manifest in (
+            ((config.KOKOROCHAT_REPO, config.KOKOROCHAT_COMMIT),
+             {f"{data_sources.DIALOGUE_FOLDER}/{f.name}": f
+              for f in (repo / data_sources.DIALOGUE_FOLDER).glob("*.json")}, "kokorochat_manifest"),
+            ((config.TRANSLATION_REPO, config.TRANSLATION_COMMIT),
+             {f"English/{f.name}": f for f in sorted(english.glob("*.json"))}, "translation_manifest")):
+        hashes = {k: data_sources.sha256_file(f) for k, f in files.items()}
+        monkeypatch.setattr(data_sources, manifest, lambda hashes=hashes: hashes)
+        name = data_sources.archive_name(rep, commit)
+        _zip_repository(tmp_path / "upstream" / name, name.removesuffix(".zip"), files)
+        out[data_sources.archive_url(rep, commit)] = tmp_path / "upstream" / name
+    return out
+
+
+def new_runtime(monkeypatch, tmp_path: Path, n: int) -> None:
+    """An empty user cache folder, as in a fresh Colab runtime."""
+    monkeypatch.setenv(config.CACHE_ENV, str(tmp_path / f"runtime{n}"))
+
+
+def test_only_the_archives_in_downloads_load_without_network_or_writes(tmp_path, monkeypatch, no_network):
+    archives = pinned_archives(tmp_path, monkeypatch)
     drive = tmp_path / "drive"
     folder = drive / "MyDrive" / "KokoroChat"
-    top = f"KokoroChat-{config.KOKOROCHAT_COMMIT}"
-    if where == "nested top folder":
-        write_kokorochat(folder / top, n_dialogues=20)
-    else:
-        repo = write_kokorochat(tmp_path / "repo", n_dialogues=20)
-        files = {f"{data_sources.DIALOGUE_FOLDER}/{f.name}": f
-                 for f in (repo / data_sources.DIALOGUE_FOLDER).glob("*.json")}
-        name = data_sources.archive_name(config.KOKOROCHAT_REPO, config.KOKOROCHAT_COMMIT)
-        _zip_repository(folder / ("downloads" if where == "archive in downloads" else "") / name, top, files)
+    for archive in archives.values():
+        (folder / "downloads").mkdir(parents=True, exist_ok=True)
+        shutil.copy(archive, folder / "downloads" / archive.name)
+    before = snapshot(folder)
+    env = colab_drive_cell(monkeypatch, drive, "KokoroChat")
+    assert env[config.KOKOROCHAT_ENV] is None and env[config.TRANSLATION_ENV] is None
+    new_runtime(monkeypatch, tmp_path, 1)
+    corpus = kokoro_nb.load_kokorochat(progress=False)
+    assert len(corpus) == 60 and corpus.with_english().translation.translated > 0
+    assert snapshot(folder) == before
+    assert what_the_guide_says("KokoroChat's archive, named as GitHub names it, in `downloads/`") == \
+        "yes, without a request"
+
+
+def test_an_empty_folder_keeps_the_downloads_for_the_next_runtime(tmp_path, monkeypatch, no_network, github):
+    github.served.update(pinned_archives(tmp_path, monkeypatch))
+    drive = tmp_path / "drive"
+    folder = drive / "MyDrive" / "KokoroChat"
+    folder.mkdir(parents=True)
     colab_drive_cell(monkeypatch, drive, "KokoroChat")
-    with pytest.raises(DataError, match=re.escape("no dialogue files (*.json) found")):
-        kokoro_nb.load_kokorochat(progress=False)
-    assert "no dialogue files (*.json) found" in TEXT
+    for n in (1, 2):
+        new_runtime(monkeypatch, tmp_path, n)
+        corpus = kokoro_nb.load_kokorochat(progress=False)
+        assert len(corpus) == 60 and corpus.with_english().translation.translated > 0
+        assert github.asked == list(github.served)             # each archive once, in runtime 1
+    assert sorted(p.name for p in (folder / "downloads").iterdir()) == sorted(
+        a.name for a in github.served.values())
+    assert what_the_guide_says("nothing yet").startswith(
+        "the first chapter downloads KokoroChat and keeps its archive in `downloads/`")
+
+
+@pytest.mark.parametrize("where", ["nested top folder", "archive in the folder"])
+def test_kokorochat_as_an_archive_or_one_folder_down_is_not_read(tmp_path, monkeypatch, no_network, github,
+                                                                 where):
+    """Not a KokoroChat folder to the setup cell: KokoroChat is downloaded, kept in downloads/."""
+    github.served.update(pinned_archives(tmp_path, monkeypatch))
+    kokorochat = next(a for a in github.served.values() if a.name.startswith("KokoroChat-"))
+    drive = tmp_path / "drive"
+    folder = drive / "MyDrive" / "KokoroChat"
+    if where == "nested top folder":
+        with zipfile.ZipFile(kokorochat) as zf:
+            zf.extractall(folder)
+        assert data_sources.verify_kokorochat(folder / kokorochat.name.removesuffix(".zip"))["ok"]
+    else:
+        folder.mkdir(parents=True)
+        shutil.copy(kokorochat, folder / kokorochat.name)
+    env = colab_drive_cell(monkeypatch, drive, "KokoroChat")
+    assert env[config.KOKOROCHAT_ENV] is None
+    new_runtime(monkeypatch, tmp_path, 1)
+    assert len(kokoro_nb.load_kokorochat(progress=False)) == 60
+    assert github.asked == [data_sources.archive_url(config.KOKOROCHAT_REPO, config.KOKOROCHAT_COMMIT)]
+    assert (folder / "downloads" / kokorochat.name).is_file()
+    row = {"nested top folder": "KokoroChat's unpacked top folder as a subfolder",
+           "archive in the folder": "KokoroChat's archive (`.zip`) in the folder itself"}[where]
+    assert what_the_guide_says(row).startswith("no: ") and "downloaded" in what_the_guide_says(row)
+
+
+def test_a_read_only_folder_with_an_empty_downloads_folder_keeps_downloads_on_the_runtime(
+        tmp_path, monkeypatch, no_network, github, read_only):
+    """Students with Viewer access (``read_only``: a real read-only folder, see tests/conftest.py):
+    the missing translation is downloaded to the runtime, with one warning; the folder is unchanged."""
+    github.served.update(pinned_archives(tmp_path, monkeypatch))
+    drive = tmp_path / "drive"
+    folder = recommended_layout(drive / "MyDrive")
+    shutil.rmtree(folder / "multilingual-kokorochat")
+    (folder / "downloads").mkdir()
+    read_only(folder)
+    before = snapshot(folder)
+    colab_drive_cell(monkeypatch, drive, "KokoroChat")
+    new_runtime(monkeypatch, tmp_path, 1)
+    with pytest.warns(UserWarning) as record:
+        corpus = kokoro_nb.load_kokorochat(progress=False).with_english()
+    said = [str(w.message) for w in record if config.ARCHIVE_CACHE_ENV in str(w.message)]
+    refused = errno.EROFS if os.geteuid() == 0 else errno.EACCES      # as read_only makes it
+    assert said == [(f"{config.ARCHIVE_CACHE_ENV}={folder / 'downloads'} cannot be written "
+                     f"({os.strerror(refused)}): downloads are kept in the local cache instead")]
+    assert corpus.translation.translated > 0
+    assert github.asked == [data_sources.archive_url(config.TRANSLATION_REPO, config.TRANSLATION_COMMIT)]
+    assert snapshot(folder) == before
+    reason = said[0][said[0].index("(") + 1:said[0].index(")")]
+    shown = said[0].replace(str(folder), "/content/drive/MyDrive/KokoroChat").replace(reason, "…")
+    assert f"UserWarning: {shown}\n" in TEXT
+    if reason == os.strerror(errno.EROFS):
+        assert f'("{reason}" on a read-only mount)' in TEXT
 
 
 def test_the_translation_archive_in_downloads_needs_no_request(tmp_path, monkeypatch, no_network):

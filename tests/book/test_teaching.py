@@ -98,6 +98,18 @@ def test_instructor_notebook_turns_solutions_into_nbgrader_cells():
 
 
 @needs_nbgrader
+def test_the_nbgrader_config_gives_each_autograded_cell_fifteen_minutes(tmp_path):
+    """Read as nbgrader reads it: the config reaches autograde's execution preprocessor."""
+    from nbgrader.converters.autograde import Autograde
+    from nbgrader.preprocessors import Execute
+    from traitlets.config.loader import PyFileConfigLoader
+    (tmp_path / "nbgrader_config.py").write_text(teaching.NBGRADER_CONFIG)
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
+    assert Execute in Autograde.class_traits()["autograde_preprocessors"].default()
+    assert Execute(config=config).timeout == 900 and Execute().timeout == 30
+
+
+@needs_nbgrader
 def test_the_committed_teaching_notebooks_are_current():
     stale = teaching.generate(ROOT, check=True)
     assert not stale, f"run `make teaching` and commit: {stale}"
@@ -180,8 +192,7 @@ def test_autograder_fails_as_handed_out_and_passes_with_the_solutions(source, sy
         folder = course / "submitted" / who / name
         folder.mkdir(parents=True)
         nbformat.write(with_parameters(sub, params), folder / f"{name}.ipynb")
-    teaching.run_nbgrader(course, "autograde", name, "--force",
-                          "--ExecutePreprocessor.timeout=900", "--Execute.timeout=900")
+    teaching.run_nbgrader(course, "autograde", name, "--force")     # the config's timeout
     handout, solved = grades(course, name, "handout"), grades(course, name, "solved")
     assert sorted(solved) == sorted(tests)
     failing = {t: errors(course, name, "solved", t) for t, s in solved.items() if s[0] != s[1]}

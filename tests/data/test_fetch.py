@@ -205,6 +205,82 @@ def test_a_cut_off_copy_in_the_cache_is_downloaded_again(site, tmp_path, monkeyp
     assert (drive / f"MultilingualKokoroChat-{TR}.zip").read_bytes() == good
 
 
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def _cache_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if config.ARCHIVE_CACHE_ENV in str(w.message)]
+
+
+def test_a_read_only_cache_is_read_and_what_it_lacks_is_kept_locally(site, tmp_path, monkeypatch,
+                                                                     read_only):
+    """A Drive folder shared as Viewer (``read_only``: a real read-only folder, see conftest):
+    the KokoroChat archive in it is read without a request; the translation and Psy-Insight,
+    not in it, are downloaded into the runtime's folders, with one warning for the three."""
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    shutil.copy(site.server.folder / KC_ARCHIVE.lstrip("/"), drive / f"KokoroChat-{KC}.zip")
+    read_only(drive)
+    before = _snapshot(drive)
+    monkeypatch.setenv(config.ARCHIVE_CACHE_ENV, str(drive))
+    with pytest.warns(UserWarning) as record:
+        top = sources.fetch_kokorochat(tmp_path / "runtime", progress=False)
+        root = sources.fetch_translation(None, tmp_path / "runtime" / "en", progress=False)
+        psy = sources.fetch_psy_insight(tmp_path / "runtime", progress=False)
+    assert site.server.paths() == [TR_ARCHIVE, *PSY_RAW]
+    said = _cache_warnings(record)
+    assert len(said) == 1 and said[0].startswith(f"{config.ARCHIVE_CACHE_ENV}={drive} cannot be written (")
+    assert said[0].endswith("): downloads are kept in the local cache instead")
+    assert (root / f"MultilingualKokoroChat-{TR}.zip").is_file()       # kept on the runtime
+    assert len(kokoro_nb.load_kokorochat(top, cache=False, progress=False)) == 60
+    assert _names(root) == sorted(site.tm) and sources.verify_psy_insight(psy, site.pm)["ok"]
+    assert _snapshot(drive) == before
+    # the same runtime again: everything is local now, no request and no warning
+    sources.fetch_translation(None, tmp_path / "runtime" / "en", progress=False)
+    sources.fetch_psy_insight(tmp_path / "runtime", progress=False)
+    assert site.server.paths() == [TR_ARCHIVE, *PSY_RAW]
+
+
+def test_psy_insight_files_in_a_read_only_cache_are_read(site, tmp_path, monkeypatch, read_only):
+    drive = tmp_path / "drive"
+    shutil.copytree(site.psy / "data", drive / f"Psy-Insight-{PSY}" / "data")
+    read_only(drive)
+    monkeypatch.setenv(config.ARCHIVE_CACHE_ENV, str(drive))
+    data = sources.fetch_psy_insight(tmp_path / "runtime", progress=False)
+    assert site.server.log == [] and sources.verify_psy_insight(data, site.pm)["ok"]
+    assert data.is_relative_to(tmp_path / "runtime")          # read from the local disk after
+
+
+def test_a_bad_copy_in_a_read_only_cache_is_downloaded_into_the_local_folder(site, tmp_path, monkeypatch,
+                                                                            read_only):
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    good = (site.server.folder / TR_ARCHIVE.lstrip("/")).read_bytes()
+    (drive / f"MultilingualKokoroChat-{TR}.zip").write_bytes(good[:len(good) // 2])
+    read_only(drive)
+    before = _snapshot(drive)
+    monkeypatch.setenv(config.ARCHIVE_CACHE_ENV, str(drive))
+    with pytest.warns(UserWarning, match=r"MultilingualKokoroChat-.*\.zip cannot be used \(.*\) nor "
+                      r"removed \(.*\): downloading it into the local cache"):
+        root = sources.fetch_translation(None, tmp_path / "runtime", progress=False)
+    assert site.server.paths() == [TR_ARCHIVE]
+    assert _names(root) == sorted(site.tm) and _snapshot(drive) == before
+
+
+def test_a_cache_folder_that_cannot_be_made_warns_and_downloads_locally(site, tmp_path, monkeypatch):
+    """A file where the folder would go: no one, root included, can make the folder."""
+    (tmp_path / "drive").write_text("not a folder")
+    monkeypatch.setenv(config.ARCHIVE_CACHE_ENV, str(tmp_path / "drive" / "downloads"))
+    with pytest.warns(UserWarning) as record:
+        top = sources.fetch_kokorochat(tmp_path / "runtime", progress=False)
+    assert _cache_warnings(record) == [(f"{config.ARCHIVE_CACHE_ENV}={tmp_path}/drive/downloads cannot "
+                                        "be written (Not a directory): downloads are kept in the local "
+                                        "cache instead")]
+    assert site.server.paths() == [KC_ARCHIVE] and (tmp_path / "runtime" / f"KokoroChat-{KC}.zip").is_file()
+    assert top.name == f"KokoroChat-{KC}"
+
+
 def test_a_file_that_differs_from_the_manifest_is_named(site, tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "TRANSFER_RETRIES", 0)
     bad = dict(site.tm, **{"English/en2.json": "0" * 64})

@@ -21,7 +21,9 @@ failed connections; a server's ``Retry-After`` wins), and pooch starts a transfe
 again. Downloads land in the user cache folder, never inside the project. With
 ``$KOKORO_ARCHIVE_CACHE`` set (Colab sets it to a Drive folder), archives are looked up there
 before any request and kept there after one, named by commit (Psy-Insight's two files too): a
-new runtime downloads nothing.
+new runtime downloads nothing. A cache folder that cannot be written (a Drive folder shared
+read-only) is still read; what is not in it is downloaded into the local folder, with one
+warning.
 ``$KOKORO_DOWNLOAD_MIRROR`` replaces ``https://github.com`` with a server of the same paths.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ import logging
 import os
 import shutil
 import tarfile
+import tempfile
 import warnings
 import zipfile
 import zlib
@@ -82,19 +85,35 @@ def archive_name(repo: str, commit: str) -> str:
 
 
 def archive_cache() -> Path | None:
-    """Return the folder of ``$KOKORO_ARCHIVE_CACHE`` (created if needed); None when unset or
-    unusable (then archives stay in the local download folder)."""
+    """Return the folder of ``$KOKORO_ARCHIVE_CACHE``, None when unset. It may not exist yet, or
+    be read-only: :func:`cache_writable` says whether a download can be kept there."""
     env = os.environ.get(config.ARCHIVE_CACHE_ENV, "").strip()
-    if not env:
-        return None
-    folder = Path(env).expanduser()
+    return Path(env).expanduser() if env else None
+
+
+_WARNED: set[str] = set()       # cache folders already warned about: one warning each
+
+
+def cache_writable(folder: Path) -> bool:
+    """Return whether a download can be kept in *folder* (created if needed); warn once when not.
+
+    Asked only before a download, never when what is needed is there already. Writing is tried
+    (a file created and removed), as the permission bits do not tell: root ignores them, and a
+    mount (read-only, or Drive's for a folder shared as Viewer) may refuse whatever they say.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".kokoro-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+        return True
     except OSError as exc:
-        warnings.warn(f"{config.ARCHIVE_CACHE_ENV}={env} is not usable ({exc}); "
-                      "archives stay in the local cache", stacklevel=2)
-        return None
-    return folder
+        if str(folder) not in _WARNED:
+            _WARNED.add(str(folder))
+            warnings.warn(f"{config.ARCHIVE_CACHE_ENV}={folder} cannot be written "
+                          f"({exc.strerror or exc}): downloads are kept in the local cache instead",
+                          stacklevel=2)
+        return False
 
 
 # --------------------------------------------------------------------------- folders
@@ -110,6 +129,17 @@ def dialogue_folder(root: Path) -> Path:
     if (root / DIALOGUE_FOLDER).is_dir():
         return root / DIALOGUE_FOLDER
     return root
+
+
+def has_dialogues(root: str | os.PathLike) -> bool:
+    """Return whether folder *root* holds KokoroChat: ``<id>.json`` files in its
+    ``kokorochat_dialogues/`` folder, or in *root* itself (what :func:`dialogue_folder` reads).
+
+    >>> has_dialogues("/no/such/folder")
+    False
+    """
+    folder = dialogue_folder(Path(root))
+    return folder.is_dir() and next(folder.glob("*.json"), None) is not None
 
 
 def translation_folder(root: str | os.PathLike) -> Path:
@@ -376,11 +406,14 @@ def extract(archive: Path, dest: Path, select: Callable[[tuple[str, ...]], str |
 
 
 def _archive(repo: str, commit: str, url: str | None, folder: Path, hint: str,
-             progress: bool) -> tuple[Path, bool]:
+             progress: bool, kept: bool = True) -> tuple[Path, bool]:
     """Return the archive of *repo* at *commit* and whether it was there already (no request):
-    in ``$KOKORO_ARCHIVE_CACHE`` when set, else in *folder*."""
-    folder = archive_cache() or folder
+    in ``$KOKORO_ARCHIVE_CACHE`` when it is there or can be kept there (and *kept*), else in
+    *folder*."""
     name = archive_name(repo, commit)
+    cache = archive_cache() if kept else None
+    if cache is not None and ((cache / name).is_file() or cache_writable(cache)):
+        folder = cache
     cached = (folder / name).is_file()
     url = url or archive_url(repo, commit)
     path, = _fetch_files(folder, {name: (url, None)}, Downloader(progressbar=progress), hint)
@@ -390,17 +423,24 @@ def _archive(repo: str, commit: str, url: str | None, folder: Path, hint: str,
 def _from_archive(repo: str, commit: str, url: str | None, folder: Path, hint: str, progress: bool,
                   unpack: Callable[[Path], Path], check: Callable[[Path], None]) -> Path:
     """Get the archive, *unpack* it, *check* the result (both raise DataError). A kept archive
-    that fails is downloaded again once: it may be cut off or older than the manifest."""
+    that fails is downloaded again once: it may be cut off or older than the manifest. One
+    that cannot be removed (a read-only cache) stays; the new copy goes to *folder*."""
+    kept = True
     for attempt in range(2):
-        path, cached = _archive(repo, commit, url, folder, hint, progress)
+        path, cached = _archive(repo, commit, url, folder, hint, progress, kept)
         try:
             out = unpack(path)
             check(out)
             return out
-        except DataError:
+        except DataError as exc:
             if not cached or attempt:
                 raise
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as err:
+                kept = False
+                warnings.warn(f"{path} cannot be used ({exc}) nor removed ({err.strerror or err}): "
+                              "downloading it into the local cache", stacklevel=2)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -456,7 +496,7 @@ def fetch_psy_insight(dest: str | Path | None = None, *, url: str | None = None,
     that also holds the authors' notebooks and figures, several times the data's size. With
     ``$KOKORO_ARCHIVE_CACHE`` set the files are looked up there first and kept there, in
     ``Psy-Insight-<commit>/`` beside the archives; a copy there that fails the check is
-    downloaded again.
+    downloaded again (into the local folder when the cache cannot be written).
     """
     manifest = psy_insight_manifest() if manifest is None else manifest
     dest = Path(dest) if dest else config.cache_dir() / "downloads"
@@ -467,9 +507,13 @@ def fetch_psy_insight(dest: str | Path | None = None, *, url: str | None = None,
 
     if check()["ok"]:
         return root / PSY_INSIGHT_FOLDER
-    kept = archive_cache()
-    store = kept / archive_name(config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT).removesuffix(".zip") \
-        if kept else root
+    kept, store = archive_cache(), root
+    if kept is not None:
+        there = kept / archive_name(config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT).removesuffix(".zip")
+        complete = compare_with_manifest({k: there / k for k in manifest if (there / k).is_file()},
+                                         manifest)["ok"]
+        if complete or cache_writable(kept):
+            store = there
     template = url or file_url(config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT, "{path}")
     hint = f"Without network, point at a local copy with --psy-insight PATH or ${config.PSY_INSIGHT_ENV}."
     # pooch skips a file already in *store* with the manifest's hash and checks a new one
