@@ -165,14 +165,12 @@ def test_the_recommended_layout_loads_everything_without_network_or_writes(tmp_p
     assert env == {config.KOKOROCHAT_ENV: str(folder),
                    config.TRANSLATION_ENV: str(folder / "multilingual-kokorochat"),
                    config.ARCHIVE_CACHE_ENV: str(folder / "downloads"),
-                   config.PSY_INSIGHT_ENV: env[config.PSY_INSIGHT_ENV]}
+                   config.PSY_INSIGHT_ENV: str(folder / "psy-insight")}
     corpus = kokoro_nb.load_kokorochat(progress=False)           # what a chapter calls: data_dir = None
     assert len(corpus) == 60
     english = corpus.with_english()
     assert english.translation.translated > 0 and english.utterances["text_en"].notna().any()
-    # the cell sets PSY_INSIGHT_DIR where it knows psy-insight/; else the guide's parameter names it
-    guide_path = f"{drive}/MyDrive/KokoroChat/psy-insight"
-    psy = kokoro_nb.load_psy_insight(env[config.PSY_INSIGHT_ENV] or guide_path)
+    psy = kokoro_nb.load_psy_insight()                                  # psy_insight_dir = None
     assert len(psy) > 0
     assert snapshot(folder) == before, "loading wrote into the course folder"
     tables = list((config.cache_dir() / "tables").glob("kokorochat-*"))
@@ -187,9 +185,11 @@ def test_a_folder_that_is_not_in_my_drive_stops_the_cell_as_the_guide_says(tmp_p
     assert 'the cell stops with "DRIVE_DATA: no folder …"' in " ".join(TEXT.split())
 
 
-def test_the_psy_insight_path_the_guide_gives_is_the_layouts():
-    assert 'psy_insight_dir = "/content/drive/MyDrive/KokoroChat/psy-insight"' in TEXT
-    assert colab.DRIVE_MOUNT == "/content/drive"
+def test_the_guide_says_psy_insight_is_read_from_the_folder_or_downloaded():
+    row = next(line for line in TEXT.splitlines() if line.startswith("| `psy-insight/` holding `data/`"))
+    assert "yes" in row and "download" in row and "7.2 MB" in row
+    from kokoro_nb.data.sources import psy_insight_manifest
+    assert len(psy_insight_manifest()) == 2, "the guide says Psy-Insight's two data files"
 
 
 def test_dialogue_files_directly_in_the_folder_are_read(tmp_path, monkeypatch, no_network):
