@@ -57,7 +57,9 @@ HIDDEN_CODE_TAGS = ("remove-cell", "remove-input")    # code the book does not s
 OBJECTIVES_MIN, OBJECTIVES_MAX, OBJECTIVE_CHARS = 2, 4, 160
 GPU_TEXT = {
     "no": "not needed.",
-    "optional": "optional. The chapter runs on a CPU with a tiny model; the paper's 8B model needs a GPU.",
+    "optional": ("optional. The chapter runs on a CPU with a tiny model (put the book's "
+                 "[CPU settings](../book/instructor_guide.md#the-cpu-settings) in its parameters "
+                 "cell); the paper's 8B model needs a GPU."),
     "required": "required.",
 }
 # An objective starts with one of these imperative verbs (what a reader will be able to do);

@@ -271,7 +271,7 @@ def _actions(parser) -> dict:
 def test_kokoro_book_has_the_actions_of_kokoro_nb_book():
     (groups,) = [a for a in build_parser()._actions if a.dest == "command"]
     assert _actions(book_cli.build_parser()) == _actions(groups.choices["book"])
-    assert set(_actions(book_cli.build_parser())) == {"build", "pdf", "sync-colab"}
+    assert set(_actions(book_cli.build_parser())) == {"build", "pdf", "sync-colab", "teaching"}
 
 
 def test_kokoro_book_bad_input_exits_2_with_one_line(mini_root, synthetic_kokorochat_dir, tmp_path,

@@ -107,7 +107,8 @@ def test_ex_sc_items_and_boundary_return_what_they_say(real_ns):
     assert means.is_monotonic_increasing and len(means) == 20
     assert means.index[0] == variables.label("item", "D4", "en")          # the chapter's lowest item
     ns = dict(real_ns)
-    sizes = run(ALL["ex-sc-boundary"], ns)
+    at_boundary, sizes = run(ALL["ex-sc-boundary"], ns)
+    assert at_boundary == int(real_ns["d"]["score"].isin([69, 70]).sum())
     assert sizes[70] == (published.value("response_generation_splits.kokoro_low.dialogues"),
                          published.value("response_generation_splits.kokoro_high.dialogues"))
 
