@@ -17,20 +17,10 @@ import pytest
 
 from kokoro_book import run, sources
 from kokoro_book.sources import glue_references
-from kokoro_nb.testing.synthetic import write_kokorochat, write_psy_insight, write_translation
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sources.notebook_sources(ROOT)
-N_DIALOGUES = 60          # enough for every split and a bootstrap, small enough to stay fast
 CELL_TIMEOUT = 600
-
-
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    base = tmp_path_factory.mktemp("synthetic")
-    kokorochat = write_kokorochat(base / "kokorochat", n_dialogues=N_DIALOGUES)
-    return (kokorochat, write_psy_insight(base / "psy-insight"),
-            write_translation(base / "multilingual-kokorochat", kokorochat))
 
 
 def glued_keys(nb) -> dict[str, str]:

@@ -14,11 +14,9 @@ import pytest
 
 from kokoro_book import colab_markdown, sources, teaching
 from kokoro_nb.errors import DataError
-from kokoro_nb.testing.synthetic import write_kokorochat, write_psy_insight, write_translation
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sources.notebook_sources(ROOT)
-N_DIALOGUES = 60
 needs_nbgrader = pytest.mark.skipif(not (Path(teaching.sys.executable).parent / "nbgrader").is_file(),
                                     reason="nbgrader is not installed (the teaching extra)")
 
@@ -133,14 +131,6 @@ def test_the_student_notebook_hides_every_solution(source):
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 assert not colab_markdown.leftovers(cell.source), (source.stem, cell.source[:80])
-
-
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    base = tmp_path_factory.mktemp("synthetic")
-    kokorochat = write_kokorochat(base / "kokorochat", n_dialogues=N_DIALOGUES)
-    return (kokorochat, write_psy_insight(base / "psy-insight"),
-            write_translation(base / "multilingual-kokorochat", kokorochat))
 
 
 def with_parameters(nb, params: dict):
