@@ -140,7 +140,7 @@ def colab_notebook(source: Path, repo_url: str, branch: str, *, index=None, exec
     if index is None:
         index = colab_markdown.book_index(find_root(Path(source).parent))
     if headers is None:
-        headers = frontmatter.Context(find_root(Path(source).parent), _index=index)
+        headers = frontmatter.Context(find_root(Path(source).parent), index=index)
     header = frontmatter.header_cell(Path(source).stem, headers, nb)
     if header is not None:
         frontmatter.insert(nb, header, file=str(source))
@@ -199,7 +199,7 @@ def sync(root: Path | None = None, *, check: bool = False, build_dir: Path | Non
     build = Path(build_dir) if build_dir else root / "_build"
     url, branch = repository(root)
     index = colab_markdown.book_index(root)
-    headers = frontmatter.Context(root, _index=index)
+    headers = frontmatter.Context(root, index=index)
     stale, expected = [], set()
     for src in notebook_sources(root):
         executed_path = build / "executed" / f"{src.stem}.ipynb"
@@ -229,7 +229,7 @@ def check_structure(root: Path | None = None) -> list[str]:
     root = find_root(root)
     url, branch = repository(root)
     index = colab_markdown.book_index(root)
-    headers = frontmatter.Context(root, _index=index)
+    headers = frontmatter.Context(root, index=index)
     stale, expected = [], set()
     for src in notebook_sources(root):
         path = root / COLAB_DIR / f"{src.stem}.ipynb"

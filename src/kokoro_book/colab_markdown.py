@@ -26,7 +26,6 @@ or directive reaches a Colab reader unconverted.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -34,7 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from kokoro_book.sources import execution_text, toc_files
+from kokoro_book.sources import toc_files
+from kokoro_book.stamps import source_digest
 from kokoro_nb.data.sources import dialogue_folder
 from kokoro_nb.errors import DataError
 
@@ -564,8 +564,7 @@ def check_executed(name: str, source: Path, executed_path: Path, book_sample) ->
     if sample is not None and sample != book_sample:
         raise DataError(f"{name}: {executed_path} comes from a --sample {sample} build; the Colab "
                         "copies quote the full data: run `make book` (no --sample) first")
-    digest = hashlib.sha256(execution_text(source.read_text(encoding="utf-8")).encode()).hexdigest()[:20]
-    if stamp.get("source") != digest:
+    if stamp.get("source") != source_digest(source.read_text(encoding="utf-8")):
         raise DataError(f"{name}: {executed_path} was run on an older version of {source.name}; "
                         "run `make book` first")
     return stamp

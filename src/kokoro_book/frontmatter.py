@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from kokoro_book.sources import (
@@ -121,41 +122,35 @@ def run_time_text(seconds: float | None) -> str:
 
 # --------------------------------------------------------------------------- what the book knows
 
-@dataclass
 class Context:
-    """What headers are checked against, read once per build: the toc, the primer, the run times."""
-    root: Path
-    _index: object = None
-    _methods: dict | None = None
-    _times: dict | None = None
-    _chapters: list | None = None
-    headers: dict = field(default_factory=dict)
+    """What headers are checked against, read once per build: the toc, the primer, the run times.
 
-    @property
+    *index* is the book index (:func:`kokoro_book.colab_markdown.book_index`) when the caller
+    already has it.
+    """
+
+    def __init__(self, root: Path, index=None):
+        self.root = Path(root)
+        if index is not None:
+            self.index = index
+
+    @cached_property
     def index(self):
         """The book's titles and chapter numbers (:func:`kokoro_book.colab_markdown.book_index`)."""
-        if self._index is None:
-            from kokoro_book.colab_markdown import book_index
-            self._index = book_index(self.root)
-        return self._index
+        from kokoro_book.colab_markdown import book_index
+        return book_index(self.root)
 
-    @property
+    @cached_property
     def chapters(self) -> list[str]:
-        if self._chapters is None:
-            self._chapters = chapters(self.root)
-        return self._chapters
+        return chapters(self.root)
 
-    @property
+    @cached_property
     def methods(self) -> dict[str, str]:
-        if self._methods is None:
-            self._methods = primer_methods(self.root)
-        return self._methods
+        return primer_methods(self.root)
 
-    @property
+    @cached_property
     def run_times(self) -> dict[str, float]:
-        if self._times is None:
-            self._times = read_run_times(self.root)
-        return self._times
+        return read_run_times(self.root)
 
 
 def primer_methods(root: Path) -> dict[str, str]:

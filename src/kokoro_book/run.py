@@ -30,7 +30,6 @@ from kokoro_book.sources import (
     INPUT_SUFFIXES,
     PATH_PARAMETERS,
     declared_parameters,
-    execution_text,
     notebook_options,
     notebook_parameters,
     parameter_defaults,
@@ -238,8 +237,7 @@ def plan(root: Path, names: list[str], build_dir: Path, *, data_dir=None, psy_in
         target = build_dir / "executed" / f"{name}.ipynb"
         old = read_stamp(target)
         code = code_fingerprint(old.get("modules") if old else None)
-        # the reader-only header (objectives...) is left out: editing it re-renders, never re-runs
-        stamp = make_stamp(execution_text(src.read_text(encoding="utf-8")), params, data_cache[key], code)
+        stamp = make_stamp(src.read_text(encoding="utf-8"), params, data_cache[key], code)
         reason = "forced" if force else stale_reason(old, stamp)
         expected = (old or {}).get("seconds") or durations.get(name, 0.0)
         jobs.append(Job(name, src, target, params, stamp, reason, expected))

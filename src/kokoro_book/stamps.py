@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import kokoro_nb
+from kokoro_book.sources import execution_text
 from kokoro_nb import config
 from kokoro_nb.data.sources import fingerprint
 from kokoro_nb.errors import DataError
@@ -81,10 +82,16 @@ def code_fingerprint(modules: list[str] | None = None) -> str:
     return h.hexdigest()[:20]
 
 
+def source_digest(source: str) -> str:
+    """The digest a stamp keeps of a chapter source: its text without the reader-only header
+    (:func:`kokoro_book.sources.execution_text`), so editing the header never re-runs it."""
+    return hashlib.sha256(execution_text(source).encode()).hexdigest()[:20]
+
+
 def make_stamp(source: str, params: dict, data: dict, code: str) -> dict:
     """Return the stamp of one notebook run: its parts and one key over all of them."""
     parts = {"pipeline": PIPELINE_VERSION,
-             "source": hashlib.sha256(source.encode()).hexdigest()[:20],
+             "source": source_digest(source),
              "parameters": params, "data": data, "code": code}
     return keyed(parts)
 

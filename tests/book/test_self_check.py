@@ -249,7 +249,7 @@ def test_the_colab_copy_shows_every_answer_collapsed(source, index):
     questions = self_check(source.read_text(encoding="utf-8"), source.name)
     url, branch = colab.repository(ROOT)
     text = colab.colab_notebook(source, url, branch, index=index,
-                                headers=frontmatter.Context(ROOT, _index=index))
+                                headers=frontmatter.Context(ROOT, index=index))
     nb = nbformat.reads(text, as_version=4)
     md = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     found, part = colab_self_check(md)
