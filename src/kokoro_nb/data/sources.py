@@ -502,17 +502,15 @@ def fetch_psy_insight(dest: str | Path | None = None, *, url: str | None = None,
     dest = Path(dest) if dest else config.cache_dir() / "downloads"
     root = dest / f"psy-insight-{config.PSY_INSIGHT_COMMIT[:7]}"
 
-    def check() -> dict:
-        return compare_with_manifest({k: root / k for k in manifest if (root / k).is_file()}, manifest)
+    def check(folder: Path) -> dict:
+        return compare_with_manifest({k: folder / k for k in manifest if (folder / k).is_file()}, manifest)
 
-    if check()["ok"]:
+    if check(root)["ok"]:
         return root / PSY_INSIGHT_FOLDER
     kept, store = archive_cache(), root
     if kept is not None:
         there = kept / archive_name(config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT).removesuffix(".zip")
-        complete = compare_with_manifest({k: there / k for k in manifest if (there / k).is_file()},
-                                         manifest)["ok"]
-        if complete or cache_writable(kept):
+        if check(there)["ok"] or cache_writable(kept):
             store = there
     template = url or file_url(config.PSY_INSIGHT_REPO, config.PSY_INSIGHT_COMMIT, "{path}")
     hint = f"Without network, point at a local copy with --psy-insight PATH or ${config.PSY_INSIGHT_ENV}."
@@ -529,7 +527,7 @@ def fetch_psy_insight(dest: str | Path | None = None, *, url: str | None = None,
                 os.replace(part, out)
             finally:
                 part.unlink(missing_ok=True)
-    result = check()
+    result = check(root)
     if not result["ok"]:
         raise _manifest_error("the Psy-Insight download", config.PSY_INSIGHT_COMMIT, result, root)
     return root / PSY_INSIGHT_FOLDER
